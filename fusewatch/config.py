@@ -1,0 +1,77 @@
+"""fusewatch's one configuration: a TOML file, overridden by ``FUSEWATCH_*`` environment variables.
+
+Sections: ``[aligner]``, ``[models]``, ``[alerts]``; see ``deploy/config/fusewatch.example.toml``. A nested
+setting is overridden from the environment with a double underscore, e.g. ``FUSEWATCH_ALERTS__OPEN_K=4``.
+A bad file or value raises :class:`~fusewatch.errors.ConfigError` naming the key and the problem:
+
+>>> load_config(None).aligner.window_s
+60.0
+>>> import tempfile, pathlib
+>>> path = pathlib.Path(tempfile.mkdtemp()) / "bad.toml"
+>>> _ = path.write_text("[alerts]\\nopen_k = 'six'\\n")
+>>> load_config(path)
+Traceback (most recent call last):
+...
+fusewatch.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a valid integer, unable to parse string as an integer
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from fusewatch.errors import ConfigError
+from streams.aligner import AlignerConfig
+from streams.alerts import AlertPolicyConfig
+from streams.pipeline import ModelConfig
+
+
+class FusewatchConfig(BaseSettings):
+    """All settings of a fusewatch process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FUSEWATCH_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    aligner: AlignerConfig = AlignerConfig()
+    models: ModelConfig = ModelConfig()
+    alerts: AlertPolicyConfig = AlertPolicyConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment overrides the file (which arrives as init arguments)."""
+        return (env_settings, init_settings)
+
+
+def load_config(path: str | Path | None) -> FusewatchConfig:
+    """Read ``path`` (TOML; ``None`` for defaults) and apply the environment over it."""
+    data: dict[str, Any] = {}
+    where = "configuration"
+    if path is not None:
+        where = str(path)
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{where}: not valid TOML ({exc})") from None
+    try:
+        return FusewatchConfig(**data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        key = ".".join(str(part) for part in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown setting"
+        raise ConfigError(f"{where}: {key}: {message}") from None

@@ -1,0 +1,34 @@
+"""The one exception tree of fusewatch.
+
+Every error fusewatch raises on purpose derives from :class:`FusewatchError`. Errors of the
+libraries underneath are translated where they are caught, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class FusewatchError(Exception):
+    """Base class of every error raised by fusewatch."""
+
+
+class InvalidEventError(FusewatchError, ValueError):
+    """A message or event failed validation or decoding.
+
+    ``field`` names the offending field (``"<message>"`` when the whole message is unreadable)
+    and ``reason`` says what is wrong with it.
+
+    >>> err = InvalidEventError("samples", "contains NaN or infinity")
+    >>> str(err)
+    'samples: contains NaN or infinity'
+    >>> err.field, err.reason
+    ('samples', 'contains NaN or infinity')
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ConfigError(FusewatchError, ValueError):
+    """A configuration file or value is invalid; the message names the key and the problem."""

@@ -1,0 +1,71 @@
+"""Online calibration of raw anomaly scores to [0, 1].
+
+Raw scores of different detectors live on different scales. :class:`QuantileCalibrator` maps a raw score to
+its empirical CDF value over a sliding reference window of recent scores learned as normal, so that under
+normal operation the calibrated score is uniform on (0, 1) and ``1 - calibrated`` reads as a p-value.
+
+>>> cal = QuantileCalibrator(window=100, min_samples=10)
+>>> for value in range(100):
+...     cal.learn_one(float(value))
+>>> round(cal.score_one(49.5), 3), round(cal.score_one(1000.0), 3), cal.warm
+(0.5, 0.995, True)
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections import deque
+
+
+class QuantileCalibrator:
+    """Empirical-CDF calibration over a sliding window of learned raw scores.
+
+    Parameters
+    ----------
+    window
+        How many recent learned values form the reference distribution.
+    min_samples
+        Below this many learned values the calibrator is not ``warm`` (scores are flagged as warm-up).
+
+    The calibrated value uses mid-ranks, ``(below + ties / 2 + 0.5) / (n + 1)``, so it never reaches exactly
+    0 or 1 and ``1 - score`` can be used as a p-value bounded away from zero.
+    """
+
+    def __init__(self, window: int = 2880, min_samples: int = 60) -> None:
+        if window < 2:
+            raise ValueError("window must be at least 2")
+        if not 1 <= min_samples <= window:
+            raise ValueError("min_samples must be between 1 and window")
+        self.window = window
+        self.min_samples = min_samples
+        self._fifo: deque[float] = deque()
+        self._sorted: list[float] = []
+
+    @property
+    def n(self) -> int:
+        """How many values the reference holds."""
+        return len(self._sorted)
+
+    @property
+    def warm(self) -> bool:
+        """True once the reference holds at least ``min_samples`` values."""
+        return len(self._sorted) >= self.min_samples
+
+    def learn_one(self, x: float) -> None:
+        """Add one raw score known (or assumed) to be normal to the reference window."""
+        value = float(x)
+        self._fifo.append(value)
+        insort(self._sorted, value)
+        if len(self._fifo) > self.window:
+            old = self._fifo.popleft()
+            del self._sorted[bisect_left(self._sorted, old)]
+
+    def score_one(self, x: float) -> float:
+        """Return the calibrated score of ``x`` in (0, 1); 0.5 while the reference is empty."""
+        n = len(self._sorted)
+        if n == 0:
+            return 0.5
+        value = float(x)
+        below = bisect_left(self._sorted, value)
+        ties = bisect_right(self._sorted, value) - below
+        return (below + ties / 2 + 0.5) / (n + 1)

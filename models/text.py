@@ -1,0 +1,134 @@
+"""Maintenance logs: normalising technician shorthand, and an online symptom-severity model.
+
+Technicians write ``"P-03 NDE brg v noisy, lube chkd"``. :func:`normalize_log_text` lower-cases, splits asset
+tags, expands shorthand and repairs close misspellings of the domain vocabulary. :class:`LogSeverityModel`
+scores a note's symptom severity in [0, 1]: a negation-aware lexicon gives a prior from the first note on, and
+an online logistic regression over word uni- and bigrams (river) learns from entries whose ``kind`` the
+technician set, taking over as labelled entries accumulate.
+
+>>> normalize_log_text("P-03 NDE brg v noisy, lube chkd")
+'pump 03 non drive end bearing very noisy lubrication checked'
+>>> model = LogSeverityModel()
+>>> model.score_one("slight rattle on pump 3 NDE bearing") > 0.5 > model.score_one("routine insp, all ok, no leaks")
+True
+>>> infer_kind("replaced DE brg, realigned coupling")
+'repair'
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from functools import lru_cache
+
+from river import compose, feature_extraction, linear_model, optim
+
+SHORTHAND: dict[str, str] = {
+    "brg": "bearing", "brgs": "bearings", "bearng": "bearing", "nde": "non drive end", "de": "drive end",
+    "vib": "vibration", "vibs": "vibration", "vibn": "vibration", "vibe": "vibration", "lube": "lubrication",
+    "lubed": "lubricated", "greased": "lubricated", "mtr": "motor", "chkd": "checked", "chk": "check",
+    "abt": "about", "temp": "temperature", "temps": "temperature", "insul": "insulation", "insp": "inspection",
+    "v": "very", "sl": "slight", "slt": "slight", "w": "with", "wo": "without", "u/s": "unserviceable",
+    "p": "pump", "m": "motor", "ok": "ok", "hi": "high", "lo": "low", "approx": "about", "rplcd": "replaced",
+    "repl": "replaced", "cplg": "coupling", "mech": "mechanical", "oh": "overhaul", "amps": "current",
+}
+SYMPTOM_WEIGHTS: dict[str, float] = {
+    "noisy": 0.7, "noise": 0.6, "rattle": 0.7, "rattling": 0.7, "grinding": 0.9, "squeal": 0.7, "squealing": 0.7,
+    "knocking": 0.8, "rumble": 0.6, "rough": 0.6, "hot": 0.7, "overheating": 0.85, "smell": 0.7, "smells": 0.7,
+    "burning": 0.9, "smoke": 0.95, "leak": 0.7, "leaking": 0.75, "leaks": 0.7, "drip": 0.6, "dripping": 0.65,
+    "puddle": 0.7, "weeping": 0.55, "oil": 0.35, "stain": 0.5, "seized": 1.0, "tripped": 0.95, "failed": 1.0,
+    "failure": 1.0, "broken": 0.95, "crack": 0.85, "cracked": 0.85, "loose": 0.6, "worn": 0.6, "excessive": 0.6,
+    "abnormal": 0.7, "unusual": 0.6, "discoloured": 0.6, "discolored": 0.6, "hum": 0.5, "humming": 0.5,
+    "vibration": 0.45, "high": 0.3, "unserviceable": 0.9, "scorched": 0.85, "sparking": 0.9, "insulation": 0.4,
+}
+NEGATIONS = frozenset({"no", "not", "nil", "without", "none", "normal", "ok"})
+ROUTINE = frozenset({"routine", "checked", "inspection", "lubricated", "lubrication", "cleaned", "good", "fine"})
+VOCABULARY = sorted(set(SHORTHAND.values()) | set(SYMPTOM_WEIGHTS) | ROUTINE | {"bearing", "pump", "motor", "seal"})
+_TAG = re.compile(r"\b([pm])-?(\d+)\b")
+_TOKEN = re.compile(r"[a-z]+(?:/[a-z]+)?|\d+")
+_LOG_KIND_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("repair", frozenset({"replaced", "repaired", "rebuilt", "changed", "overhaul", "rewound", "fitted"})),
+    ("failure", frozenset({"tripped", "seized", "failed", "failure", "broken", "unserviceable"})),
+)
+
+
+@lru_cache(maxsize=4096)
+def _correct(token: str) -> str:
+    if token in SHORTHAND or token in SYMPTOM_WEIGHTS or len(token) < 5:
+        return SHORTHAND.get(token, token)
+    match = difflib.get_close_matches(token, VOCABULARY, n=1, cutoff=0.84)
+    return match[0] if match else token
+
+
+def normalize_log_text(text: str) -> str:
+    """Lower-case, split asset tags (``P-03`` → ``pump 03``), expand shorthand and fix close misspellings."""
+    lowered = _TAG.sub(lambda m: f"{'pump' if m.group(1) == 'p' else 'motor'} {m.group(2)}", text.lower())
+    return " ".join(_correct(token) for token in _TOKEN.findall(lowered))
+
+
+def lexicon_severity(normalized: str) -> float:
+    """Noisy-or of the symptom words present, ignoring those negated by one of the two words before them."""
+    tokens = normalized.split()
+    survival = 1.0
+    for i, token in enumerate(tokens):
+        weight = SYMPTOM_WEIGHTS.get(token)
+        if weight is None or NEGATIONS.intersection(tokens[max(0, i - 2) : i]):
+            continue
+        survival *= 1.0 - weight
+    return 1.0 - survival
+
+
+def infer_kind(text: str) -> str:
+    """Guess a log's kind from its words when the technician left it empty."""
+    tokens = set(normalize_log_text(text).split())
+    for kind, words in _LOG_KIND_WORDS:
+        if tokens & words:
+            return kind
+    if lexicon_severity(normalize_log_text(text)) >= 0.5:
+        return "symptom"
+    return "inspection" if tokens & ROUTINE else "note"
+
+
+class LogSeverityModel:
+    """Online symptom-severity model for maintenance-log text (one per fleet: the language is shared).
+
+    ``learn_one(text, kind)`` learns from entries labelled by the technician: ``symptom`` and ``failure`` are
+    positives, ``inspection``, ``note`` and ``repair`` negatives. ``score_one(text)`` blends the lexicon prior
+    with the learned probability; the learned part's weight grows to ``max_model_weight`` after
+    ``trust_after`` labelled entries of both classes.
+    """
+
+    POSITIVE = frozenset({"symptom", "failure"})
+
+    def __init__(self, trust_after: int = 50, max_model_weight: float = 0.5, learning_rate: float = 0.2) -> None:
+        self.trust_after = trust_after
+        self.max_model_weight = max_model_weight
+        self.classifier = compose.Pipeline(
+            feature_extraction.BagOfWords(ngram_range=(1, 2)),
+            linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)),
+        )
+        self.positives = 0
+        self.negatives = 0
+
+    def learn_one(self, text: str, kind: str | None) -> None:
+        """Learn from one entry whose ``kind`` the technician set; entries without a kind are ignored."""
+        if kind is None:
+            return
+        label = kind in self.POSITIVE
+        self.classifier.learn_one(normalize_log_text(text), label)
+        if label:
+            self.positives += 1
+        else:
+            self.negatives += 1
+
+    def score_one(self, text: str) -> float:
+        """Symptom severity in [0, 1] of one entry."""
+        normalized = normalize_log_text(text)
+        prior = lexicon_severity(normalized)
+        trust = self.max_model_weight * min(1.0, min(self.positives, self.negatives) * 2 / self.trust_after)
+        if trust <= 0.0:
+            return prior
+        learned = float(self.classifier.predict_proba_one(normalized).get(True, 0.0))
+        value = (1.0 - trust) * prior + trust * learned
+        return 0.0 if math.isnan(value) else min(max(value, 0.0), 1.0)

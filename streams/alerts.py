@@ -1,0 +1,170 @@
+"""The alert policy: a per-asset state machine over fused scores.
+
+- **open** when at least ``open_k`` of the last ``open_n`` scored windows reach ``open_threshold``;
+- **escalate** (warning → critical) when ``escalate_k`` of the last ``open_n`` reach ``escalate_threshold``;
+- **close** with hysteresis, after ``close_windows`` consecutive windows below ``close_threshold``;
+- **cooldown**: no new alert for ``cooldown_s`` after a close (no flapping);
+- **dedup**: while an alert is open, further high windows raise nothing new;
+- **maintenance windows** suppress opening (the transition is reported as ``suppressed`` once);
+- **acknowledge**: an operator's acknowledgement is recorded as a transition and stops escalation;
+- warm-up windows never count towards opening.
+
+Alert ids are deterministic (asset, opening window end, run id), so replays overwrite rather than duplicate.
+
+>>> from fusewatch.events import Score
+>>> policy = AlertPolicy(AlertPolicyConfig(open_k=2, open_n=3, escalate_k=3, close_windows=2), run_id="demo")
+>>> def score(end, fused):
+...     return Score(asset_id="pump-01", window_start=end - 60, window_end=end, fused=fused, calibrated={},
+...                  raw={}, contributions={}, present={}, leading=None, top_features=[], warmup=False,
+...                  model_version="v", run_id="demo")
+>>> [a.transition for end, f in [(60, .999), (120, .999), (180, .2), (240, .2)] for a in policy.update(score(end, f))]
+['opened', 'closed']
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from fusewatch.events import Alert, Score
+from fusewatch.timeutil import NS_PER_S
+
+Severity = Literal["warning", "critical"]
+
+
+class AlertPolicyConfig(BaseModel):
+    """Thresholds and timings of the alert state machine."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    open_threshold: float = Field(0.99, ge=0, le=1, description="a window counts towards opening at this score")
+    open_k: int = Field(6, ge=1, description="open after this many high windows ...")
+    open_n: int = Field(10, ge=1, description="... among the last open_n windows")
+    escalate_threshold: float = Field(0.9999, ge=0, le=1, description="a window counts towards escalation")
+    escalate_k: int = Field(8, ge=1, description="escalate to critical after this many of the last open_n")
+    close_threshold: float = Field(0.9, ge=0, le=1, description="a window counts towards closing below this")
+    close_windows: int = Field(60, ge=1, description="close after this many consecutive low windows")
+    cooldown_s: float = Field(6 * 3600.0, ge=0, description="no new alert this long after a close")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> AlertPolicyConfig:
+        if self.open_k > self.open_n:
+            raise ValueError("open_k must not exceed open_n")
+        if self.escalate_k > self.open_n:
+            raise ValueError("escalate_k must not exceed open_n")
+        if self.close_threshold > self.open_threshold:
+            raise ValueError("close_threshold must not exceed open_threshold")
+        return self
+
+
+@dataclass
+class _AssetAlertState:
+    recent: deque[float]
+    open_alert: Alert | None = None
+    acknowledged: bool = False
+    below: int = 0
+    cooldown_until: int = -(2**62)
+    suppressed_reported: bool = False
+    maintenance: list[tuple[int, int]] = field(default_factory=list)
+
+
+class AlertPolicy:
+    """Per-asset alert state machines; ``update`` takes each score in window order per asset."""
+
+    def __init__(self, config: AlertPolicyConfig | None = None, run_id: str = "live") -> None:
+        self.config = config or AlertPolicyConfig()
+        self.run_id = run_id
+        self._assets: dict[str, _AssetAlertState] = {}
+
+    def _state(self, asset_id: str) -> _AssetAlertState:
+        state = self._assets.get(asset_id)
+        if state is None:
+            state = self._assets[asset_id] = _AssetAlertState(recent=deque(maxlen=self.config.open_n))
+        return state
+
+    def is_alerting(self, asset_id: str) -> bool:
+        """True while the asset has an open alert (the pipeline stops learning it as normal then)."""
+        state = self._assets.get(asset_id)
+        return state is not None and state.open_alert is not None
+
+    def add_maintenance_window(self, asset_id: str, start_ns: int, end_ns: int) -> None:
+        """Suppress new alerts for ``asset_id`` between ``start_ns`` and ``end_ns`` (planned work)."""
+        self._state(asset_id).maintenance.append((start_ns, end_ns))
+
+    def acknowledge(self, asset_id: str, ts_ns: int) -> Alert | None:
+        """Record an operator's acknowledgement of the open alert; returns the transition or None."""
+        state = self._state(asset_id)
+        if state.open_alert is None or state.acknowledged:
+            return None
+        state.acknowledged = True
+        return self._transition(state.open_alert, "acknowledged", ts_ns, state.open_alert.fused)
+
+    def update(self, score: Score) -> list[Alert]:
+        """Feed one score; return the alert transitions it causes (usually none)."""
+        config = self.config
+        state = self._state(score.asset_id)
+        if score.warmup:
+            return []
+        state.recent.append(score.fused)
+        ts = score.window_end
+        if state.open_alert is not None:
+            return self._update_open(state, score)
+        if sum(value >= config.open_threshold for value in state.recent) < config.open_k or ts < state.cooldown_until:
+            return []
+        if any(start <= ts < end for start, end in state.maintenance):
+            if state.suppressed_reported:
+                return []
+            state.suppressed_reported = True
+            return [self._new_alert(score, "suppressed")]
+        state.suppressed_reported = False
+        severity: Severity = "critical" if self._escalating(state) else "warning"
+        alert = self._new_alert(score, "opened", severity)
+        state.open_alert, state.acknowledged, state.below = alert, False, 0
+        return [alert]
+
+    def _update_open(self, state: _AssetAlertState, score: Score) -> list[Alert]:
+        config = self.config
+        alert = state.open_alert
+        assert alert is not None
+        state.below = state.below + 1 if score.fused < config.close_threshold else 0
+        if state.below >= config.close_windows:
+            state.open_alert = None
+            state.recent.clear()
+            state.cooldown_until = score.window_end + int(config.cooldown_s * NS_PER_S)
+            return [self._transition(alert, "closed", score.window_end, score.fused)]
+        if alert.severity == "warning" and not state.acknowledged and self._escalating(state):
+            escalated = self._transition(alert, "escalated", score.window_end, score.fused, "critical")
+            state.open_alert = escalated
+            return [escalated]
+        return []
+
+    def _escalating(self, state: _AssetAlertState) -> bool:
+        return sum(value >= self.config.escalate_threshold for value in state.recent) >= self.config.escalate_k
+
+    def _new_alert(self, score: Score, transition: str, severity: Severity = "warning") -> Alert:
+        digest = hashlib.sha1(f"{score.asset_id}|{score.window_end}|{self.run_id}".encode()).hexdigest()[:16]
+        return Alert(
+            alert_id=digest,
+            asset_id=score.asset_id,
+            ts=score.window_end,
+            transition=transition,  # type: ignore[arg-type]
+            severity=severity,
+            fused=score.fused,
+            contributions=score.contributions,
+            leading=score.leading,
+            top_features=score.top_features,
+            opened_at=score.window_end,
+            run_id=self.run_id,
+        )
+
+    @staticmethod
+    def _transition(
+        alert: Alert, transition: str, ts_ns: int, fused: float, severity: Severity | None = None
+    ) -> Alert:
+        return alert.model_copy(
+            update={"transition": transition, "ts": ts_ns, "fused": fused, "severity": severity or alert.severity}
+        )

@@ -1,0 +1,237 @@
+"""Event-time alignment of the three modalities per asset.
+
+Each asset has tumbling event-time windows ``[start, start + window)``. A window closes when the asset's
+**watermark** (the largest event time seen minus the allowed lateness) reaches its end, or when the asset has
+been idle for ``idle_timeout_s`` (measured on the clock the runner passes in), so a dead sensor never stalls
+scoring. A window is emitted when at least one event falls inside it; it then carries:
+
+- the vibration chunks whose ``ts`` lies inside it;
+- the latest frame at or before its end, no older than ``frame_tolerance_s`` (an as-of join);
+- the maintenance logs of the last ``log_horizon_s`` with a weight that halves every ``log_half_life_s``;
+- a presence mask that says which modalities are present: a missing modality is explicit, never zero.
+
+Events of an already closed window are *late*; repeated events (same asset, source and time) are
+*duplicates*. Both are counted and handed back to the caller (to dead-letter the late ones).
+
+>>> from fusewatch.events import MaintenanceLog
+>>> aligner = Aligner(AlignerConfig(window_s=60, allowed_lateness_s=0))
+>>> log = MaintenanceLog(asset_id="pump-01", ts=5 * NS_PER_S, text="routine check")
+>>> aligner.add(log, frame_pixels=None, now_ns=0).windows
+[]
+>>> later = MaintenanceLog(asset_id="pump-01", ts=61 * NS_PER_S, text="lubricated")
+>>> [(w.start_ns, w.present) for w in aligner.add(later, frame_pixels=None, now_ns=0).windows]
+[(0, {'vibration': False, 'camera': False, 'logs': True})]
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from fusewatch.codec import InputEvent
+from fusewatch.events import CameraFrame, MaintenanceLog, Modality, VibrationChunk
+from pydantic import BaseModel, ConfigDict, Field
+
+from fusewatch.timeutil import NS_PER_S
+
+Outcome = Literal["accepted", "late", "duplicate"]
+
+
+class AlignerConfig(BaseModel):
+    """Window and tolerance settings in seconds of event time (``idle_timeout_s``: seconds of the runner clock)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    window_s: float = Field(60.0, gt=0, description="length of the tumbling event-time windows")
+    allowed_lateness_s: float = Field(30.0, ge=0, description="how far behind the newest event a window closes")
+    frame_tolerance_s: float = Field(120.0, ge=0, description="oldest frame the as-of join accepts")
+    log_horizon_s: float = Field(72 * 3600.0, ge=0, description="how far back maintenance logs count")
+    log_half_life_s: float = Field(12 * 3600.0, gt=0, description="a log's weight halves after this long")
+    idle_timeout_s: float = Field(300.0, gt=0, description="close an idle asset's windows after this long")
+
+    def ns(self, name: str) -> int:
+        """A setting in integer nanoseconds, e.g. ``config.ns("window_s")``."""
+        return int(round(float(getattr(self, name)) * NS_PER_S))
+
+
+@dataclass(frozen=True)
+class TimedFrame:
+    """A decoded camera frame: its event and its grayscale pixels."""
+
+    event: CameraFrame
+    pixels: np.ndarray
+
+
+@dataclass(frozen=True)
+class AlignedWindow:
+    """One asset's window with everything the pipeline needs to score it."""
+
+    asset_id: str
+    start_ns: int
+    end_ns: int
+    vibration: tuple[VibrationChunk, ...]
+    frame: TimedFrame | None
+    logs: tuple[tuple[MaintenanceLog, float], ...]
+    closed_by: Literal["watermark", "idle", "flush"]
+
+    @property
+    def present(self) -> dict[Modality, bool]:
+        """The presence mask."""
+        return {"vibration": bool(self.vibration), "camera": self.frame is not None, "logs": bool(self.logs)}
+
+
+@dataclass
+class AlignerStats:
+    """Counters of what the aligner saw."""
+
+    accepted: int = 0
+    late: int = 0
+    duplicates: int = 0
+    windows: int = 0
+    closed_by_idle: int = 0
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What happened to one event, and the windows its arrival closed."""
+
+    outcome: Outcome
+    windows: list[AlignedWindow]
+
+
+@dataclass
+class _AssetState:
+    max_ts: int = -(2**62)
+    closed_until: int = -(2**62)
+    last_seen_now: int = 0
+    pending: dict[int, list[VibrationChunk]] = field(default_factory=dict)
+    frames: list[tuple[int, TimedFrame]] = field(default_factory=list)
+    logs: deque[MaintenanceLog] = field(default_factory=deque)
+    seen: set[tuple[str, str, int]] = field(default_factory=set)
+
+
+class Aligner:
+    """Per-asset event-time alignment; see the module docstring for the rules."""
+
+    def __init__(self, config: AlignerConfig | None = None) -> None:
+        self.config = config or AlignerConfig()
+        self._window = self.config.ns("window_s")
+        self._lateness = self.config.ns("allowed_lateness_s")
+        self._frame_tolerance = self.config.ns("frame_tolerance_s")
+        self._log_horizon = self.config.ns("log_horizon_s")
+        self._log_decay = math.log(2.0) / self.config.ns("log_half_life_s")
+        self._idle_timeout = self.config.ns("idle_timeout_s")
+        self.stats = AlignerStats()
+        self._assets: dict[str, _AssetState] = {}
+
+    def add(self, event: InputEvent, frame_pixels: np.ndarray | None, now_ns: int) -> AddResult:
+        """Add one validated event (with its decoded pixels for a frame); return the windows it closed."""
+        state = self._assets.setdefault(event.asset_id, _AssetState())
+        state.last_seen_now = now_ns
+        if event.ts < state.closed_until:
+            self.stats.late += 1
+            return AddResult("late", [])
+        key = _dedup_key(event)
+        if key in state.seen:
+            self.stats.duplicates += 1
+            return AddResult("duplicate", [])
+        state.seen.add(key)
+        self.stats.accepted += 1
+        start = event.ts - event.ts % self._window
+        chunks = state.pending.setdefault(start, [])
+        if isinstance(event, VibrationChunk):
+            chunks.append(event)
+        elif isinstance(event, CameraFrame):
+            if frame_pixels is None:
+                raise ValueError("a camera frame needs its decoded pixels")
+            bisect.insort(state.frames, (event.ts, TimedFrame(event, frame_pixels)), key=lambda item: item[0])
+        else:
+            _insert_log(state.logs, event)
+        state.max_ts = max(state.max_ts, event.ts)
+        watermark = state.max_ts - self._lateness
+        return AddResult("accepted", self._close(event.asset_id, state, watermark, "watermark"))
+
+    def expire_idle(self, now_ns: int) -> list[AlignedWindow]:
+        """Close every pending window of assets idle for at least ``idle_timeout_s`` at ``now_ns``."""
+        closed: list[AlignedWindow] = []
+        for asset_id, state in self._assets.items():
+            if state.pending and now_ns - state.last_seen_now >= self._idle_timeout:
+                windows = self._close(asset_id, state, 2**62, "idle")
+                self.stats.closed_by_idle += len(windows)
+                closed.extend(windows)
+        return closed
+
+    def flush(self) -> list[AlignedWindow]:
+        """Close every pending window of every asset (end of a finite stream)."""
+        closed: list[AlignedWindow] = []
+        for asset_id, state in self._assets.items():
+            closed.extend(self._close(asset_id, state, 2**62, "flush"))
+        return closed
+
+    def pending_windows(self) -> int:
+        """How many windows are open across all assets."""
+        return sum(len(state.pending) for state in self._assets.values())
+
+    def _close(
+        self, asset_id: str, state: _AssetState, watermark: int, reason: Literal["watermark", "idle", "flush"]
+    ) -> list[AlignedWindow]:
+        window = self._window
+        ready = sorted(start for start in state.pending if start + window <= watermark)
+        if not ready:
+            return []
+        closed = [self._build(asset_id, state, start, state.pending.pop(start), reason) for start in ready]
+        state.closed_until = max(state.closed_until, ready[-1] + window)
+        self._prune(state)
+        self.stats.windows += len(closed)
+        return closed
+
+    def _build(
+        self, asset_id: str, state: _AssetState, start: int, chunks: list[VibrationChunk], reason: str
+    ) -> AlignedWindow:
+        end = start + self._window
+        frame = None
+        index = bisect.bisect_left(state.frames, end, key=lambda item: item[0]) - 1
+        if index >= 0 and state.frames[index][0] >= end - self._frame_tolerance:
+            frame = state.frames[index][1]
+        logs = []
+        for log in state.logs:
+            if log.ts >= end:
+                break
+            if log.ts >= end - self._log_horizon:
+                logs.append((log, math.exp(-self._log_decay * (end - log.ts))))
+        chunks.sort(key=lambda chunk: chunk.ts)
+        return AlignedWindow(asset_id, start, end, tuple(chunks), frame, tuple(logs), reason)  # type: ignore[arg-type]
+
+    def _prune(self, state: _AssetState) -> None:
+        """Drop what no future window can use: old frames, logs past the horizon, stale dedup keys."""
+        horizon = state.closed_until
+        keep_from = bisect.bisect_left(state.frames, horizon - self._frame_tolerance, key=lambda i: i[0])
+        if keep_from > 1:
+            del state.frames[: keep_from - 1]  # keep one older frame: the as-of join may still need it
+        while state.logs and state.logs[0].ts < horizon - self._log_horizon:
+            state.logs.popleft()
+        if len(state.seen) > 256:
+            state.seen = {key for key in state.seen if key[2] >= horizon}
+
+
+def _dedup_key(event: InputEvent) -> tuple[str, str, int]:
+    if isinstance(event, VibrationChunk):
+        return ("vibration", event.sensor_id, event.ts)
+    if isinstance(event, CameraFrame):
+        return ("camera", event.camera_id, event.ts)
+    return ("logs", str(zlib.crc32(event.text.encode())), event.ts)
+
+
+def _insert_log(logs: deque[MaintenanceLog], log: MaintenanceLog) -> None:
+    if not logs or logs[-1].ts <= log.ts:
+        logs.append(log)
+        return
+    ordered = sorted([*logs, log], key=lambda entry: entry.ts)
+    logs.clear()
+    logs.extend(ordered)

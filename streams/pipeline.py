@@ -1,0 +1,186 @@
+"""The scoring pipeline: an aligned window in, a fused score with its explanation out.
+
+Per asset it keeps a vibration detector, a camera detector and one calibrator per modality; the text model
+is shared by the fleet (technicians share a language). For each window:
+
+1. each present modality gets a raw score (features → detector; frame → autoencoder; logs → severity);
+2. each raw score is calibrated online to (0, 1);
+3. the calibrated scores of warm modalities are fused (presence mask respected) with contributions;
+4. if the caller allows learning (the asset is not in alert), calibrators learn the raw scores and the
+   detectors learn the window unless its calibrated score reaches ``learn_gate`` (anomalies must not poison
+   the models). During the first ``warmup_windows`` windows of an asset everything learns and the score is
+   flagged ``warmup`` (it never alerts).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+import fusewatch
+from fusewatch.events import MaintenanceLog, Modality, Score
+from models.calibration import QuantileCalibrator
+from models.camera import CameraDetector
+from models.fusion import FusionMethod, LateFusion
+from models.text import LogSeverityModel
+from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
+from streams.aligner import AlignedWindow
+
+
+class ModelConfig(BaseModel):
+    """Settings of the per-modality models, calibration and fusion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fusion: FusionMethod = Field("fisher", description="late-fusion method: fisher, weighted or noisy_or")
+    calibration_window: int = Field(2880, ge=10, description="raw scores in each calibrator's reference window")
+    calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
+    warmup_windows: int = Field(1440, ge=0, description="windows per asset flagged warm-up (never alerted)")
+    learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
+    camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
+    hst_trees: int = Field(25, ge=1, description="HalfSpaceTrees: number of trees")
+    hst_height: int = Field(8, ge=2, description="HalfSpaceTrees: tree height")
+    hst_window: int = Field(250, ge=10, description="HalfSpaceTrees: reference window size")
+    seed: int = Field(0, description="seed of every model")
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    """The score of one window plus the vibration features behind it (for the features table)."""
+
+    score: Score
+    features: dict[str, float]
+
+
+@dataclass
+class _AssetModels:
+    vibration: VibrationDetector
+    camera: CameraDetector
+    calibrators: dict[Modality, QuantileCalibrator]
+    windows: int = 0
+    log_severity: dict[tuple[int, int], float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Turns aligned windows into scores; the same object runs in the embedded runner and the Faust worker."""
+
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        run_id: str = "live",
+        bearings: Callable[[str], BearingFrequencies | None] | None = None,
+    ) -> None:
+        self.config = config or ModelConfig()
+        self.run_id = run_id
+        self.bearings = bearings or (lambda asset_id: None)
+        self.features = VibrationFeatures()
+        self.text = LogSeverityModel()
+        self.fusion = LateFusion(self.config.fusion)
+        self.model_version = f"{fusewatch.__version__}+{self.config.fusion}"
+        self._assets: dict[str, _AssetModels] = {}
+
+    def _models(self, asset_id: str) -> _AssetModels:
+        models = self._assets.get(asset_id)
+        if models is None:
+            config = self.config
+            seed = config.seed + zlib.crc32(asset_id.encode())
+            models = self._assets[asset_id] = _AssetModels(
+                vibration=VibrationDetector(config.hst_trees, config.hst_height, config.hst_window, seed=seed),
+                camera=CameraDetector(input_size=config.camera_input_size, seed=seed),
+                calibrators={
+                    m: QuantileCalibrator(config.calibration_window, config.calibration_min_samples)
+                    for m in ("vibration", "camera", "logs")
+                },
+            )
+        return models
+
+    def process(self, window: AlignedWindow, learn: bool = True) -> ScoredWindow:
+        """Score one window; learn from it when ``learn`` is true (see the module docstring)."""
+        models = self._models(window.asset_id)
+        present = window.present
+        raw: dict[Modality, float] = {}
+        features: dict[str, float] = {}
+        explanations: dict[Modality, list[tuple[str, float]]] = {}
+        if present["vibration"]:
+            features = self._vibration_features(window)
+            raw["vibration"] = models.vibration.score_one(features)
+            explanations["vibration"] = models.vibration.explain(features)
+        if window.frame is not None:
+            raw["camera"] = models.camera.score_one(window.frame.pixels)
+            explanations["camera"] = models.camera.explain()
+        if present["logs"]:
+            raw["logs"], explanations["logs"] = self._log_score(models, window.logs)
+        calibrated = {m: models.calibrators[m].score_one(value) for m, value in raw.items()}
+        warm = {m: models.calibrators[m].warm for m in raw}
+        warmup = models.windows < self.config.warmup_windows or not any(warm.values())
+        fused = self.fusion.fuse(calibrated, {m: present[m] and warm.get(m, False) for m in present})
+        models.windows += 1
+        if learn:
+            self._learn(models, window, raw, calibrated, features, warmup)
+        score = Score(
+            asset_id=window.asset_id,
+            window_start=window.start_ns,
+            window_end=window.end_ns,
+            fused=fused.fused,
+            calibrated=calibrated,
+            raw=raw,
+            contributions=fused.contributions,  # type: ignore[arg-type]
+            present=present,
+            leading=fused.leading,  # type: ignore[arg-type]
+            top_features=explanations.get(fused.leading, []) if fused.leading else [],  # type: ignore[call-overload]
+            warmup=warmup,
+            model_version=self.model_version,
+            run_id=self.run_id,
+        )
+        return ScoredWindow(score, features)
+
+    def _vibration_features(self, window: AlignedWindow) -> dict[str, float]:
+        bearing = self.bearings(window.asset_id)
+        per_chunk = [self.features.transform(c.samples, c.sample_rate_hz, bearing) for c in window.vibration]
+        if len(per_chunk) == 1:
+            return per_chunk[0]
+        return {name: float(np.mean([f[name] for f in per_chunk])) for name in per_chunk[0]}
+
+    def _log_score(
+        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...]
+    ) -> tuple[float, list[tuple[str, float]]]:
+        """Weighted severity of the logs in the horizon: each entry is scored (and learned) once."""
+        current: dict[tuple[int, int], float] = {}
+        best, best_severity = 0.0, 0.0
+        for log, weight in logs:
+            key = (log.ts, zlib.crc32(log.text.encode()))
+            severity = models.log_severity.get(key)
+            if severity is None:
+                severity = self.text.score_one(log.text)
+                self.text.learn_one(log.text, log.kind)
+            current[key] = severity
+            if severity * weight >= best:
+                best, best_severity = severity * weight, severity
+        models.log_severity = current
+        return best, [("log_severity", round(best_severity, 3)), ("log_weight", round(best / best_severity, 3) if best_severity else 0.0)]
+
+    def _learn(
+        self,
+        models: _AssetModels,
+        window: AlignedWindow,
+        raw: dict[Modality, float],
+        calibrated: dict[Modality, float],
+        features: dict[str, float],
+        warmup: bool,
+    ) -> None:
+        for modality, value in raw.items():
+            models.calibrators[modality].learn_one(value)
+        gate = self.config.learn_gate
+        if "vibration" in raw and (warmup or calibrated["vibration"] < gate):
+            models.vibration.learn_one(features)
+        if window.frame is not None and (warmup or calibrated["camera"] < gate):
+            models.camera.learn_one(window.frame.pixels)
+
+    def state(self) -> dict[str, Any]:
+        """Everything learned, for a checkpoint (picklable)."""
+        return {"assets": self._assets, "text": self.text, "model_version": self.model_version}

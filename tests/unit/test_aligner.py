@@ -1,0 +1,167 @@
+"""The alignment rules, one test each."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk
+from fusewatch.timeutil import NS_PER_HOUR, NS_PER_S
+from streams.aligner import Aligner, AlignerConfig
+
+JPEG = b"\xff\xd8\xff\xe0fake"
+S = NS_PER_S
+
+
+def chunk(ts_s: float, asset: str = "pump-01", sensor: str = "de") -> VibrationChunk:
+    return VibrationChunk(
+        asset_id=asset, sensor_id=sensor, ts=int(ts_s * S), sample_rate_hz=100.0, unit="g",
+        samples=np.ones(10, dtype=np.float32),
+    )
+
+
+def frame(ts_s: float, asset: str = "pump-01") -> tuple[CameraFrame, np.ndarray]:
+    event = CameraFrame(asset_id=asset, camera_id="cam-1", ts=int(ts_s * S), width=4, height=4, encoding="jpeg",
+                        data=JPEG)
+    return event, np.full((4, 4), int(ts_s) % 256, dtype=np.uint8)
+
+
+def log(ts_s: float, text: str = "routine check", asset: str = "pump-01") -> MaintenanceLog:
+    return MaintenanceLog(asset_id=asset, ts=int(ts_s * S), text=text)
+
+
+def aligner(**overrides: float) -> Aligner:
+    settings = {"window_s": 60.0, "allowed_lateness_s": 10.0, "frame_tolerance_s": 90.0, "idle_timeout_s": 300.0}
+    settings.update(overrides)
+    return Aligner(AlignerConfig(**settings))
+
+
+def feed(a: Aligner, events: list, now: int = 0) -> list:
+    windows = []
+    for item in events:
+        event, pixels = item if isinstance(item, tuple) else (item, None)
+        windows.extend(a.add(event, pixels, now).windows)
+    return windows
+
+
+def test_in_order_windows_close_when_the_watermark_passes_their_end() -> None:
+    a = aligner()
+    assert feed(a, [chunk(1), chunk(61)]) == []  # watermark 51 < 60
+    windows = feed(a, [chunk(75)])  # watermark 65 >= 60
+    assert [(w.start_ns, w.end_ns) for w in windows] == [(0, 60 * S)]
+    assert [c.ts for c in windows[0].vibration] == [1 * S]
+    assert windows[0].closed_by == "watermark"
+
+
+def test_window_boundaries_are_half_open() -> None:
+    a = aligner(allowed_lateness_s=0)
+    windows = feed(a, [chunk(59.999), chunk(60), chunk(120)])
+    assert [[c.ts for c in w.vibration] for w in windows] == [[int(59.999 * S)], [60 * S]]
+
+
+def test_out_of_order_within_lateness_is_accepted_into_its_window() -> None:
+    a = aligner()
+    feed(a, [chunk(30), chunk(65)])
+    assert a.add(chunk(20), None, 0).outcome == "accepted"  # 20 s is behind 65 s, but window 0 is still open
+    windows = feed(a, [chunk(130)])
+    assert [c.ts for c in windows[0].vibration] == [20 * S, 30 * S]  # sorted by event time
+    assert a.stats.late == 0
+
+
+def test_events_beyond_the_allowed_lateness_are_late_and_counted() -> None:
+    a = aligner()
+    feed(a, [chunk(30), chunk(75)])  # closes [0, 60)
+    result = a.add(chunk(40, sensor="nde"), None, 0)
+    assert result.outcome == "late" and result.windows == []
+    assert a.stats.late == 1
+
+
+def test_duplicates_are_dropped_and_counted() -> None:
+    a = aligner()
+    feed(a, [chunk(30)])
+    assert a.add(chunk(30), None, 0).outcome == "duplicate"
+    assert a.add(chunk(30, sensor="nde"), None, 0).outcome == "accepted"  # another sensor is not a duplicate
+    windows = feed(a, [chunk(100)])
+    assert len(windows[0].vibration) == 2
+    assert a.stats.duplicates == 1
+
+
+def test_missing_modalities_are_explicit_in_the_presence_mask() -> None:
+    a = aligner()
+    windows = feed(a, [chunk(10), chunk(80)])
+    assert windows[0].present == {"vibration": True, "camera": False, "logs": False}
+    assert windows[0].frame is None and windows[0].logs == ()
+
+
+def test_frames_join_as_of_the_window_end_within_tolerance() -> None:
+    a = aligner(frame_tolerance_s=90)
+    windows = feed(a, [frame(30), frame(50), chunk(70), chunk(135), chunk(200), chunk(300)])
+    by_start = {w.start_ns // S: w for w in windows}
+    assert by_start[0].frame is not None and by_start[0].frame.event.ts == 50 * S  # the latest before the end
+    assert by_start[60].frame is not None and by_start[60].frame.event.ts == 50 * S  # 70 s old: within 90 s
+    assert by_start[120].frame is None  # 130 s old at 180 s: beyond tolerance
+    assert by_start[120].present["camera"] is False
+
+
+def test_logs_join_over_their_horizon_with_halving_weight() -> None:
+    a = aligner(log_half_life_s=3600, log_horizon_s=4 * 3600)
+    feed(a, [log(0, "brg noisy")])
+    windows = feed(a, [chunk(3600 - 60), chunk(3700)])
+    hour_window = [w for w in windows if w.end_ns == 3600 * S][0]
+    (entry, weight), = hour_window.logs
+    assert entry.text == "brg noisy"
+    assert weight == pytest.approx(0.5)
+    later = feed(a, [chunk(5 * 3600), chunk(5 * 3600 + 100)])
+    assert all(w.logs == () for w in later if w.end_ns > 4 * 3600 * S)  # past the horizon
+
+
+def test_idle_assets_are_closed_by_the_runner_clock() -> None:
+    a = aligner(idle_timeout_s=300)
+    feed(a, [chunk(10)], now=10 * S)
+    assert a.expire_idle(200 * S) == []
+    windows = a.expire_idle(310 * S)
+    assert [w.start_ns for w in windows] == [0] and windows[0].closed_by == "idle"
+    assert a.stats.closed_by_idle == 1
+    assert a.add(chunk(20, sensor="nde"), None, 320 * S).outcome == "late"
+
+
+def test_a_dead_camera_does_not_stall_scoring() -> None:
+    a = aligner()
+    events = [frame(5)] + [chunk(t) for t in range(0, 600, 60)]
+    windows = feed(a, events)
+    assert len(windows) == 8  # every window up to the watermark (530 s) closes although frames stopped at 5 s
+    assert [w.present["camera"] for w in windows[:3]] == [True, False, False]
+
+
+def test_assets_are_aligned_independently() -> None:
+    a = aligner()
+    feed(a, [chunk(10, asset="pump-01"), chunk(10, asset="pump-02")])
+    windows = feed(a, [chunk(100, asset="pump-02")])
+    assert [w.asset_id for w in windows] == ["pump-02"]
+    assert a.pending_windows() == 2
+
+
+def test_flush_closes_everything_pending() -> None:
+    a = aligner()
+    feed(a, [chunk(10), chunk(65), chunk(10, asset="motor-01")])  # watermark 55: nothing closed yet
+    assert sorted((w.asset_id, w.start_ns) for w in a.flush()) == [("motor-01", 0), ("pump-01", 0), ("pump-01", 60 * S)]
+    assert a.pending_windows() == 0
+
+
+def test_memory_is_pruned_as_windows_close() -> None:
+    a = aligner(log_horizon_s=3600)
+    for minute in range(600):
+        event, pixels = frame(minute * 60 + 30)
+        a.add(event, pixels, 0)
+        a.add(chunk(minute * 60 + 1), None, 0)
+    state = a._assets["pump-01"]
+    assert len(state.frames) <= 4
+    assert len(state.seen) <= 512
+    assert len(state.pending) <= 2
+
+
+def test_config_errors_name_the_setting() -> None:
+    with pytest.raises(ValueError, match="window_s"):
+        AlignerConfig(window_s=0)
+    assert AlignerConfig().ns("window_s") == 60 * S
+    assert AlignerConfig(log_horizon_s=2 * 3600).ns("log_horizon_s") == 2 * NS_PER_HOUR

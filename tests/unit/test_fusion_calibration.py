@@ -1,0 +1,78 @@
+"""Calibration makes scores comparable; fusion respects the presence mask and explains itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.calibration import QuantileCalibrator
+from models.fusion import LateFusion, chi2_survival_even
+
+MASK_ALL = {"vibration": True, "camera": True, "logs": True}
+
+
+def test_calibrated_scores_are_uniform_under_normal_operation() -> None:
+    rng = np.random.default_rng(0)
+    calibrator = QuantileCalibrator(window=5000, min_samples=100)
+    for value in rng.lognormal(size=5000):
+        calibrator.learn_one(float(value))
+    scores = np.array([calibrator.score_one(float(v)) for v in rng.lognormal(size=4000)])
+    assert 0 < scores.min() and scores.max() < 1
+    assert np.histogram(scores, bins=10, range=(0, 1))[0].min() > 300  # ~400 per decile
+    assert abs(np.mean(scores > 0.99) - 0.01) < 0.006
+
+
+def test_calibrator_window_slides() -> None:
+    calibrator = QuantileCalibrator(window=100, min_samples=5)
+    for value in range(1000):
+        calibrator.learn_one(float(value))
+    assert calibrator.n == 100
+    assert calibrator.score_one(850.0) < 0.01  # old values have left the window
+    assert not QuantileCalibrator(window=100, min_samples=5).warm
+
+
+@pytest.mark.parametrize("method", ["fisher", "weighted", "noisy_or"])
+def test_contributions_sum_to_the_fused_score(method: str) -> None:
+    fusion = LateFusion(method, weights={"vibration": 2.0})  # type: ignore[arg-type]
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        calibrated = dict(zip(MASK_ALL, rng.uniform(0.001, 0.9999, 3)))
+        mask = dict(zip(MASK_ALL, rng.random(3) < 0.7))
+        result = fusion.fuse(calibrated, mask)
+        assert 0.0 <= result.fused <= 1.0
+        assert sum(result.contributions.values()) == pytest.approx(result.fused, abs=1e-12)
+        assert all(result.contributions[m] == 0.0 for m, present in mask.items() if not present)
+        assert (result.leading is None) == (not any(mask.values()))
+
+
+def test_missing_modalities_are_left_out_not_zeroed() -> None:
+    fusion = LateFusion("fisher")
+    alone = fusion.fuse({"vibration": 0.999}, {"vibration": True, "camera": False, "logs": False})
+    with_normal_camera = fusion.fuse({"vibration": 0.999, "camera": 0.5}, {**MASK_ALL, "logs": False})
+    assert alone.fused == pytest.approx(0.999)  # one p-value of 0.001 stays 0.001
+    assert with_normal_camera.fused < alone.fused
+    assert fusion.fuse({}, {"vibration": False}).fused == 0.0
+
+
+def test_fisher_fusion_is_calibrated_under_normal_operation() -> None:
+    rng = np.random.default_rng(2)
+    fusion = LateFusion("fisher")
+    fused = np.array([fusion.fuse(dict(zip(MASK_ALL, rng.uniform(size=3))), MASK_ALL).fused for _ in range(20000)])
+    assert abs(np.mean(fused >= 0.99) - 0.01) < 0.003
+    assert abs(np.mean(fused >= 0.5) - 0.5) < 0.02
+
+
+def test_two_moderate_modalities_beat_one() -> None:
+    fusion = LateFusion("fisher")
+    one = fusion.fuse({"vibration": 0.98, "camera": 0.5}, {**MASK_ALL, "logs": False}).fused
+    two = fusion.fuse({"vibration": 0.98, "camera": 0.98}, {**MASK_ALL, "logs": False}).fused
+    assert two > 0.99 > one
+
+
+def test_chi2_survival_matches_known_values() -> None:
+    assert chi2_survival_even(9.488, 4) == pytest.approx(0.05, abs=1e-3)
+    assert chi2_survival_even(16.812, 6) == pytest.approx(0.01, abs=1e-3)
+    with pytest.raises(ValueError):
+        chi2_survival_even(1.0, 3)
+    with pytest.raises(ValueError, match="unknown fusion method"):
+        LateFusion("average")  # type: ignore[arg-type]
