@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+
+# One stream per core: numeric libraries must not start spinning thread pools that fight the simulator and
+# the other workers for the cores. Set before numpy, scipy or torch are imported; the environment can override.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +22,7 @@ fusewatch: streaming predictive maintenance that fuses vibration, camera frames 
 
 Commands:
   demo    simulate a plant and score it end to end on this machine, with no services
+  config  print the effective configuration (defaults, file and environment) as TOML
 """
 
 
@@ -56,8 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     demo.add_argument("--summary-json", type=Path, default=None, help="also write the summary JSON here")
     demo.add_argument("--config", type=Path, default=None, help="TOML configuration file (see docs/configuration.md)")
+    demo.add_argument(
+        "--workers", type=_positive_int, default=None, help="worker processes, each owning a share of the assets"
+        " (default: one per core, at most one per asset)"
+    )
     demo.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    config = commands.add_parser(
+        "config",
+        help="print the effective configuration as TOML",
+        description="Print the configuration fusewatch would run with: defaults, overridden by --config FILE,"
+        " overridden by FUSEWATCH_* environment variables. The output is itself a valid configuration file.",
+    )
+    config.add_argument("--config", type=Path, default=None, help="TOML configuration file to start from")
     return parser
+
+
+def _config(args: argparse.Namespace) -> int:
+    from fusewatch.config import load_config, to_toml
+
+    print(to_toml(load_config(args.config)), end="")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -71,7 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
         simulator = SimulatorConfig(assets=args.assets, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
-    outcome = run_demo(config, simulator, args.out, args.summary_json, progress=not args.no_progress)
+    outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers, progress=not args.no_progress)
     summary = outcome.summary
     print(format_table(summary["assets"]))
     print(f"\nwindows scored: {summary['windows']}   wall time: {summary['wall_seconds']:.1f} s")
@@ -91,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "config":
+            return _config(args)
     except FusewatchError as exc:
         print(f"fusewatch: error: {exc}", file=sys.stderr)
         return 2

@@ -75,3 +75,19 @@ def load_config(path: str | Path | None) -> FusewatchConfig:
         if first["type"] == "extra_forbidden":
             message = "unknown setting"
         raise ConfigError(f"{where}: {key}: {message}") from None
+
+
+def to_toml(config: FusewatchConfig) -> str:
+    """The configuration as a commented TOML file that ``load_config`` reads back unchanged."""
+    lines = [
+        "# fusewatch configuration. Every value can be overridden from the environment,",
+        "# e.g. FUSEWATCH_ALERTS__OPEN_K=4. See docs/configuration.md.",
+    ]
+    for section in ("aligner", "models", "alerts"):
+        model = getattr(config, section)
+        lines += ["", f"[{section}]"]
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            text = f'"{value}"' if isinstance(value, str) else repr(value)
+            lines.append(f"{name} = {text:<10} # {field.description}")
+    return "\n".join(lines) + "\n"

@@ -1,13 +1,18 @@
 """``fusewatch demo``: a simulated plant scored end to end on this machine, with no services.
 
-Simulator (child process) → in-process bus → aligner → pipeline → alert policy → SQLite + HTML report, then a
-summary of detection against the simulator's ground truth.
+Each worker process simulates its share of the assets (as each Kafka consumer owns its partitions), publishes
+the encoded messages onto its in-process bus and runs the stream processor over them; the parent writes the
+scores, alerts and dead letters to SQLite, then writes the HTML report and the summary against the
+simulator's ground truth.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,39 +22,52 @@ from tqdm import tqdm
 from connectors.report import write_report
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from connectors.sqlite_sink import SqliteSink
+from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import Alert, DeadLetter
 from fusewatch.topics import Topics
 from models.vibration import BearingFrequencies
-from streams.embedded import EmbeddedRunner, simulated_batches
+from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 from streams.evaluation import summarize_run
-from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
 
 
-class SqliteOutput:
-    """Sends the processor's results to a :class:`SqliteSink`, flushing every ``flush_every`` scores."""
+def bearing_lookup(plant: PlantSimulator) -> Any:
+    """The bearing defect frequencies of each simulated asset, for the vibration features."""
 
-    def __init__(self, sink: SqliteSink, flush_every: int = 5_000) -> None:
-        self.sink = sink
-        self.flush_every = flush_every
-        self._since_flush = 0
+    def lookup(asset_id: str) -> BearingFrequencies | None:
+        k = plant.kinematics(asset_id)
+        return BearingFrequencies(k.shaft_hz, k.bpfo_hz, k.bpfi_hz, k.bsf_hz, k.ftf_hz)
 
-    def score(self, scored: ScoredWindow) -> None:
-        self.sink.add_score(scored.score, scored.features)
-        self._since_flush += 1
+    return lookup
 
-    def alert(self, alert: Alert) -> None:
-        self.sink.add_alert(alert)
 
-    def dead_letter(self, letter: DeadLetter) -> None:
-        self.sink.add_dead_letter(letter)
-
-    def maybe_flush(self) -> None:
-        """Flush when enough scores are buffered (called between batches)."""
-        if self._since_flush >= self.flush_every:
-            self.sink.flush()
-            self._since_flush = 0
+def simulate_and_score(
+    simulator: SimulatorConfig,
+    config: FusewatchConfig,
+    run_id: str,
+    report_every: int,
+    worker: int,
+    workers: int,
+    reporter: Reporter,
+) -> None:
+    """Worker job: simulate this worker's share of the assets and score it through the in-process bus."""
+    plant = PlantSimulator(simulator)
+    share = plant.asset_ids[worker::workers]
+    output = CollectingOutput()
+    processor = StreamProcessor(config, output, run_id=run_id, bearings=bearing_lookup(plant))
+    runner = EmbeddedRunner(processor)
+    topics = Topics()
+    steps = 0
+    for steps, step in enumerate(plant.steps(share), start=1):
+        for event in step:
+            runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)
+        runner.pump()
+        if steps % report_every == 0:
+            reporter.send(steps, output)
+    runner.finish()
+    final = {"messages": processor.stats.messages, "dead_letters": processor.stats.dead_letters,
+             "late": processor.aligner.stats.late, "duplicates": processor.aligner.stats.duplicates}
+    reporter.send(steps, output, final=final)
 
 
 @dataclass(frozen=True)
@@ -62,11 +80,17 @@ class DemoOutcome:
     dead_letters: dict[str, int]
 
 
+def default_workers(assets: int) -> int:
+    """One worker per core, never more than assets."""
+    return max(1, min(os.cpu_count() or 1, assets))
+
+
 def run_demo(
     config: FusewatchConfig,
     simulator: SimulatorConfig,
     out_dir: Path,
     summary_json: Path | None = None,
+    workers: int | None = None,
     progress: bool = True,
 ) -> DemoOutcome:
     """Run the demo; returns paths and the summary (also written to ``summary_json`` when given)."""
@@ -77,29 +101,33 @@ def run_demo(
     for stale in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
         stale.unlink(missing_ok=True)
     plant = PlantSimulator(simulator)
-    sink = SqliteSink(database)
-    sink.add_ground_truth(plant.ground_truth)
-    output = SqliteOutput(sink)
-
-    def bearings(asset_id: str) -> BearingFrequencies | None:
-        k = plant.kinematics(asset_id)
-        return BearingFrequencies(k.shaft_hz, k.bpfo_hz, k.bpfi_hz, k.bsf_hz, k.ftf_hz)
-
-    processor = StreamProcessor(config, output, run_id=run_id, bearings=bearings)
-    runner = EmbeddedRunner(processor, flush=output.maybe_flush)
-    with tqdm(total=plant.total_steps, unit="step", desc="plant minutes", disable=not progress) as bar:
-
-        def advance(steps: int) -> None:
-            bar.update(steps - bar.n)
-            bar.set_postfix(windows=processor.stats.scores, alerts=processor.stats.alerts, refresh=False)
-
-        result = runner.run(simulated_batches(simulator, Topics()), on_progress=advance)
-    sink.flush()
-    rows = summarize_run(plant.ground_truth, sink.read_alerts(run_id=run_id))
-    summary = {"assets": rows, "windows": result.windows, "wall_seconds": round(time.perf_counter() - started, 3)}
-    report = write_report(sink, out_dir, run_id=run_id, title=f"fusewatch demo (seed {simulator.seed})", summary_rows=rows)
-    sink.close()
+    count = workers or default_workers(simulator.assets)
+    job = functools.partial(simulate_and_score, simulator, config, run_id, 60)
+    dead_letters: Counter[str] = Counter()
+    windows = 0
+    with SqliteSink(database) as sink:
+        sink.add_ground_truth(plant.ground_truth)
+        done = dict.fromkeys(range(count), 0)
+        with tqdm(total=plant.total_steps, unit="min", desc="plant time", disable=not progress) as bar:
+            for report in run_partitioned(job, count):
+                for scored in report.scored:
+                    sink.add_score(scored.score, scored.features)
+                for alert in report.alerts:
+                    sink.add_alert(alert)
+                for letter in report.letters:
+                    sink.add_dead_letter(letter)
+                windows += len(report.scored)
+                if report.final is not None:
+                    dead_letters.update(report.final["dead_letters"])
+                done[report.worker] = report.progress
+                bar.update(min(done.values()) - bar.n)
+                bar.set_postfix(windows=windows, refresh=False)
+        sink.flush()
+        rows = summarize_run(plant.ground_truth, sink.read_alerts(run_id=run_id))
+        title = f"fusewatch demo: {simulator.assets} assets, {simulator.days:g} days, seed {simulator.seed}"
+        report_path = write_report(sink, out_dir, run_id=run_id, title=title, summary_rows=rows)
+    summary = {"assets": rows, "windows": windows, "wall_seconds": round(time.perf_counter() - started, 3)}
     if summary_json is not None:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return DemoOutcome(database, report, summary, dict(processor.stats.dead_letters))
+    return DemoOutcome(database, report_path, summary, dict(dead_letters))

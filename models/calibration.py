@@ -69,3 +69,29 @@ class QuantileCalibrator:
         below = bisect_left(self._sorted, value)
         ties = bisect_right(self._sorted, value) - below
         return (below + ties / 2 + 0.5) / (n + 1)
+
+
+class ProbabilityCalibrator:
+    """For scores that are already probabilities: clip into ``[0, ceiling]`` and learn nothing.
+
+    The log-severity model outputs the probability that an entry reports a symptom. An empirical CDF would
+    be the wrong calibration there: most windows carry only routine entries with a severity of zero, so any
+    single non-zero note would map to the very top of the distribution for days.
+
+    >>> ProbabilityCalibrator().score_one(1.0), ProbabilityCalibrator().score_one(0.42)
+    (0.999, 0.42)
+    """
+
+    warm = True
+
+    def __init__(self, ceiling: float = 0.999) -> None:
+        if not 0.0 < ceiling <= 1.0:
+            raise ValueError("ceiling must be in (0, 1]")
+        self.ceiling = ceiling
+
+    def learn_one(self, x: float) -> None:
+        """Nothing to learn: the input is a probability already."""
+
+    def score_one(self, x: float) -> float:
+        """The probability itself, clipped."""
+        return min(max(float(x), 0.0), self.ceiling)

@@ -7,6 +7,7 @@
 - **dedup**: while an alert is open, further high windows raise nothing new;
 - **maintenance windows** suppress opening (the transition is reported as ``suppressed`` once);
 - **acknowledge**: an operator's acknowledgement is recorded as a transition and stops escalation;
+- **resolve**: a repair closes the open alert (the cooldown then starts);
 - warm-up windows never count towards opening.
 
 Alert ids are deterministic (asset, opening window end, run id), so replays overwrite rather than duplicate.
@@ -103,6 +104,17 @@ class AlertPolicy:
         state.acknowledged = True
         return self._transition(state.open_alert, "acknowledged", ts_ns, state.open_alert.fused)
 
+    def resolve(self, asset_id: str, ts_ns: int) -> Alert | None:
+        """Close the open alert because the asset was repaired (a ``repair`` entry in its log)."""
+        state = self._assets.get(asset_id)
+        if state is None or state.open_alert is None:
+            return None
+        alert = state.open_alert
+        state.open_alert = None
+        state.recent.clear()
+        state.cooldown_until = ts_ns + int(self.config.cooldown_s * NS_PER_S)
+        return self._transition(alert, "closed", ts_ns, alert.fused)
+
     def update(self, score: Score) -> list[Alert]:
         """Feed one score; return the alert transitions it causes (usually none)."""
         config = self.config
@@ -132,10 +144,8 @@ class AlertPolicy:
         assert alert is not None
         state.below = state.below + 1 if score.fused < config.close_threshold else 0
         if state.below >= config.close_windows:
-            state.open_alert = None
-            state.recent.clear()
-            state.cooldown_until = score.window_end + int(config.cooldown_s * NS_PER_S)
-            return [self._transition(alert, "closed", score.window_end, score.fused)]
+            closed = self.resolve(score.asset_id, score.window_end)
+            return [closed] if closed is not None else []
         if alert.severity == "warning" and not state.acknowledged and self._escalating(state):
             escalated = self._transition(alert, "escalated", score.window_end, score.fused, "critical")
             state.open_alert = escalated

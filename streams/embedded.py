@@ -1,91 +1,37 @@
-"""The embedded runner: the plant simulator → in-process bus → stream processor → sinks, in one command.
+"""The embedded runner: messages → in-process bus → stream processor, in one or several worker processes.
 
-The simulator runs in a child process (the plant is a separate machine in real life, and it leaves this
-process's core to the models); it sends encoded messages in batches through a bounded queue, so a slow
-consumer applies backpressure instead of buffering the whole run. The runner's clock is the stream's own
-event time (the newest event seen), so idle-asset timeouts behave the same at any replay speed.
+:class:`EmbeddedRunner` is the single-process core: producers ``publish`` encoded messages onto the bus,
+``pump`` feeds them through a :class:`~streams.processor.StreamProcessor`. The runner's clock is the stream's
+own event time (the newest event seen), so idle-asset timeouts behave the same at any replay speed.
+
+:func:`run_partitioned` scales it over processes the way Kafka consumer groups do: each worker process owns a
+share of the assets (its "partitions") and runs its own source, bus and processor; results come back to the
+parent, which writes the sinks. Since no model state is shared between assets, the scores are the same for
+any number of workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
-import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from fusewatch.codec import encode
-from fusewatch.topics import Topics
+from fusewatch.events import Alert, DeadLetter
 from streams.bus import InProcessBus
+from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
-
-Batch = list[tuple[str, bytes, bytes, int]]  # (topic, key, value, event time ns)
-_DONE = "done"
-
-
-@dataclass(frozen=True)
-class EmbeddedResult:
-    """What one embedded run did."""
-
-    steps: int
-    messages: int
-    windows: int
-    wall_seconds: float
-
-
-def _simulate(sim_config: Any, topics: Topics, batch_steps: int, out: Any) -> None:
-    """Child-process body: run the simulator and send encoded batches of ``batch_steps`` steps."""
-    from connectors.simulator import PlantSimulator
-
-    batch: Batch = []
-    count = 0
-    try:
-        for step in PlantSimulator(sim_config).steps():
-            batch.extend((topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step)
-            count += 1
-            if count % batch_steps == 0:
-                out.put((count, batch))
-                batch = []
-        out.put((count, batch))
-        out.put(_DONE)
-    except BaseException as exc:  # report, never hang the parent
-        out.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-def simulated_batches(sim_config: Any, topics: Topics, batch_steps: int = 10) -> Iterator[tuple[int, Batch]]:
-    """Yield ``(steps done, messages)`` from a simulator running in a child process."""
-    context = mp.get_context("spawn")
-    channel = context.Queue(maxsize=8)
-    process = context.Process(target=_simulate, args=(sim_config, topics, batch_steps, channel), daemon=True)
-    process.start()
-    try:
-        while True:
-            try:
-                item = channel.get(timeout=60)
-            except queue_module.Empty:
-                if not process.is_alive():
-                    raise RuntimeError("the simulator process died without a word") from None
-                continue
-            if item == _DONE:
-                break
-            if item[0] == "error":
-                raise RuntimeError(f"the simulator failed: {item[1]}")
-            yield item
-    finally:
-        if process.is_alive():
-            process.terminate()
-        process.join(timeout=10)
 
 
 class EmbeddedRunner:
-    """Feeds batches through the bus into a :class:`StreamProcessor`."""
+    """Feeds published messages through the bus into a :class:`StreamProcessor`."""
 
-    def __init__(self, processor: StreamProcessor, flush: Callable[[], None] | None = None) -> None:
+    def __init__(self, processor: StreamProcessor) -> None:
         self.processor = processor
         self.bus = InProcessBus()
         self.now_ns = 0
-        self._flush = flush or (lambda: None)
 
     def publish(self, topic: str, key: bytes, value: bytes, ts_ns: int) -> None:
         """Publish one message; the runner's clock follows the newest event time."""
@@ -101,19 +47,98 @@ class EmbeddedRunner:
         self.processor.tick(self.now_ns)
         return count
 
-    def run(
-        self, batches: Iterable[tuple[int, Batch]], on_progress: Callable[[int], None] | None = None
-    ) -> EmbeddedResult:
-        """Consume every batch, flush the aligner at the end, and return the counts."""
-        started = time.perf_counter()
-        steps = messages = 0
-        for steps, batch in batches:
-            for topic, key, value, ts in batch:
-                self.publish(topic, key, value, ts)
-            messages += self.pump()
-            self._flush()
-            if on_progress is not None:
-                on_progress(steps)
+    def finish(self) -> None:
+        """Process what is pending, then close every open window (end of a finite stream)."""
+        self.pump()
         self.processor.flush()
-        self._flush()
-        return EmbeddedResult(steps, messages, self.processor.stats.scores, time.perf_counter() - started)
+
+
+@dataclass
+class CollectingOutput:
+    """An output that keeps results until they are taken (to ship them to another process)."""
+
+    scored: list[ScoredWindow] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    def score(self, scored: ScoredWindow) -> None:
+        self.scored.append(scored)
+
+    def alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+    def take(self) -> tuple[list[ScoredWindow], list[Alert], list[DeadLetter]]:
+        """Return and forget everything collected so far."""
+        taken = (self.scored, self.alerts, self.letters)
+        self.scored, self.alerts, self.letters = [], [], []
+        return taken
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """A batch of results from one worker; ``final`` carries its counters once it has finished."""
+
+    worker: int
+    progress: int
+    scored: list[ScoredWindow]
+    alerts: list[Alert]
+    letters: list[DeadLetter]
+    final: dict[str, Any] | None = None
+
+
+class Reporter:
+    """What a worker job uses to send its results to the parent."""
+
+    def __init__(self, worker: int, channel: Any) -> None:
+        self.worker = worker
+        self._channel = channel
+
+    def send(self, progress: int, output: CollectingOutput, final: dict[str, Any] | None = None) -> None:
+        scored, alerts, letters = output.take()
+        self._channel.put(WorkerReport(self.worker, progress, scored, alerts, letters, final))
+
+
+WorkerJob = Callable[[int, int, Reporter], None]
+"""``job(worker index, worker count, reporter)``: a picklable module-level function run in each worker."""
+
+
+def _run_job(job: WorkerJob, index: int, count: int, channel: Any) -> None:
+    try:
+        job(index, count, Reporter(index, channel))
+    except BaseException:  # report, never leave the parent waiting
+        channel.put(("error", index, traceback.format_exc()))
+
+
+def run_partitioned(job: WorkerJob, workers: int) -> Iterator[WorkerReport]:
+    """Run ``job`` in ``workers`` processes and yield their reports until each has sent its final one."""
+    context = mp.get_context("spawn")
+    channel = context.Queue(maxsize=64)
+    processes = [
+        context.Process(target=_run_job, args=(job, index, workers, channel), daemon=True) for index in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    running = set(range(workers))
+    try:
+        while running:
+            try:
+                item = channel.get(timeout=1.0)
+            except queue_module.Empty:
+                dead = [i for i in running if not processes[i].is_alive()]
+                if dead:
+                    raise RuntimeError(f"worker {dead[0]} died without reporting (exit code "
+                                       f"{processes[dead[0]].exitcode})") from None
+                continue
+            if isinstance(item, tuple) and item[0] == "error":
+                raise RuntimeError(f"worker {item[1]} failed:\n{item[2]}")
+            if item.final is not None:
+                running.discard(item.worker)
+            yield item
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=10)

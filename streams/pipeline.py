@@ -1,7 +1,8 @@
 """The scoring pipeline: an aligned window in, a fused score with its explanation out.
 
-Per asset it keeps a vibration detector, a camera detector and one calibrator per modality; the text model
-is shared by the fleet (technicians share a language). For each window:
+Per asset it keeps a vibration detector, a camera detector, a log-severity model and one calibrator per
+modality. Nothing is shared between assets, so an asset's scores do not depend on which other assets the same
+process happens to handle (one worker or many, embedded or on Kafka). For each window:
 
 1. each present modality gets a raw score (features → detector; frame → autoencoder; logs → severity);
 2. each raw score is calibrated online to (0, 1);
@@ -24,10 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import fusewatch
 from fusewatch.events import MaintenanceLog, Modality, Score
-from models.calibration import QuantileCalibrator
+from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.fusion import FusionMethod, LateFusion
-from models.text import LogSeverityModel
+from models.text import LogSeverityModel, infer_kind
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
 
@@ -43,9 +44,7 @@ class ModelConfig(BaseModel):
     warmup_windows: int = Field(1440, ge=0, description="windows per asset flagged warm-up (never alerted)")
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
     camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
-    hst_trees: int = Field(25, ge=1, description="HalfSpaceTrees: number of trees")
-    hst_height: int = Field(8, ge=2, description="HalfSpaceTrees: tree height")
-    hst_window: int = Field(250, ge=10, description="HalfSpaceTrees: reference window size")
+    vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
     seed: int = Field(0, description="seed of every model")
 
 
@@ -61,9 +60,10 @@ class ScoredWindow:
 class _AssetModels:
     vibration: VibrationDetector
     camera: CameraDetector
-    calibrators: dict[Modality, QuantileCalibrator]
+    text: LogSeverityModel
+    calibrators: dict[Modality, QuantileCalibrator | ProbabilityCalibrator]
     windows: int = 0
-    log_severity: dict[tuple[int, int], float] = field(default_factory=dict)
+    log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -79,7 +79,6 @@ class Pipeline:
         self.run_id = run_id
         self.bearings = bearings or (lambda asset_id: None)
         self.features = VibrationFeatures()
-        self.text = LogSeverityModel()
         self.fusion = LateFusion(self.config.fusion)
         self.model_version = f"{fusewatch.__version__}+{self.config.fusion}"
         self._assets: dict[str, _AssetModels] = {}
@@ -90,11 +89,13 @@ class Pipeline:
             config = self.config
             seed = config.seed + zlib.crc32(asset_id.encode())
             models = self._assets[asset_id] = _AssetModels(
-                vibration=VibrationDetector(config.hst_trees, config.hst_height, config.hst_window, seed=seed),
+                vibration=VibrationDetector(top_k=config.vibration_top_k),
                 camera=CameraDetector(input_size=config.camera_input_size, seed=seed),
+                text=LogSeverityModel(),
                 calibrators={
-                    m: QuantileCalibrator(config.calibration_window, config.calibration_min_samples)
-                    for m in ("vibration", "camera", "logs")
+                    "vibration": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
+                    "camera": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
+                    "logs": ProbabilityCalibrator(),
                 },
             )
         return models
@@ -149,20 +150,33 @@ class Pipeline:
     def _log_score(
         self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...]
     ) -> tuple[float, list[tuple[str, float]]]:
-        """Weighted severity of the logs in the horizon: each entry is scored (and learned) once."""
-        current: dict[tuple[int, int], float] = {}
-        best, best_severity = 0.0, 0.0
+        """Evidence of the logs in the horizon: noisy-or of severity x weight over the entries since the last repair.
+
+        Repeated complaints add up (two notes of severity 0.7 give 0.91); a repair entry resets the evidence,
+        since what was written before it describes a machine that has been fixed. Each entry is scored (and
+        learned from) once.
+        """
+        cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        judged = []
         for log, weight in logs:
             key = (log.ts, zlib.crc32(log.text.encode()))
-            severity = models.log_severity.get(key)
-            if severity is None:
-                severity = self.text.score_one(log.text)
-                self.text.learn_one(log.text, log.kind)
-            current[key] = severity
-            if severity * weight >= best:
-                best, best_severity = severity * weight, severity
-        models.log_severity = current
-        return best, [("log_severity", round(best_severity, 3)), ("log_weight", round(best / best_severity, 3) if best_severity else 0.0)]
+            entry = models.log_cache.get(key)
+            if entry is None:
+                entry = (models.text.score_one(log.text), (log.kind or infer_kind(log.text)) == "repair")
+                models.text.learn_one(log.text, log.kind)
+            cache[key] = entry
+            judged.append((entry, weight))
+        models.log_cache = cache
+        since_repair = 0
+        for index, ((_, is_repair), _) in enumerate(judged):
+            if is_repair:
+                since_repair = index + 1
+        survival, worst = 1.0, 0.0
+        for (severity, _), weight in judged[since_repair:]:
+            survival *= 1.0 - severity * weight
+            worst = max(worst, severity)
+        evidence = 1.0 - survival
+        return evidence, [("log_evidence", round(evidence, 3)), ("worst_note_severity", round(worst, 3))]
 
     def _learn(
         self,
@@ -183,4 +197,4 @@ class Pipeline:
 
     def state(self) -> dict[str, Any]:
         """Everything learned, for a checkpoint (picklable)."""
-        return {"assets": self._assets, "text": self.text, "model_version": self.model_version}
+        return {"assets": self._assets, "model_version": self.model_version}

@@ -23,6 +23,7 @@ from fusewatch.config import FusewatchConfig
 from fusewatch.errors import InvalidEventError
 from fusewatch.events import Alert, CameraFrame, DeadLetter
 from fusewatch.topics import Topics
+from models.text import infer_kind
 from models.vibration import BearingFrequencies
 from streams.aligner import AlignedWindow, Aligner
 from streams.alerts import AlertPolicy
@@ -95,6 +96,11 @@ class StreamProcessor:
 
     def _score(self, windows: list[AlignedWindow]) -> None:
         for window in windows:
+            if _repaired_in(window):
+                closed = self.alerts.resolve(window.asset_id, window.end_ns)
+                if closed is not None:
+                    self.stats.alerts += 1
+                    self.output.alert(closed)
             scored = self.pipeline.process(window, learn=not self.alerts.is_alerting(window.asset_id))
             self.stats.scores += 1
             self.output.score(scored)
@@ -115,3 +121,11 @@ class StreamProcessor:
             ts=now_ns,
         )
         self.output.dead_letter(letter)
+
+
+def _repaired_in(window: AlignedWindow) -> bool:
+    """True when a repair entry was written during the window."""
+    return any(
+        window.start_ns <= log.ts < window.end_ns and (log.kind or infer_kind(log.text)) == "repair"
+        for log, _ in window.logs
+    )

@@ -43,7 +43,7 @@ def _frame(rng: np.random.Generator, stain: bool = False) -> np.ndarray:
 
 
 CASES = [
-    Case("vibration", lambda seed: VibrationDetector(seed=seed, window_size=50), _features,
+    Case("vibration", lambda seed: VibrationDetector(), _features,
          lambda rng: _features(rng, 1.0), warm=200),
     Case("camera", lambda seed: CameraDetector(seed=seed, warm_steps=20), _frame,
          lambda rng: _frame(rng, stain=True), warm=480),
