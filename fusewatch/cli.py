@@ -6,16 +6,16 @@ import argparse
 import logging
 import os
 import sys
-
-# One stream per core: numeric libraries must not start spinning thread pools that fight the simulator and
-# the other workers for the cores. Set before numpy, scipy or torch are imported; the environment can override.
-for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_variable, "1")
 from collections.abc import Sequence
 from pathlib import Path
 
 from fusewatch import __version__
 from fusewatch.errors import FusewatchError
+
+# One stream per core: numeric libraries must not start spinning thread pools that fight the simulator and
+# the other workers for the cores. Set before numpy, scipy or torch are imported; the environment can override.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 DESCRIPTION = """\
 fusewatch: streaming predictive maintenance that fuses vibration, camera frames and maintenance logs.

@@ -30,7 +30,7 @@ from __future__ import annotations
 import io
 import json
 import struct
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -39,7 +39,7 @@ from fusewatch.errors import InvalidEventError
 from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk, make_event
 from fusewatch.timeutil import format_time
 
-InputEvent = Union[VibrationChunk, CameraFrame, MaintenanceLog]
+InputEvent = VibrationChunk | CameraFrame | MaintenanceLog
 
 MAGIC = b"FW"
 VERSION = 1

@@ -12,7 +12,7 @@ A bad file or value raises :class:`~fusewatch.errors.ConfigError` naming the key
 >>> load_config(path)
 Traceback (most recent call last):
 ...
-fusewatch.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a valid integer, unable to parse string as an integer
+fusewatch.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a valid integer, unable to parse ...
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from fusewatch.errors import ConfigError
-from streams.aligner import AlignerConfig
 from streams.alerts import AlertPolicyConfig
+from streams.aligner import AlignerConfig
 from streams.pipeline import ModelConfig
 
 

@@ -98,7 +98,7 @@ class VibrationChunk(Event):
     @property
     def duration_ns(self) -> int:
         """Time covered by the samples, in nanoseconds."""
-        return int(round(self.samples.size * 1e9 / self.sample_rate_hz))
+        return round(self.samples.size * 1e9 / self.sample_rate_hz)
 
 
 class CameraFrame(Event):

@@ -2,17 +2,24 @@
 
 Raw scores of different detectors live on different scales. :class:`QuantileCalibrator` maps a raw score to
 its empirical CDF value over a sliding reference window of recent scores learned as normal, so that under
-normal operation the calibrated score is uniform on (0, 1) and ``1 - calibrated`` reads as a p-value.
+normal operation the calibrated score is uniform on (0, 1) and ``1 - calibrated`` reads as a p-value. Beyond
+the reference's upper tail the p-value is extrapolated with an exponential tail fitted to the largest values
+(peaks over threshold), so a score far outside anything seen gets a correspondingly tiny p-value instead of
+stopping at ``1 / window``.
 
 >>> cal = QuantileCalibrator(window=100, min_samples=10)
 >>> for value in range(100):
 ...     cal.learn_one(float(value))
->>> round(cal.score_one(49.5), 3), round(cal.score_one(1000.0), 3), cal.warm
-(0.5, 0.995, True)
+>>> round(cal.score_one(49.5), 3), cal.warm
+(0.5, True)
+>>> p_near, p_far = 1 - cal.score_one(99.5), 1 - cal.score_one(150.0)
+>>> round(p_near, 4), p_far < 1e-6
+(0.0089, True)
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 
@@ -27,17 +34,27 @@ class QuantileCalibrator:
     min_samples
         Below this many learned values the calibrator is not ``warm`` (scores are flagged as warm-up).
 
-    The calibrated value uses mid-ranks, ``(below + ties / 2 + 0.5) / (n + 1)``, so it never reaches exactly
-    0 or 1 and ``1 - score`` can be used as a p-value bounded away from zero.
+    tail
+        Fraction of the reference treated as the tail. Above its lower edge the p-value follows a Pareto tail
+        fitted to the values above the edge, ``tail * (x / edge) ** (-1 / mean_log_excess)`` (an exponential
+        tail, ``tail * exp(-(x - edge) / mean_excess)``, when scores can be zero or negative). A power law
+        decays more slowly than the tails of the scores seen here, so extrapolated p-values err on the side of
+        fewer alarms.
+
+    In the body the calibrated value uses mid-ranks, ``(below + ties / 2 + 0.5) / (n + 1)``, so it never reaches
+    exactly 0 or 1 and ``1 - score`` can be used as a p-value.
     """
 
-    def __init__(self, window: int = 2880, min_samples: int = 60) -> None:
+    def __init__(self, window: int = 2880, min_samples: int = 60, tail: float = 0.05) -> None:
         if window < 2:
             raise ValueError("window must be at least 2")
         if not 1 <= min_samples <= window:
             raise ValueError("min_samples must be between 1 and window")
+        if not 0.0 < tail < 0.5:
+            raise ValueError("tail must be between 0 and 0.5")
         self.window = window
         self.min_samples = min_samples
+        self.tail = tail
         self._fifo: deque[float] = deque()
         self._sorted: list[float] = []
 
@@ -66,9 +83,27 @@ class QuantileCalibrator:
         if n == 0:
             return 0.5
         value = float(x)
+        tail_size = int(self.tail * n)
+        if tail_size >= 5:
+            edge = self._sorted[n - tail_size - 1]
+            if value > edge:
+                return 1.0 - self._tail_p_value(value, edge, tail_size, n)
         below = bisect_left(self._sorted, value)
         ties = bisect_right(self._sorted, value) - below
         return (below + ties / 2 + 0.5) / (n + 1)
+
+    def _tail_p_value(self, value: float, edge: float, tail_size: int, n: int) -> float:
+        top = self._sorted[n - tail_size :]
+        p_edge = (tail_size + 0.5) / (n + 1)
+        if edge > 0.0:
+            scale = sum(math.log(v / edge) for v in top) / tail_size
+            distance = math.log(value / edge)
+        else:
+            scale = sum(top) / tail_size - edge
+            distance = value - edge
+        if scale <= 0.0:
+            return p_edge / (n + 1)
+        return p_edge * math.exp(-distance / scale)
 
 
 class ProbabilityCalibrator:

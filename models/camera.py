@@ -52,7 +52,7 @@ def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
     return pooled
 
 
-class FrameAutoencoder(nn.Module):  # type: ignore[misc]
+class FrameAutoencoder(nn.Module):
     """Two strided 4x4 convolutions down, two non-overlapping 2x2 transposed convolutions up (~2,750 parameters).
 
     Non-overlapping transposed convolutions are about twice as fast as the usual 4x4 ones on a CPU, for the
@@ -111,7 +111,7 @@ class CameraDetector:
         pooled = mean_pool(np.asarray(frame), self.input_size)
         centred = pooled - pooled.mean()
         spread = float(np.sqrt(np.dot(centred.ravel(), centred.ravel()) / centred.size))
-        prepared = centred / (spread + 1.0)
+        prepared: np.ndarray = centred / (spread + 1.0)
         self._last_input, self._last_prepared = frame, prepared
         return prepared
 
@@ -126,7 +126,7 @@ class CameraDetector:
             self._buffer.clear()
             self.optimizer.zero_grad()
             loss = torch.mean((self.model(batch) - batch) ** 2)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             self.optimizer.step()
             self.steps += 1
 

@@ -14,12 +14,15 @@ Methods
 ``noisy_or``
     ``1 - prod(1 - c**sharpness)``: any strongly anomalous modality drives the score up.
 
+The combined probability ``q`` is reported on a **surprise scale**, ``fused = min(1, -log10(1 - q) / decades)``:
+0 is unremarkable, 0.3 a one-in-a-thousand window under normal operation, 0.6 one in a million, 1 one in
+``10**decades``. Operators read it like a gauge, and thresholds keep their meaning as a false-alarm rate.
 Contributions always sum to the fused score; each modality's share is proportional to its evidence.
 
 >>> fusion = LateFusion("fisher")
 >>> result = fusion.fuse({"vibration": 0.9995, "camera": 0.5}, {"vibration": True, "camera": True, "logs": False})
->>> round(result.fused, 4), result.leading
-(0.9977, 'vibration')
+>>> round(result.fused, 3), round(result.probability, 4), result.leading
+(0.263, 0.9977, 'vibration')
 >>> round(sum(result.contributions.values()), 10) == round(result.fused, 10)
 True
 >>> result.contributions["logs"]
@@ -31,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 FusionMethod = Literal["fisher", "weighted", "noisy_or"]
 _P_FLOOR = 1e-12
@@ -39,11 +42,15 @@ _P_FLOOR = 1e-12
 
 @dataclass(frozen=True)
 class FusionResult:
-    """A fused score in [0, 1], the per-modality contributions that sum to it, and the leading modality."""
+    """A fused score in [0, 1] (surprise scale), the contributions that sum to it, and the leading modality.
+
+    ``probability`` is the combined score before the surprise scale (``1 - p`` for Fisher).
+    """
 
     fused: float
     contributions: dict[str, float]
     leading: str | None
+    probability: float
 
 
 def chi2_survival_even(statistic: float, dof: int) -> float:
@@ -70,22 +77,25 @@ class LateFusion:
         method: FusionMethod = "fisher",
         weights: Mapping[str, float] | None = None,
         sharpness: float = 8.0,
+        decades: float = 10.0,
     ) -> None:
         if method not in ("fisher", "weighted", "noisy_or"):
             raise ValueError(f"unknown fusion method {method!r}")
         self.method = method
         self.weights = dict(weights or {})
         self.sharpness = sharpness
+        self.decades = decades
 
-    def fuse(self, calibrated: Mapping[str, float], present: Mapping[str, bool]) -> FusionResult:
+    def fuse(self, calibrated: Mapping[Any, float], present: Mapping[Any, bool]) -> FusionResult:
         """Fuse the calibrated scores of the present modalities."""
         active = {m: min(max(float(c), 0.0), 1.0) for m, c in calibrated.items() if present.get(m, False)}
         contributions = {m: 0.0 for m in present}
         if not active:
-            return FusionResult(0.0, contributions, None)
+            return FusionResult(0.0, contributions, None, 0.0)
         if self.method == "fisher":
             evidence = {m: -math.log(max(1.0 - c, _P_FLOOR)) for m, c in active.items()}
-            fused = 1.0 - chi2_survival_even(2.0 * sum(evidence.values()), 2 * len(active))
+            p_value = chi2_survival_even(2.0 * sum(evidence.values()), 2 * len(active))
+            fused = 1.0 - p_value
         elif self.method == "weighted":
             weights = {m: self.weights.get(m, 1.0) for m in active}
             total = sum(weights.values()) or 1.0
@@ -94,10 +104,14 @@ class LateFusion:
         else:
             evidence = {m: -math.log(max(1.0 - c**self.sharpness, _P_FLOOR)) for m, c in active.items()}
             fused = 1.0 - math.exp(-sum(evidence.values()))
-        fused = min(max(fused, 0.0), 1.0)
+        probability = min(max(fused, 0.0), 1.0)
+        if self.method != "fisher":
+            p_value = 1.0 - probability
+        fused = min(1.0, -math.log10(max(p_value, _P_FLOOR)) / self.decades)
         total_evidence = sum(evidence.values())
         for modality, value in evidence.items():
             share = value / total_evidence if total_evidence > 0 else 1.0 / len(evidence)
             contributions[modality] = fused * share
         leading = max(evidence, key=lambda m: evidence[m])
-        return FusionResult(fused, contributions, leading)
+        return FusionResult(fused, contributions, leading, probability)
+

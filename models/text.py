@@ -116,7 +116,7 @@ class LogSeverityModel:
         if kind is None:
             return
         label = kind in self.POSITIVE
-        self.classifier.learn_one(normalize_log_text(text), label)
+        self.classifier.learn_one(normalize_log_text(text), label)  # type: ignore[arg-type]  # BagOfWords takes str
         if label:
             self.positives += 1
         else:
@@ -129,6 +129,6 @@ class LogSeverityModel:
         trust = self.max_model_weight * min(1.0, min(self.positives, self.negatives) * 2 / self.trust_after)
         if trust <= 0.0:
             return prior
-        learned = float(self.classifier.predict_proba_one(normalized).get(True, 0.0))
+        learned = float(self.classifier.predict_proba_one(normalized).get(True, 0.0))  # type: ignore[arg-type]
         value = (1.0 - trust) * prior + trust * learned
         return 0.0 if math.isnan(value) else min(max(value, 0.0), 1.0)

@@ -42,7 +42,8 @@ class VibrationFeatures:
     Parameters
     ----------
     n_bands
-        Number of log-spaced bands between ``band_low_hz`` and the Nyquist frequency.
+        Number of log-spaced bands between ``band_low_hz`` and the Nyquist frequency; each ``band_i`` feature is
+        the band's share of the total power (log10), a spectral shape that load changes barely move.
     envelope_band_hz
         The band demodulated for the envelope spectrum; bearing impacts ring the structure's resonances here.
     harmonics
@@ -89,10 +90,10 @@ class VibrationFeatures:
         # float64 spectrum: quiet bands of a float32 spectrum square into subnormal numbers, which are very slow
         spectrum = scipy.fft.rfft(centred.astype(np.float64))
         power = spectrum.real**2 + spectrum.imag**2
-        band_energy = np.add.reduceat(power, plan.band_edges)[: self.n_bands] * (2.0 / n**2)
-        for name, energy in zip(plan.band_names, band_energy.tolist()):
-            features[name] = math.log10(energy + 1e-12)
         total = float(power.sum()) or 1e-12
+        band_share = np.add.reduceat(power, plan.band_edges)[: self.n_bands] * (1.0 / total)
+        for name, share in zip(plan.band_names, band_share.tolist(), strict=False):
+            features[name] = math.log10(share + 1e-12)
         features["centroid_hz"] = float(np.dot(power, plan.bin_index)) * plan.hz_per_bin / total
         if plan.defect_windows is not None:
             features.update(self._envelope_features(spectrum, plan))
@@ -109,7 +110,7 @@ class VibrationFeatures:
         edges_hz = np.geomspace(self.band_low_hz, sample_rate_hz / 2, self.n_bands + 1)
         band_edges = np.clip((edges_hz / hz_per_bin).astype(int), 1, bins - 1)[:-1]
         low, high = (min(int(f / hz_per_bin), bins - 1) for f in self.envelope_band_hz)
-        grid = 1 << max(8, int(math.ceil(math.log2(max(high - low, 2)))))
+        grid = 1 << max(8, math.ceil(math.log2(max(high - low, 2))))
         env_bins = grid // 2 + 1
         env_hz_per_bin = sample_rate_hz / n  # the base-band envelope spans the same duration as the snapshot
         windows = None
@@ -150,7 +151,7 @@ class VibrationFeatures:
         scale = 1.0 / (self.harmonics * floor)
         return {
             f"env_{name}": math.log10(value * scale + 1e-12)
-            for name, value in zip(("bpfo", "bpfi", "bsf", "ftf"), peaks.tolist())
+            for name, value in zip(("bpfo", "bpfi", "bsf", "ftf"), peaks.tolist(), strict=False)
         }
 
 
@@ -174,10 +175,12 @@ class VibrationDetector:
     defect moves a handful of features (envelope lines, kurtosis, crest factor, high bands) far from normal
     while the other features stay put; a detector that averages over all features, or partitions them at
     random as HalfSpaceTrees does, dilutes that signal (measured on the simulator: HalfSpaceTrees' score fell
-    while ``env_bpfo`` rose six standard deviations). Learning is the caller's decision: the pipeline calls
-    ``learn_one`` only for windows it judges normal, so a growing fault does not become the new normal.
+    while ``env_bpfo`` rose six standard deviations). Absolute energies (``ignore``: RMS and peak) follow the
+    operating load, which the contracts do not carry, so they are reported but not scored: a machine at an
+    unusual load is not a faulty one. Learning is the caller's decision: the pipeline calls ``learn_one`` only
+    for windows it judges normal, so a growing fault does not become the new normal.
 
-    >>> detector = VibrationDetector(top_k=1)
+    >>> detector = VibrationDetector(top_k=1, ignore=())
     >>> for i in range(100):
     ...     detector.learn_one({"rms": 1.0 + 0.01 * (i % 10), "kurtosis": 3.0 + 0.01 * (i % 7)})
     >>> detector.score_one({"rms": 1.05, "kurtosis": 3.03}) < 4 < detector.score_one({"rms": 1.05, "kurtosis": 4.0})
@@ -186,14 +189,17 @@ class VibrationDetector:
     'kurtosis'
     """
 
-    def __init__(self, top_k: int = 3, min_std: float = 1e-6) -> None:
+    def __init__(self, top_k: int = 3, min_std: float = 1e-6, ignore: tuple[str, ...] = ("rms", "peak")) -> None:
         self.top_k = top_k
         self.min_std = min_std
+        self.ignore = frozenset(ignore)
         self.scaler = preprocessing.StandardScaler()
 
     def _z(self, x: Mapping[str, float]) -> dict[str, float]:
         z: dict[str, float] = {}
         for name, value in x.items():
+            if name in self.ignore:
+                continue
             mean = self.scaler.means.get(name, 0.0)
             std = math.sqrt(self.scaler.vars.get(name, 0.0))
             z[name] = (value - mean) / std if std > self.min_std else 0.0
@@ -201,7 +207,7 @@ class VibrationDetector:
 
     def learn_one(self, x: Mapping[str, float]) -> None:
         """Learn one feature dict as normal."""
-        self.scaler.learn_one(dict(x))
+        self.scaler.learn_one(dict(x))  # type: ignore[no-untyped-call]
 
     def score_one(self, x: Mapping[str, float]) -> float:
         """Mean of the ``top_k`` largest squared standard scores (0 until the scaler has seen data)."""

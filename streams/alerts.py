@@ -42,12 +42,12 @@ class AlertPolicyConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    open_threshold: float = Field(0.99, ge=0, le=1, description="a window counts towards opening at this score")
-    open_k: int = Field(6, ge=1, description="open after this many high windows ...")
-    open_n: int = Field(10, ge=1, description="... among the last open_n windows")
-    escalate_threshold: float = Field(0.9999, ge=0, le=1, description="a window counts towards escalation")
-    escalate_k: int = Field(8, ge=1, description="escalate to critical after this many of the last open_n")
-    close_threshold: float = Field(0.9, ge=0, le=1, description="a window counts towards closing below this")
+    open_threshold: float = Field(0.45, ge=0, le=1, description="a window counts towards opening at this score")
+    open_k: int = Field(3, ge=1, description="open after this many high windows ...")
+    open_n: int = Field(5, ge=1, description="... among the last open_n windows")
+    escalate_threshold: float = Field(0.8, ge=0, le=1, description="a window counts towards escalation")
+    escalate_k: int = Field(4, ge=1, description="escalate to critical after this many of the last open_n")
+    close_threshold: float = Field(0.25, ge=0, le=1, description="a window counts towards closing below this")
     close_windows: int = Field(60, ge=1, description="close after this many consecutive low windows")
     cooldown_s: float = Field(6 * 3600.0, ge=0, description="no new alert this long after a close")
 

@@ -33,11 +33,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from fusewatch.codec import InputEvent
 from fusewatch.events import CameraFrame, MaintenanceLog, Modality, VibrationChunk
-from pydantic import BaseModel, ConfigDict, Field
-
 from fusewatch.timeutil import NS_PER_S
 
 Outcome = Literal["accepted", "late", "duplicate"]
@@ -57,7 +56,7 @@ class AlignerConfig(BaseModel):
 
     def ns(self, name: str) -> int:
         """A setting in integer nanoseconds, e.g. ``config.ns("window_s")``."""
-        return int(round(float(getattr(self, name)) * NS_PER_S))
+        return round(float(getattr(self, name)) * NS_PER_S)
 
 
 @dataclass(frozen=True)

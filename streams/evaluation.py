@@ -31,7 +31,8 @@ def summarize_asset(truth: GroundTruth, opened_at: Sequence[int]) -> dict[str, A
     first: int | None = None
     false_alarms = 0
     for ts in sorted(opened_at):
-        inside = truth.onset_at is not None and truth.failure_at is not None and truth.onset_at <= ts <= truth.failure_at
+        onset, failure = truth.onset_at, truth.failure_at
+        inside = onset is not None and failure is not None and onset <= ts <= failure
         if inside and first is None:
             first = ts
         elif not inside:
@@ -69,6 +70,6 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     columns = list(rows[0])
     cells = [[("-" if row[c] is None else str(row[c])) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=False)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip() for r in cells]
     return "\n".join(lines)

@@ -5,12 +5,19 @@ modality. Nothing is shared between assets, so an asset's scores do not depend o
 process happens to handle (one worker or many, embedded or on Kafka). For each window:
 
 1. each present modality gets a raw score (features → detector; frame → autoencoder; logs → severity);
-2. each raw score is calibrated online to (0, 1);
-3. the calibrated scores of warm modalities are fused (presence mask respected) with contributions;
-4. if the caller allows learning (the asset is not in alert), calibrators learn the raw scores and the
-   detectors learn the window unless its calibrated score reaches ``learn_gate`` (anomalies must not poison
-   the models). During the first ``warmup_windows`` windows of an asset everything learns and the score is
-   flagged ``warmup`` (it never alerts).
+2. vibration and camera raw scores are averaged over their last ``smoothing_windows`` windows (a developing
+   fault shifts many windows a little; logs already persist across windows);
+3. each (smoothed) raw score is calibrated online to (0, 1) against its own recent normal history, which
+   includes the slow swings of normal operation (load and lighting regimes), so they are not mistaken for
+   faults;
+4. the calibrated scores of the warm modalities are fused (presence mask respected) into a surprise-scale
+   score with contributions;
+5. if the caller allows learning (the asset is not in alert), each calibrator learns the value unless it is
+   beyond ``calibration_gate`` (one in a thousand: the reference loses almost nothing of its normal tail, but
+   a fault standing out does not enter it), and each detector learns the window unless its calibrated score
+   reaches ``learn_gate``: anomalies must not poison the models, and a slowly growing fault must not become
+   the new normal. During the first ``warmup_windows`` windows of an
+   asset everything learns and the score is flagged ``warmup`` (it never alerts).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from river import stats, utils
 
 import fusewatch
 from fusewatch.events import MaintenanceLog, Modality, Score
@@ -39,10 +47,15 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fusion: FusionMethod = Field("fisher", description="late-fusion method: fisher, weighted or noisy_or")
-    calibration_window: int = Field(2880, ge=10, description="raw scores in each calibrator's reference window")
+    calibration_window: int = Field(10080, ge=10, description="raw scores in each calibrator's reference window")
+    calibration_gate: float = Field(
+        0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
+    )
     calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
-    warmup_windows: int = Field(1440, ge=0, description="windows per asset flagged warm-up (never alerted)")
+    warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
+    smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores averaged over this many")
+    fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
     camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
     vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
     seed: int = Field(0, description="seed of every model")
@@ -62,6 +75,7 @@ class _AssetModels:
     camera: CameraDetector
     text: LogSeverityModel
     calibrators: dict[Modality, QuantileCalibrator | ProbabilityCalibrator]
+    smoothers: dict[Modality, Any]  # river utils.Rolling(stats.Mean())
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
 
@@ -79,7 +93,7 @@ class Pipeline:
         self.run_id = run_id
         self.bearings = bearings or (lambda asset_id: None)
         self.features = VibrationFeatures()
-        self.fusion = LateFusion(self.config.fusion)
+        self.fusion = LateFusion(self.config.fusion, decades=self.config.fusion_decades)
         self.model_version = f"{fusewatch.__version__}+{self.config.fusion}"
         self._assets: dict[str, _AssetModels] = {}
 
@@ -96,6 +110,10 @@ class Pipeline:
                     "vibration": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
                     "camera": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
                     "logs": ProbabilityCalibrator(),
+                },
+                smoothers={
+                    m: utils.Rolling(stats.Mean(), window_size=config.smoothing_windows)
+                    for m in ("vibration", "camera")
                 },
             )
         return models
@@ -116,13 +134,18 @@ class Pipeline:
             explanations["camera"] = models.camera.explain()
         if present["logs"]:
             raw["logs"], explanations["logs"] = self._log_score(models, window.logs)
-        calibrated = {m: models.calibrators[m].score_one(value) for m, value in raw.items()}
+        smoothed = dict(raw)
+        for modality, smoother in models.smoothers.items():
+            if modality in raw:
+                smoother.update(raw[modality])
+                smoothed[modality] = float(smoother.get())
+        calibrated = {m: models.calibrators[m].score_one(value) for m, value in smoothed.items()}
         warm = {m: models.calibrators[m].warm for m in raw}
         warmup = models.windows < self.config.warmup_windows or not any(warm.values())
         fused = self.fusion.fuse(calibrated, {m: present[m] and warm.get(m, False) for m in present})
         models.windows += 1
         if learn:
-            self._learn(models, window, raw, calibrated, features, warmup)
+            self._learn(models, window, smoothed, calibrated, features, warmup)
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -182,15 +205,16 @@ class Pipeline:
         self,
         models: _AssetModels,
         window: AlignedWindow,
-        raw: dict[Modality, float],
+        smoothed: dict[Modality, float],
         calibrated: dict[Modality, float],
         features: dict[str, float],
         warmup: bool,
     ) -> None:
-        for modality, value in raw.items():
-            models.calibrators[modality].learn_one(value)
+        for modality, value in smoothed.items():
+            if warmup or calibrated[modality] < self.config.calibration_gate:
+                models.calibrators[modality].learn_one(value)
         gate = self.config.learn_gate
-        if "vibration" in raw and (warmup or calibrated["vibration"] < gate):
+        if "vibration" in smoothed and (warmup or calibrated["vibration"] < gate):
             models.vibration.learn_one(features)
         if window.frame is not None and (warmup or calibrated["camera"] < gate):
             models.camera.learn_one(window.frame.pixels)

@@ -25,8 +25,8 @@ from fusewatch.events import Alert, CameraFrame, DeadLetter
 from fusewatch.topics import Topics
 from models.text import infer_kind
 from models.vibration import BearingFrequencies
-from streams.aligner import AlignedWindow, Aligner
 from streams.alerts import AlertPolicy
+from streams.aligner import AlignedWindow, Aligner
 from streams.pipeline import Pipeline, ScoredWindow
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ def score(minute: int, fused: float, asset: str = "pump-01", warmup: bool = Fals
 
 
 def run(policy: AlertPolicy, values: list[float], start: int = 0, asset: str = "pump-01") -> list[tuple[int, Alert]]:
-    out = []
+    out: list[tuple[int, Alert]] = []
     for i, value in enumerate(values):
         out.extend((start + i, alert) for alert in policy.update(score(start + i, value, asset)))
     return out

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk
 from fusewatch.timeutil import NS_PER_HOUR, NS_PER_S
-from streams.aligner import Aligner, AlignerConfig
+from streams.aligner import AlignedWindow, Aligner, AlignerConfig
 
 JPEG = b"\xff\xd8\xff\xe0fake"
 S = NS_PER_S
@@ -36,7 +38,7 @@ def aligner(**overrides: float) -> Aligner:
     return Aligner(AlignerConfig(**settings))
 
 
-def feed(a: Aligner, events: list, now: int = 0) -> list:
+def feed(a: Aligner, events: list[Any], now: int = 0) -> list[AlignedWindow]:
     windows = []
     for item in events:
         event, pixels = item if isinstance(item, tuple) else (item, None)
@@ -107,7 +109,7 @@ def test_logs_join_over_their_horizon_with_halving_weight() -> None:
     a = aligner(log_half_life_s=3600, log_horizon_s=4 * 3600)
     feed(a, [log(0, "brg noisy")])
     windows = feed(a, [chunk(3600 - 60), chunk(3700)])
-    hour_window = [w for w in windows if w.end_ns == 3600 * S][0]
+    hour_window = next(w for w in windows if w.end_ns == 3600 * S)
     (entry, weight), = hour_window.logs
     assert entry.text == "brg noisy"
     assert weight == pytest.approx(0.5)

@@ -57,8 +57,9 @@ def test_frame_and_log_round_trip() -> None:
     back = decode(encode(event))
     assert isinstance(back, CameraFrame) and back.data == event.data
     assert np.abs(decode_pixels(back).astype(int) - pixels).max() < 8  # JPEG is lossy, but close
-    png_frame = frame(encode_png(pixels), encoding="png")
-    np.testing.assert_array_equal(decode_pixels(decode(encode(png_frame))), pixels)
+    png_back = decode(encode(frame(encode_png(pixels), encoding="png")))
+    assert isinstance(png_back, CameraFrame)
+    np.testing.assert_array_equal(decode_pixels(png_back), pixels)
     entry = make_event(MaintenanceLog, asset_id="pump-01", ts=5, text="brg noisy", kind="symptom")
     assert decode(encode(entry)) == entry
 
@@ -122,7 +123,7 @@ def test_unknown_header_fields_are_refused() -> None:
 
 def test_empty_truncated_and_mislabelled_frames_are_refused() -> None:
     good = jpeg(np.full((32, 32), 100, dtype=np.uint8))
-    with pytest.raises(InvalidEventError, match="data: .*at least 1"):
+    with pytest.raises(InvalidEventError, match=r"data: .*at least 1"):
         frame(b"")
     with pytest.raises(InvalidEventError, match="neither a PNG nor a JPEG"):
         frame(b"GIF89a....")

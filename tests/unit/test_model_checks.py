@@ -39,7 +39,8 @@ def _frame(rng: np.random.Generator, stain: bool = False) -> np.ndarray:
     scene = 80 + 60 * ((xx // 32 + yy // 32) % 2) + rng.normal(0, 4, (128, 128))
     if stain:
         scene[70:110, 40:90] -= 70
-    return np.clip(scene, 0, 255).astype(np.uint8)
+    frame: np.ndarray = np.clip(scene, 0, 255).astype(np.uint8)
+    return frame
 
 
 CASES = [
@@ -68,7 +69,7 @@ def case(request: pytest.FixtureRequest) -> Case:
 def test_follows_the_protocol(case: Case) -> None:
     model = case.factory(0)
     assert isinstance(model, Detector)
-    assert model.learn_one(case.normal(np.random.default_rng(0))) is None
+    assert model.learn_one(case.normal(np.random.default_rng(0))) is None  # type: ignore[func-returns-value]
     assert isinstance(model.score_one(case.normal(np.random.default_rng(1))), float)
 
 
@@ -108,7 +109,8 @@ def test_anomalies_score_higher_than_normal(case: Case) -> None:
     rng = np.random.default_rng(11)
     normal = [model.score_one(case.normal(rng)) for _ in range(60)]
     anomalous = [model.score_one(case.anomaly(rng)) for _ in range(60)]
-    auc = np.mean([a > n for a in anomalous for n in normal]) + 0.5 * np.mean([a == n for a in anomalous for n in normal])
+    pairs = [(a, n) for a in anomalous for n in normal]
+    auc = np.mean([a > n for a, n in pairs]) + 0.5 * np.mean([a == n for a, n in pairs])
     assert auc >= 0.8, f"{case.name}: ROC AUC {auc:.2f}"
 
 

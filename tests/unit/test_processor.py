@@ -93,7 +93,7 @@ def test_late_events_are_dead_lettered_with_reason() -> None:
     good = good_messages(5)
     late = (TOPICS.vibration, encode(VibrationChunk(asset_id="pump-01", sensor_id="nde", ts=NS_PER_S,
                                                     sample_rate_hz=100.0, unit="g", samples=np.ones(100, np.float32))))
-    processor, output = run(good + [late])
+    processor, output = run([*good, late])
     assert processor.stats.dead_letters == {"late": 1}
     assert output.letters[0].error == "late" and output.letters[0].offset == len(good)
 
