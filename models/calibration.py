@@ -114,12 +114,12 @@ class ProbabilityCalibrator:
     single non-zero note would map to the very top of the distribution for days.
 
     >>> ProbabilityCalibrator().score_one(1.0), ProbabilityCalibrator().score_one(0.42)
-    (0.999, 0.42)
+    (0.9999, 0.42)
     """
 
     warm = True
 
-    def __init__(self, ceiling: float = 0.999) -> None:
+    def __init__(self, ceiling: float = 0.9999) -> None:
         if not 0.0 < ceiling <= 1.0:
             raise ValueError("ceiling must be in (0, 1]")
         self.ceiling = ceiling

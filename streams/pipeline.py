@@ -5,8 +5,9 @@ modality. Nothing is shared between assets, so an asset's scores do not depend o
 process happens to handle (one worker or many, embedded or on Kafka). For each window:
 
 1. each present modality gets a raw score (features → detector; frame → autoencoder; logs → severity);
-2. vibration and camera raw scores are averaged over their last ``smoothing_windows`` windows (a developing
-   fault shifts many windows a little; logs already persist across windows);
+2. vibration and camera raw scores are smoothed by the median of their last ``smoothing_windows`` windows:
+   a developing fault shifts many windows, while a single odd window (a person walking past the camera) does
+   not move a median; logs already persist across windows;
 3. each (smoothed) raw score is calibrated online to (0, 1) against its own recent normal history, which
    includes the slow swings of normal operation (load and lighting regimes), so they are not mistaken for
    faults;
@@ -29,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from river import stats, utils
+from river import stats
 
 import fusewatch
 from fusewatch.events import MaintenanceLog, Modality, Score
@@ -47,14 +48,14 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fusion: FusionMethod = Field("fisher", description="late-fusion method: fisher, weighted or noisy_or")
-    calibration_window: int = Field(10080, ge=10, description="raw scores in each calibrator's reference window")
+    calibration_window: int = Field(2880, ge=10, description="raw scores in each calibrator's reference window")
     calibration_gate: float = Field(
         0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
     )
     calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
     warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
-    smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores averaged over this many")
+    smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores: median of this many windows")
     fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
     camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
     vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
@@ -75,7 +76,7 @@ class _AssetModels:
     camera: CameraDetector
     text: LogSeverityModel
     calibrators: dict[Modality, QuantileCalibrator | ProbabilityCalibrator]
-    smoothers: dict[Modality, Any]  # river utils.Rolling(stats.Mean())
+    smoothers: dict[Modality, Any]  # river stats.RollingQuantile
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
 
@@ -112,7 +113,7 @@ class Pipeline:
                     "logs": ProbabilityCalibrator(),
                 },
                 smoothers={
-                    m: utils.Rolling(stats.Mean(), window_size=config.smoothing_windows)
+                    m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows)
                     for m in ("vibration", "camera")
                 },
             )
