@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--assets", type=_positive_int, default=6, help="number of simulated assets (default: 6)")
     demo.add_argument("--days", type=_positive_float, default=14.0, help="days of plant time (default: 14)")
-    demo.add_argument("--seed", type=int, default=0, help="simulator and model seed (default: 0)")
+    demo.add_argument(
+        "--seed", type=int, default=0, help="seed of the simulated plant (default: 0); model seeds are in the config"
+    )
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
     demo.add_argument("--summary-json", type=Path, default=None, help="also write the summary JSON here")
     demo.add_argument("--config", type=Path, default=None, help="TOML configuration file (see docs/configuration.md)")
@@ -112,6 +115,8 @@ def _demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fusewatch`` console script."""
     args = build_parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so worker processes are stopped and sinks flushed on the way out
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "demo":

@@ -101,6 +101,8 @@ def run_demo(
     for stale in (database, database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")):
         stale.unlink(missing_ok=True)
     plant = PlantSimulator(simulator)
+    truth = [t.model_dump(mode="json") for t in plant.ground_truth]
+    (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     count = workers or default_workers(simulator.assets)
     job = functools.partial(simulate_and_score, simulator, config, run_id, 60)
     dead_letters: Counter[str] = Counter()

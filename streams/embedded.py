@@ -97,8 +97,18 @@ class Reporter:
         self._channel = channel
 
     def send(self, progress: int, output: CollectingOutput, final: dict[str, Any] | None = None) -> None:
+        """Ship what ``output`` collected; stop this worker if the parent is gone (nobody would read it)."""
         scored, alerts, letters = output.take()
-        self._channel.put(WorkerReport(self.worker, progress, scored, alerts, letters, final))
+        report = WorkerReport(self.worker, progress, scored, alerts, letters, final)
+        parent = mp.parent_process()
+        while True:
+            if parent is not None and not parent.is_alive():
+                raise SystemExit("the parent process is gone")
+            try:
+                self._channel.put(report, timeout=5.0)
+                return
+            except queue_module.Full:
+                continue
 
 
 WorkerJob = Callable[[int, int, Reporter], None]

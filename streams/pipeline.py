@@ -15,15 +15,18 @@ process happens to handle (one worker or many, embedded or on Kafka). For each w
    score with contributions;
 5. if the caller allows learning (the asset is not in alert), each calibrator learns the value unless it is
    beyond ``calibration_gate`` (one in a thousand: the reference loses almost nothing of its normal tail, but
-   a fault standing out does not enter it), and each detector learns the window unless its calibrated score
-   reaches ``learn_gate``: anomalies must not poison the models, and a slowly growing fault must not become
-   the new normal. During the first ``warmup_windows`` windows of an
+   a fault standing out does not enter it) — and only ``calibration_delay`` windows later (a day), so a fault
+   that creeps up slowly is compared with yesterday's machine, not with itself; when an alert opens, the
+   values still waiting are dropped. Each detector learns the window unless its calibrated score reaches
+   ``learn_gate``: anomalies must not poison the models, and a slowly growing fault must not become the new
+   normal. During the first ``warmup_windows`` windows of an
    asset everything learns and the score is flagged ``warmup`` (it never alerts).
 """
 
 from __future__ import annotations
 
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +55,7 @@ class ModelConfig(BaseModel):
     calibration_gate: float = Field(
         0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
     )
+    calibration_delay: int = Field(1440, ge=0, description="windows a value waits before its calibrator learns it")
     calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
     warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
@@ -77,6 +81,7 @@ class _AssetModels:
     text: LogSeverityModel
     calibrators: dict[Modality, QuantileCalibrator | ProbabilityCalibrator]
     smoothers: dict[Modality, Any]  # river stats.RollingQuantile
+    pending: dict[Modality, deque[tuple[int, float]]]
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
 
@@ -116,6 +121,7 @@ class Pipeline:
                     m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows)
                     for m in ("vibration", "camera")
                 },
+                pending={m: deque() for m in ("vibration", "camera")},
             )
         return models
 
@@ -147,6 +153,9 @@ class Pipeline:
         models.windows += 1
         if learn:
             self._learn(models, window, smoothed, calibrated, features, warmup)
+        else:  # the day before an alert is never learned as normal
+            for queue in models.pending.values():
+                queue.clear()
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -212,8 +221,13 @@ class Pipeline:
         warmup: bool,
     ) -> None:
         for modality, value in smoothed.items():
+            queue = models.pending.get(modality)
+            if queue is None:
+                continue
             if warmup or calibrated[modality] < self.config.calibration_gate:
-                models.calibrators[modality].learn_one(value)
+                queue.append((models.windows, value))
+            while queue and queue[0][0] <= models.windows - self.config.calibration_delay:
+                models.calibrators[modality].learn_one(queue.popleft()[1])
         gate = self.config.learn_gate
         if "vibration" in smoothed and (warmup or calibrated["vibration"] < gate):
             models.vibration.learn_one(features)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,10 @@ def test_cli_demo_writes_report_summary_and_database(tmp_path: Path) -> None:
     assert list(summary) == ["assets", "windows", "wall_seconds"]
     assert [list(row) for row in summary["assets"]] == [SUMMARY_KEYS, SUMMARY_KEYS]
     assert summary["windows"] == 720 and summary["wall_seconds"] > 0
+    truth = json.loads((out / "ground_truth.json").read_text())
+    assert [t["asset_id"] for t in truth] == ["pump-01", "motor-02"]
+    assert set(truth[0]) == {"asset_id", "asset_kind", "fault_type", "onset_at", "failure_at", "restart_at",
+                             "first_modality"}
     html = (out / "report.html").read_text()
     assert html.count('<img src="data:image/png;base64,') >= 3
     with sqlite3.connect(out / "fusewatch.sqlite") as db:
@@ -77,3 +83,26 @@ def test_faults_are_detected_before_failure_with_few_false_alarms(tmp_path: Path
         assert row["lead_time_hours"] is not None and row["lead_time_hours"] > 0, row
     for row in rows:
         assert row["false_alarms"] <= 1, row
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in found.stdout.split()]
+
+
+def test_sigterm_stops_the_workers(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "2", "--out",
+               str(tmp_path), "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(workers) < 2:  # the resource tracker and two workers
+        time.sleep(0.5)
+        workers = [pid for pid in _children(process.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2, "the workers did not start"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.5)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "worker processes outlived the command"

@@ -11,29 +11,13 @@ from PIL import Image
 
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, VibrationChunk
+from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk
 from fusewatch.timeutil import NS_PER_MIN, NS_PER_S
 from fusewatch.topics import Topics
-from streams.pipeline import ScoredWindow
+from streams.embedded import CollectingOutput
 from streams.processor import StreamProcessor
 
 TOPICS = Topics()
-
-
-class Collected:
-    def __init__(self) -> None:
-        self.scores: list[ScoredWindow] = []
-        self.alerts: list[Alert] = []
-        self.letters: list[DeadLetter] = []
-
-    def score(self, scored: ScoredWindow) -> None:
-        self.scores.append(scored)
-
-    def alert(self, alert: Alert) -> None:
-        self.alerts.append(alert)
-
-    def dead_letter(self, letter: DeadLetter) -> None:
-        self.letters.append(letter)
 
 
 def jpeg(value: int) -> bytes:
@@ -56,8 +40,8 @@ def good_messages(minutes: int) -> list[tuple[str, bytes]]:
     return out
 
 
-def run(messages: list[tuple[str, bytes]]) -> tuple[StreamProcessor, Collected]:
-    output = Collected()
+def run(messages: list[tuple[str, bytes]]) -> tuple[StreamProcessor, CollectingOutput]:
+    output = CollectingOutput()
     processor = StreamProcessor(FusewatchConfig(), output, run_id="test")
     for offset, (topic, raw) in enumerate(messages):
         processor.handle(raw, topic, 0, offset, now_ns=0)
@@ -85,8 +69,8 @@ def test_bad_messages_are_dead_lettered_and_processing_continues() -> None:
     assert "unknown field" in output.letters[3].error
     assert base64.b64decode(output.letters[0].raw_base64) == b"garbage"
     assert output.letters[2].raw_base64 == "" and "withheld" in output.letters[2].error  # no frame bytes kept
-    assert [s.score.fused for s in output.scores] == [s.score.fused for s in clean.scores]  # good output unchanged
-    assert len(output.scores) == 30
+    assert [s.score.fused for s in output.scored] == [s.score.fused for s in clean.scored]  # good output unchanged
+    assert len(output.scored) == 30
 
 
 def test_late_events_are_dead_lettered_with_reason() -> None:
@@ -104,4 +88,4 @@ def test_duplicates_do_not_change_scores() -> None:
     _, clean = run(good)
     assert processor.aligner.stats.duplicates == len(good)
     assert not processor.stats.dead_letters
-    assert [s.score.fused for s in output.scores] == [s.score.fused for s in clean.scores]
+    assert [s.score.fused for s in output.scored] == [s.score.fused for s in clean.scored]
