@@ -15,12 +15,13 @@ process happens to handle (one worker or many, embedded or on Kafka). For each w
    score with contributions;
 5. if the caller allows learning (the asset is not in alert), each calibrator learns the value unless it is
    beyond ``calibration_gate`` (one in a thousand: the reference loses almost nothing of its normal tail, but
-   a fault standing out does not enter it) — and only ``calibration_delay`` windows later (a day), so a fault
-   that creeps up slowly is compared with yesterday's machine, not with itself; when an alert opens, the
-   values still waiting are dropped. Each detector learns the window unless its calibrated score reaches
-   ``learn_gate``: anomalies must not poison the models, and a slowly growing fault must not become the new
-   normal. During the first ``warmup_windows`` windows of an
-   asset everything learns and the score is flagged ``warmup`` (it never alerts).
+   a fault standing out does not enter it) — and only ``learn_delay`` windows later (a day), so a fault
+   that creeps up slowly is compared with yesterday's machine, not with itself; the camera model learns
+   its frames a day late too; when an alert opens, the values and frames still waiting are dropped. Each
+   detector learns the window unless its calibrated score reaches ``learn_gate``: anomalies must not poison
+   the models, and a slowly growing fault must not become the new normal. During the first
+   ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it never
+   alerts).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class ModelConfig(BaseModel):
     calibration_gate: float = Field(
         0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
     )
-    calibration_delay: int = Field(1440, ge=0, description="windows a value waits before its calibrator learns it")
+    learn_delay: int = Field(1440, ge=0, description="windows before calibrators and the camera model learn a value")
     calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
     warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
@@ -110,7 +111,9 @@ class Pipeline:
             seed = config.seed + zlib.crc32(asset_id.encode())
             models = self._assets[asset_id] = _AssetModels(
                 vibration=VibrationDetector(top_k=config.vibration_top_k),
-                camera=CameraDetector(input_size=config.camera_input_size, seed=seed),
+                camera=CameraDetector(
+                    input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed
+                ),
                 text=LogSeverityModel(),
                 calibrators={
                     "vibration": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
@@ -156,6 +159,7 @@ class Pipeline:
         else:  # the day before an alert is never learned as normal
             for queue in models.pending.values():
                 queue.clear()
+            models.camera.forget_pending()
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -226,7 +230,7 @@ class Pipeline:
                 continue
             if warmup or calibrated[modality] < self.config.calibration_gate:
                 queue.append((models.windows, value))
-            while queue and queue[0][0] <= models.windows - self.config.calibration_delay:
+            while queue and queue[0][0] <= models.windows - self.config.learn_delay:
                 models.calibrators[modality].learn_one(queue.popleft()[1])
         gate = self.config.learn_gate
         if "vibration" in smoothed and (warmup or calibrated["vibration"] < gate):
