@@ -90,6 +90,15 @@ def infer_kind(text: str) -> str:
     return "inspection" if tokens & ROUTINE else "note"
 
 
+def effective_kind(text: str, kind: str | None) -> str:
+    """The technician's ``kind`` when given, otherwise the inferred one.
+
+    >>> effective_kind("replaced brg", None), effective_kind("replaced brg", "note")
+    ('repair', 'note')
+    """
+    return kind or infer_kind(text)
+
+
 class LogSeverityModel:
     """Online symptom-severity model for maintenance-log text (one per fleet: the language is shared).
 

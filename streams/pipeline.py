@@ -41,7 +41,7 @@ from fusewatch.events import MaintenanceLog, Modality, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.fusion import FusionMethod, LateFusion
-from models.text import LogSeverityModel, infer_kind
+from models.text import LogSeverityModel, effective_kind
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
 
@@ -199,7 +199,7 @@ class Pipeline:
             key = (log.ts, zlib.crc32(log.text.encode()))
             entry = models.log_cache.get(key)
             if entry is None:
-                entry = (models.text.score_one(log.text), (log.kind or infer_kind(log.text)) == "repair")
+                entry = (models.text.score_one(log.text), effective_kind(log.text, log.kind) == "repair")
                 models.text.learn_one(log.text, log.kind)
             cache[key] = entry
             judged.append((entry, weight))

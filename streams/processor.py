@@ -23,7 +23,7 @@ from fusewatch.config import FusewatchConfig
 from fusewatch.errors import InvalidEventError
 from fusewatch.events import Alert, CameraFrame, DeadLetter
 from fusewatch.topics import Topics
-from models.text import infer_kind
+from models.text import effective_kind
 from models.vibration import BearingFrequencies
 from streams.alerts import AlertPolicy
 from streams.aligner import AlignedWindow, Aligner
@@ -126,6 +126,6 @@ class StreamProcessor:
 def _repaired_in(window: AlignedWindow) -> bool:
     """True when a repair entry was written during the window."""
     return any(
-        window.start_ns <= log.ts < window.end_ns and (log.kind or infer_kind(log.text)) == "repair"
+        window.start_ns <= log.ts < window.end_ns and effective_kind(log.text, log.kind) == "repair"
         for log, _ in window.logs
     )
