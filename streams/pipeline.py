@@ -20,9 +20,8 @@ process happens to handle (one worker or many, embedded or on Kafka). For each w
    its frames a day late too; when an alert opens, the values and frames still waiting are dropped. Each
    detector learns the window unless its calibrated score reaches ``learn_gate``: anomalies must not poison
    the models, and a slowly growing fault must not become the new normal. During the first
-   ``warmup_windows`` windows of an asset the detectors learn every window and the score is flagged
-   ``warmup`` (it never alerts); the calibrators learn the second half of the warm-up at once (in the first
-   half the detectors' scores are still falling towards their normal level) and then a day late.
+   ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it never
+   alerts).
 """
 
 from __future__ import annotations
@@ -45,9 +44,6 @@ from models.fusion import FusionMethod, LateFusion
 from models.text import LogSeverityModel, effective_kind
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
-
-
-CAMERA_BATCH = 16
 
 
 class ModelConfig(BaseModel):
@@ -116,11 +112,7 @@ class Pipeline:
             models = self._assets[asset_id] = _AssetModels(
                 vibration=VibrationDetector(top_k=config.vibration_top_k),
                 camera=CameraDetector(
-                    input_size=config.camera_input_size,
-                    warm_steps=-(-config.warmup_windows // CAMERA_BATCH),  # learn every frame while warming up
-                    batch_size=CAMERA_BATCH,
-                    learn_delay=config.learn_delay,
-                    seed=seed,
+                    input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed
                 ),
                 text=LogSeverityModel(),
                 calibrators={
@@ -232,15 +224,11 @@ class Pipeline:
         features: dict[str, float],
         warmup: bool,
     ) -> None:
-        converging = models.windows <= self.config.warmup_windows // 2
         for modality, value in smoothed.items():
             queue = models.pending.get(modality)
-            if queue is None or converging:  # the detectors are still far from their normal level
+            if queue is None:
                 continue
-            if warmup:
-                models.calibrators[modality].learn_one(value)
-                continue
-            if calibrated[modality] < self.config.calibration_gate:
+            if warmup or calibrated[modality] < self.config.calibration_gate:
                 queue.append((models.windows, value))
             while queue and queue[0][0] <= models.windows - self.config.learn_delay:
                 models.calibrators[modality].learn_one(queue.popleft()[1])
