@@ -65,9 +65,7 @@ def simulate_and_score(
         if steps % report_every == 0:
             reporter.send(steps, output)
     runner.finish()
-    final = {"messages": processor.stats.messages, "dead_letters": processor.stats.dead_letters,
-             "late": processor.aligner.stats.late, "duplicates": processor.aligner.stats.duplicates}
-    reporter.send(steps, output, final=final)
+    reporter.send(steps, output, final={"dead_letters": processor.stats.dead_letters})
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Raw scores of different detectors live on different scales. :class:`QuantileCalibrator` maps a raw score to
 its empirical CDF value over a sliding reference window of recent scores learned as normal, so that under
 normal operation the calibrated score is uniform on (0, 1) and ``1 - calibrated`` reads as a p-value. Beyond
-the reference's upper tail the p-value is extrapolated with an exponential tail fitted to the largest values
+the reference's upper tail the p-value is extrapolated with a Pareto tail fitted to the largest values
 (peaks over threshold), so a score far outside anything seen gets a correspondingly tiny p-value instead of
 stopping at ``1 / window``.
 

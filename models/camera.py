@@ -120,13 +120,20 @@ class CameraDetector:
         self.last_error_map: np.ndarray | None = None
         self._last_input: np.ndarray | None = None
         self._last_prepared: np.ndarray | None = None
+        self._last_pooled: np.ndarray | None = None
+
+    def _pooled(self, frame: np.ndarray) -> np.ndarray:
+        """The frame pooled to the model's input size (cached: scoring and learning see the same frame)."""
+        if frame is not self._last_input or self._last_pooled is None:
+            self._last_pooled = mean_pool(np.asarray(frame), self.input_size)
+            self._last_input, self._last_prepared = frame, None
+        return self._last_pooled
 
     def _prepare(self, frame: np.ndarray) -> np.ndarray:
-        if frame is self._last_input and self._last_prepared is not None:
-            return self._last_prepared
-        prepared = _standardize(mean_pool(np.asarray(frame), self.input_size))
-        self._last_input, self._last_prepared = frame, prepared
-        return prepared
+        pooled = self._pooled(frame)
+        if self._last_prepared is None:
+            self._last_prepared = _standardize(pooled)
+        return self._last_prepared
 
     def learn_one(self, x: np.ndarray) -> None:
         """Learn a normal frame: at once while warming up, then one in ``learn_every``, ``learn_delay`` later."""
@@ -135,8 +142,7 @@ class CameraDetector:
             self._train(self._prepare(x))
             return
         if self._offered % self.learn_every == 0:
-            pooled = mean_pool(np.asarray(x), self.input_size)
-            self._pending.append((self._offered, np.round(pooled).astype(np.uint8)))
+            self._pending.append((self._offered, np.round(self._pooled(x)).astype(np.uint8)))
         while self._pending and self._pending[0][0] <= self._offered - self.learn_delay:
             self._train(_standardize(self._pending.popleft()[1].astype(np.float32)))
 
@@ -188,6 +194,7 @@ class CameraDetector:
         buffer = io.BytesIO()
         torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}, buffer)
         state["model"] = state["optimizer"] = state["_last_input"] = state["_last_prepared"] = None
+        state["_last_pooled"] = None
         state["_torch_state"] = buffer.getvalue()
         return state
 

@@ -81,11 +81,12 @@ def lexicon_severity(normalized: str) -> float:
 
 def infer_kind(text: str) -> str:
     """Guess a log's kind from its words when the technician left it empty."""
-    tokens = set(normalize_log_text(text).split())
+    normalized = normalize_log_text(text)
+    tokens = set(normalized.split())
     for kind, words in _LOG_KIND_WORDS:
         if tokens & words:
             return kind
-    if lexicon_severity(normalize_log_text(text)) >= 0.5:
+    if lexicon_severity(normalized) >= 0.5:
         return "symptom"
     return "inspection" if tokens & ROUTINE else "note"
 

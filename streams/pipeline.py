@@ -134,16 +134,14 @@ class Pipeline:
         present = window.present
         raw: dict[Modality, float] = {}
         features: dict[str, float] = {}
-        explanations: dict[Modality, list[tuple[str, float]]] = {}
+        log_explanation: list[tuple[str, float]] = []
         if present["vibration"]:
             features = self._vibration_features(window)
             raw["vibration"] = models.vibration.score_one(features)
-            explanations["vibration"] = models.vibration.explain(features)
         if window.frame is not None:
             raw["camera"] = models.camera.score_one(window.frame.pixels)
-            explanations["camera"] = models.camera.explain()
         if present["logs"]:
-            raw["logs"], explanations["logs"] = self._log_score(models, window.logs)
+            raw["logs"], log_explanation = self._log_score(models, window.logs)
         smoothed = dict(raw)
         for modality, smoother in models.smoothers.items():
             if modality in raw:
@@ -170,12 +168,23 @@ class Pipeline:
             contributions=fused.contributions,  # type: ignore[arg-type]
             present=present,
             leading=fused.leading,  # type: ignore[arg-type]
-            top_features=explanations.get(fused.leading, []) if fused.leading else [],  # type: ignore[call-overload]
+            top_features=self._explain(models, fused.leading, features, log_explanation),
             warmup=warmup,
             model_version=self.model_version,
             run_id=self.run_id,
         )
         return ScoredWindow(score, features)
+
+    @staticmethod
+    def _explain(
+        models: _AssetModels, leading: str | None, features: dict[str, float], logs: list[tuple[str, float]]
+    ) -> list[tuple[str, float]]:
+        """The top features of the leading modality only (explaining the others would be wasted work)."""
+        if leading == "vibration":
+            return models.vibration.explain(features)
+        if leading == "camera":
+            return models.camera.explain()  # the error map of the frame just scored
+        return logs if leading == "logs" else []
 
     def _vibration_features(self, window: AlignedWindow) -> dict[str, float]:
         bearing = self.bearings(window.asset_id)
