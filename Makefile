@@ -1,11 +1,15 @@
 # fusewatch — `make demo` runs the embedded demo, `make test` runs every check. Both install what they need.
+# `make services-up` starts the local Kafka broker and InfluxDB (deploy/local/services.sh, docs/services.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 
-.PHONY: demo test lint typecheck unit install clean
+SERVICES := deploy/local/services.sh
+STARTED := .cache/services-started
+
+.PHONY: demo test lint typecheck pytest install clean services-up services-down services-status
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +28,24 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fusewatch streams models connectors tests
 
-unit: $(STAMP)
+pytest: $(STAMP)
 	$(PY) -m pytest
 
-test: lint typecheck unit
+# The services this run started (not those already running) are stopped afterwards, pass or fail.
+test: $(STAMP)
+	@mkdir -p .cache
+	$(SERVICES) up --record $(STARTED)
+	@status=0; $(MAKE) --no-print-directory lint typecheck pytest || status=$$?; \
+	$(SERVICES) down --only $(STARTED); exit $$status
+
+services-up:
+	$(SERVICES) up
+
+services-down:
+	$(SERVICES) down
+
+services-status:
+	$(SERVICES) status
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

@@ -1,6 +1,6 @@
 """fusewatch's one configuration: a TOML file, overridden by ``FUSEWATCH_*`` environment variables.
 
-Sections: ``[aligner]``, ``[models]``, ``[alerts]``; see ``deploy/config/fusewatch.example.toml``. A nested
+Sections: ``[aligner]``, ``[models]``, ``[alerts]``, ``[kafka]``; see ``deploy/config/fusewatch.example.toml``. A nested
 setting is overridden from the environment with a double underscore, e.g. ``FUSEWATCH_ALERTS__OPEN_K=4``.
 A bad file or value raises :class:`~fusewatch.errors.ConfigError` naming the key and the problem:
 
@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors.kafka.settings import KafkaSettings
 from fusewatch.errors import ConfigError
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
@@ -40,6 +41,7 @@ class FusewatchConfig(BaseSettings):
     aligner: AlignerConfig = AlignerConfig()
     models: ModelConfig = ModelConfig()
     alerts: AlertPolicyConfig = AlertPolicyConfig()
+    kafka: KafkaSettings = KafkaSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -83,7 +85,7 @@ def to_toml(config: FusewatchConfig) -> str:
         "# fusewatch configuration. Every value can be overridden from the environment,",
         "# e.g. FUSEWATCH_ALERTS__OPEN_K=4. See docs/configuration.md.",
     ]
-    for section in ("aligner", "models", "alerts"):
+    for section in ("aligner", "models", "alerts", "kafka"):
         model = getattr(config, section)
         lines += ["", f"[{section}]"]
         for name, field in type(model).model_fields.items():

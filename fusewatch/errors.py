@@ -32,3 +32,15 @@ class InvalidEventError(FusewatchError, ValueError):
 
 class ConfigError(FusewatchError, ValueError):
     """A configuration file or value is invalid; the message names the key and the problem."""
+
+
+class ServiceUnavailableError(FusewatchError):
+    """A service fusewatch needs (the Kafka broker, InfluxDB) did not answer within the configured time."""
+
+
+class TopicMismatchError(FusewatchError):
+    """A Kafka topic exists but not as fusewatch needs it (missing, or with the wrong partition count)."""
+
+
+class DeliveryError(FusewatchError):
+    """Messages could not be delivered to Kafka; the message says how many and why."""

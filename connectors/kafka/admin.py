@@ -1,0 +1,175 @@
+"""Topic administration: create fusewatch's topics co-partitioned, and check existing ones.
+
+The three input topics must have the same partition count: partition N of each carries the same assets (keys
+are hashed with murmur2), so one worker owns all three modalities of an asset. An existing topic with another
+count is reported, never silently used.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from connectors.kafka.settings import KafkaSettings
+from fusewatch.errors import ServiceUnavailableError, TopicMismatchError
+
+log = logging.getLogger(__name__)
+
+TopicStatus = Literal["ok", "missing", "mismatch"]
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """One topic as the broker describes it, judged against the settings."""
+
+    name: str
+    partitions: int | None
+    replication_factor: int | None
+    status: TopicStatus
+
+    def problem(self, settings: KafkaSettings) -> str | None:
+        """What is wrong with the topic, in words an operator can act on; ``None`` when it is fine."""
+        if self.status == "missing":
+            return f"topic {self.name} does not exist: run `fusewatch topics create`"
+        if self.status == "mismatch":
+            return (
+                f"topic {self.name} has {self.partitions} partitions, the configuration says {settings.partitions}"
+                " (kafka.partitions): fusewatch's topics must be co-partitioned so that one worker owns all of an"
+                f" asset's data; set kafka.partitions = {self.partitions} or recreate the topic"
+            )
+        return None
+
+
+def unavailable(settings: KafkaSettings, exc: BaseException) -> ServiceUnavailableError:
+    """The error for a broker that did not answer."""
+    return ServiceUnavailableError(
+        f"no Kafka broker answered at {settings.bootstrap_servers} within {settings.timeout_s:g} s ({exc}); is it"
+        " running? (`make services-up` starts one on 127.0.0.1:9092)"
+    )
+
+
+def probe_broker(settings: KafkaSettings) -> None:
+    """Wait until one bootstrap server accepts a TCP connection; :class:`ServiceUnavailableError` after the timeout.
+
+    Clients are created only once a broker answers: kafka-python leaves sockets open when its own bootstrap fails.
+    """
+    deadline = time.monotonic() + settings.timeout_s
+    last: OSError | None = None
+    while True:
+        for server in settings.servers():
+            host, _, port = server.rpartition(":")
+            try:
+                with socket.create_connection((host.strip("[]"), int(port)), timeout=min(settings.timeout_s, 2.0)):
+                    return
+            except OSError as exc:
+                last = exc
+        if time.monotonic() >= deadline:
+            raise unavailable(settings, last or OSError("no server"))
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+
+
+@contextmanager
+def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
+    """A connected admin client; :class:`ServiceUnavailableError` when no broker answers in time."""
+    probe_broker(settings)
+    try:
+        client = KafkaAdminClient(
+            bootstrap_servers=settings.servers(),
+            client_id=f"{settings.client_id}-admin",
+            request_timeout_ms=settings.timeout_ms,
+            bootstrap_timeout_ms=settings.timeout_ms,
+        )
+    except KafkaTimeoutError as exc:
+        raise unavailable(settings, exc) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def topic_names(settings: KafkaSettings) -> list[str]:
+    """Every topic fusewatch uses, inputs first."""
+    topics = settings.topics()
+    return [*topics.inputs, topics.scores, topics.alerts, topics.dead_letter]
+
+
+def describe_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -> list[TopicState]:
+    """The state of fusewatch's topics (or of ``names``) on the broker."""
+    names = list(names) if names is not None else topic_names(settings)
+    with admin_client(settings) as client:
+        try:
+            described = {entry["name"]: entry for entry in client.describe_topics(names) if not entry["error_code"]}
+        except KafkaError as exc:
+            raise unavailable(settings, exc) from None
+    return [_state(name, described.get(name), settings) for name in names]
+
+
+def _state(name: str, entry: dict[str, Any] | None, settings: KafkaSettings) -> TopicState:
+    if entry is None:
+        return TopicState(name, None, None, "missing")
+    partitions = entry["partitions"]
+    replicas = min((len(p["replica_nodes"]) for p in partitions), default=0)
+    status: TopicStatus = "ok" if len(partitions) == settings.partitions else "mismatch"
+    return TopicState(name, len(partitions), replicas, status)
+
+
+def create_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -> list[TopicState]:
+    """Create the missing topics with ``settings.partitions`` partitions; check the existing ones.
+
+    Returns the state of every topic afterwards. Raises :class:`TopicMismatchError` when an existing topic has
+    another partition count (nothing is changed then).
+    """
+    states = describe_topics(settings, names)
+    check_states(states, settings, allow_missing=True)
+    missing = [state.name for state in states if state.status == "missing"]
+    if missing:
+        spec = {
+            name: {
+                "num_partitions": settings.partitions,
+                "replication_factor": settings.replication_factor,
+                "configs": {"max.message.bytes": str(settings.max_message_bytes)},
+            }
+            for name in missing
+        }
+        with admin_client(settings) as client:
+            try:
+                client.create_topics(spec, timeout_ms=settings.timeout_ms, wait_for_metadata=True)
+            except TopicAlreadyExistsError:
+                log.info("topics created concurrently by another client: %s", ", ".join(missing))
+            except KafkaError as exc:
+                raise TopicMismatchError(f"creating {', '.join(missing)} failed: {exc}") from None
+        log.info("created topics %s with %d partitions", ", ".join(missing), settings.partitions)
+    states = describe_topics(settings, names)
+    check_states(states, settings)
+    return states
+
+
+def check_states(states: Sequence[TopicState], settings: KafkaSettings, *, allow_missing: bool = False) -> None:
+    """Raise :class:`TopicMismatchError` naming every topic that is missing or has the wrong partition count."""
+    problems = [
+        problem
+        for state in states
+        if not (allow_missing and state.status == "missing")
+        and (problem := state.problem(settings)) is not None
+    ]
+    if problems:
+        raise TopicMismatchError("; ".join(problems))
+
+
+def check_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
+    """Fail with a clear message unless every topic in ``names`` exists with the configured partition count."""
+    check_states(describe_topics(settings, names), settings)
+
+
+def delete_topics(settings: KafkaSettings, names: Sequence[str]) -> None:
+    """Delete topics (the tests' clean-up; operators use Kafka's own tools)."""
+    with admin_client(settings) as client:
+        client.delete_topics(list(names), timeout_ms=settings.timeout_ms, raise_errors=False)

@@ -1,0 +1,88 @@
+"""The local services are the real ones, and the clients fusewatch builds on speak to them."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from kafka import KafkaAdminClient
+
+from connectors.kafka.settings import KafkaSettings
+from tests.integration.conftest import InfluxV1
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_broker_is_kafka_4_in_kraft_mode(kafka_broker: KafkaSettings) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.servers(), request_timeout_ms=10_000)
+    try:
+        version = admin.get_broker_version_data(1).broker_version  # inferred from the ApiVersions handshake
+        cluster = admin.describe_cluster()
+        quorum = admin.describe_metadata_quorum()  # answered only by a KRaft controller quorum
+    finally:
+        admin.close()
+    assert tuple(version[:2]) >= (4, 0), version
+    assert [broker["broker_id"] for broker in cluster["brokers"]] == [1]
+    voters = quorum["topics"][0]["partitions"][0]["current_voters"]
+    assert [voter["replica_id"] for voter in voters] == [1]
+
+
+def test_aiokafka_produces_and_consumes_in_a_group(kafka: KafkaSettings) -> None:
+    """aiokafka (under faust-streaming) against the broker: idempotent produce, group join, commit."""
+    topic = kafka.topics().scores
+
+    async def run() -> tuple[list[bytes], int | None]:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, enable_idempotence=True)
+        await producer.start()
+        try:
+            for index in range(20):
+                await producer.send(topic, value=b"value-%d" % index, key=b"pump-%d" % (index % 4))
+            await producer.flush()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=kafka.bootstrap_servers, group_id=f"{kafka.topic_prefix}group",
+            auto_offset_reset="earliest", enable_auto_commit=False,
+        )
+        await consumer.start()
+        values: list[bytes] = []
+        try:
+            for _ in range(60):  # bounded: at most 60 polls of 0.5 s
+                batch = await consumer.getmany(timeout_ms=500)
+                values += [message.value for messages in batch.values() for message in messages if message.value]
+                if len(values) >= 20:
+                    break
+            await consumer.commit()
+            partitions = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+            committed = sum([await consumer.committed(tp) or 0 for tp in partitions])
+        finally:
+            await consumer.stop()
+        return values, committed
+
+    values, committed = asyncio.run(run())
+    assert sorted(values) == sorted(b"value-%d" % index for index in range(20))
+    assert committed == 20
+
+
+def test_influxdb_is_the_debian_1x_server(influxdb_server: str) -> None:
+    with urllib.request.urlopen(f"{influxdb_server}/ping", timeout=5) as response:
+        assert response.status == 204
+        assert response.headers["X-Influxdb-Version"].startswith("1.")
+
+
+def test_influxdb_points_with_the_same_series_and_time_overwrite(influxdb: InfluxV1) -> None:
+    """The property fusewatch's sinks rely on: rewriting a deterministic point replaces it."""
+    assert influxdb.write("score,asset_id=pump-1,run_id=live fused=0.2 1767571200000000000") == 204
+    assert influxdb.write("score,asset_id=pump-1,run_id=live fused=0.7 1767571200000000000\n"
+                          "score,asset_id=pump-2,run_id=live fused=0.1 1767571200000000000") == 204
+    series = influxdb.query('SELECT "fused" FROM "score" GROUP BY "asset_id"')[0]["series"]
+    values = {entry["tags"]["asset_id"]: entry["values"] for entry in series}
+    assert values == {"pump-1": [[1767571200000000000, 0.7]], "pump-2": [[1767571200000000000, 0.1]]}
+
+
+def test_each_test_gets_a_database_of_its_own(influxdb: InfluxV1) -> None:
+    databases = [row[0] for row in influxdb.query("SHOW DATABASES", database="")[0]["series"][0]["values"]]
+    assert influxdb.database in databases
+    assert influxdb.query('SELECT * FROM "score"')[0].get("series") is None
