@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient
 
+from connectors.kafka.producer import EventProducer
 from connectors.kafka.settings import KafkaSettings
 from tests.integration.conftest import InfluxV1
 
@@ -86,3 +93,34 @@ def test_each_test_gets_a_database_of_its_own(influxdb: InfluxV1) -> None:
     databases = [row[0] for row in influxdb.query("SHOW DATABASES", database="")[0]["series"][0]["values"]]
     assert influxdb.database in databases
     assert influxdb.query('SELECT * FROM "score"')[0].get("series") is None
+
+
+def test_faust_streaming_consumes_from_the_broker(kafka: KafkaSettings, tmp_path: Path) -> None:
+    """faust-streaming 0.15.3 joins a group on the broker, is assigned the partitions and reads every message."""
+    topic = kafka.topics().vibration
+    with EventProducer(kafka) as producer:
+        for index in range(30):
+            producer.send_raw(topic, f"pump-{index % 5}", b"x" * (index + 1))
+    out = tmp_path / "seen.txt"
+    env = {
+        **os.environ, "PROBE_KAFKA": kafka.bootstrap_servers, "PROBE_APP": f"{kafka.topic_prefix}probe",
+        "PROBE_TOPIC": topic, "PROBE_OUT": str(out), "PROBE_DIR": str(tmp_path / "faust"),
+    }
+    probe = Path(__file__).with_name("faust_probe.py")
+    with subprocess.Popen([sys.executable, str(probe), "worker", "--loglevel", "warn"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as worker:
+        try:
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and worker.poll() is None:
+                if out.exists() and len(out.read_text().splitlines()) >= 30:
+                    break
+                time.sleep(0.5)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                output = worker.communicate(timeout=60)[0].decode(errors="replace")
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                output = worker.communicate()[0].decode(errors="replace")
+    lines = out.read_text().splitlines() if out.exists() else []
+    assert sorted(lines) == sorted(f"pump-{index % 5} {index + 1}" for index in range(30)), output[-3000:]

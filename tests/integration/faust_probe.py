@@ -1,0 +1,35 @@
+"""A minimal faust-streaming worker used by ``test_services.py`` to show faust works with the local broker.
+
+It counts the messages of one topic and appends ``key length`` lines to a file; the test stops it with SIGTERM.
+Configured through the environment: PROBE_KAFKA, PROBE_APP, PROBE_TOPIC, PROBE_OUT, PROBE_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+import faust
+
+app = faust.App(
+    os.environ["PROBE_APP"],
+    broker=f"kafka://{os.environ['PROBE_KAFKA']}",
+    store="memory://",
+    datadir=os.environ["PROBE_DIR"],
+    web_enabled=False,
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+)
+topic = app.topic(os.environ["PROBE_TOPIC"], key_type=bytes, value_type=bytes, key_serializer="raw",
+                  value_serializer="raw")
+
+
+@app.agent(topic)
+async def count(stream: AsyncIterator[tuple[bytes, bytes]]) -> None:
+    async for key, value in stream.items():  # type: ignore[attr-defined]
+        with open(os.environ["PROBE_OUT"], "a", encoding="utf-8") as out:
+            out.write(f"{key.decode()} {len(value)}\n")
+
+
+if __name__ == "__main__":
+    app.main()
