@@ -7,9 +7,9 @@ Configured through the environment: PROBE_KAFKA, PROBE_APP, PROBE_TOPIC, PROBE_O
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 
 import faust
+from faust.types import StreamT
 
 app = faust.App(
     os.environ["PROBE_APP"],
@@ -25,8 +25,8 @@ topic = app.topic(os.environ["PROBE_TOPIC"], key_type=bytes, value_type=bytes, k
 
 
 @app.agent(topic)
-async def count(stream: AsyncIterator[tuple[bytes, bytes]]) -> None:
-    async for key, value in stream.items():  # type: ignore[attr-defined]
+async def count(stream: StreamT[bytes]) -> None:
+    async for key, value in stream.items():
         with open(os.environ["PROBE_OUT"], "a", encoding="utf-8") as out:
             out.write(f"{key.decode()} {len(value)}\n")
 
