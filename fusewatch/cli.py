@@ -24,6 +24,8 @@ Commands:
   demo      simulate a plant and score it end to end on this machine, with no services
   topics    create or describe the Kafka topics (co-partitioned inputs, scores, alerts, dead letters)
   simulate  stream a simulated plant into Kafka at plant speed, N times faster, or as fast as possible
+  worker    run one stream-processing worker on Kafka (several share the partitions)
+  scores    follow the scores topic (`scores tail`)
   config    print the effective configuration (defaults, file and environment) as TOML
 
 Run `fusewatch COMMAND --help` for a command's options.
@@ -32,7 +34,7 @@ Run `fusewatch COMMAND --help` for a command's options.
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from fusewatch.commands import config, demo, simulate, topics
+    from fusewatch.commands import config, demo, scores, simulate, topics, worker
 
     parser = argparse.ArgumentParser(
         prog="fusewatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, config):
+    for command in (demo, topics, simulate, worker, scores, config):
         command.register(commands)
     return parser
 

@@ -25,7 +25,6 @@ from connectors.sqlite_sink import SqliteSink
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
 from fusewatch.topics import Topics
-from models.vibration import BearingFrequencies
 from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 from streams.evaluation import summarize_run
 from streams.processor import StreamProcessor
@@ -34,11 +33,7 @@ from streams.processor import StreamProcessor
 def bearing_lookup(plant: PlantSimulator) -> Any:
     """The bearing defect frequencies of each simulated asset, for the vibration features."""
 
-    def lookup(asset_id: str) -> BearingFrequencies | None:
-        k = plant.kinematics(asset_id)
-        return BearingFrequencies(k.shaft_hz, k.bpfo_hz, k.bpfi_hz, k.bsf_hz, k.ftf_hz)
-
-    return lookup
+    return plant.asset_registry().bearings
 
 
 def simulate_and_score(

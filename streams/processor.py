@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import pickle
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,11 +80,11 @@ class StreamProcessor:
             event = decode(raw)
             pixels: np.ndarray | None = decode_pixels(event) if isinstance(event, CameraFrame) else None
         except InvalidEventError as exc:
-            self._dead_letter(raw, topic, partition, offset, now_ns, f"invalid: {exc}")
+            self.dead_letter(raw, topic, partition, offset, now_ns, f"invalid: {exc}")
             return
         result = self.aligner.add(event, pixels, now_ns)
         if result.outcome == "late":
-            self._dead_letter(raw, topic, partition, offset, now_ns, "late")
+            self.dead_letter(raw, topic, partition, offset, now_ns, "late")
         self._score(result.windows)
 
     def tick(self, now_ns: int) -> None:
@@ -93,6 +94,21 @@ class StreamProcessor:
     def flush(self) -> None:
         """Close and score every pending window (end of a finite stream)."""
         self._score(self.aligner.flush())
+
+    def snapshot(self) -> bytes:
+        """The aligner, model and alert state as bytes (for checkpoints); the output and lookups are not kept."""
+        bearings = self.pipeline.bearings
+        try:
+            self.pipeline.bearings = None  # type: ignore[assignment]  # a lookup function, given again on restore
+            return pickle.dumps((self.aligner, self.pipeline, self.alerts, self.stats), protocol=5)
+        finally:
+            self.pipeline.bearings = bearings
+
+    def restore(self, snapshot: bytes) -> None:
+        """Replace the state by one taken with :meth:`snapshot` (by this or another process)."""
+        bearings = self.pipeline.bearings
+        self.aligner, self.pipeline, self.alerts, self.stats = pickle.loads(snapshot)
+        self.pipeline.bearings = bearings
 
     def _score(self, windows: list[AlignedWindow]) -> None:
         for window in windows:
@@ -108,7 +124,8 @@ class StreamProcessor:
                 self.stats.alerts += 1
                 self.output.alert(alert)
 
-    def _dead_letter(self, raw: bytes, topic: str, partition: int, offset: int, now_ns: int, reason: str) -> None:
+    def dead_letter(self, raw: bytes, topic: str, partition: int, offset: int, now_ns: int, reason: str) -> None:
+        """Send a message that cannot be processed to the dead letters, with the reason."""
         self.stats.dead_letters[reason.split(":", 1)[0]] += 1
         log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", topic, partition, offset, reason)
         withhold = self.topics.carries_frames(topic)

@@ -75,3 +75,37 @@ def read_topics(settings: KafkaSettings, topics: Sequence[str]) -> Iterator[Reco
                     yield Record(tp.topic, tp.partition, message.offset, message.timestamp, message.key, message.value)
     finally:
         consumer.close()
+
+
+def follow_topic(
+    settings: KafkaSettings, topic: str, *, from_beginning: bool = False, idle_exit_s: float | None = None
+) -> Iterator[Record]:
+    """Yield the messages of ``topic`` as they arrive (all partitions, no group); stop after ``idle_exit_s``."""
+    probe_broker(settings)
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=settings.servers(), client_id=f"{settings.client_id}-tail", enable_auto_commit=False,
+            group_id=None, bootstrap_timeout_ms=settings.timeout_ms,
+            request_timeout_ms=max(settings.timeout_ms, 31_000),
+        )
+    except KafkaTimeoutError as exc:
+        raise unavailable(settings, exc) from None
+    try:
+        numbers = consumer.partitions_for_topic(topic)
+        if not numbers:
+            raise TopicMismatchError(f"topic {topic} does not exist")
+        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
+        consumer.assign(partitions)
+        if from_beginning:
+            consumer.seek_to_beginning(*partitions)
+        else:
+            consumer.seek_to_end(*partitions)
+        last = time.monotonic()
+        while idle_exit_s is None or time.monotonic() - last < idle_exit_s:
+            batch = consumer.poll(timeout_ms=200)
+            for tp, messages in batch.items():
+                for message in messages:
+                    last = time.monotonic()
+                    yield Record(tp.topic, tp.partition, message.offset, message.timestamp, message.key, message.value)
+    finally:
+        consumer.close()

@@ -26,6 +26,7 @@ from connectors.simulator.vibration import (
     load_schedule,
     make_profile,
 )
+from fusewatch.assets import AssetInfo, AssetRegistry
 from fusewatch.codec import InputEvent
 from fusewatch.errors import ConfigError
 from fusewatch.events import MAX_SAMPLES, CameraFrame, FaultType, GroundTruth, MaintenanceLog, Modality, VibrationChunk
@@ -272,6 +273,14 @@ class PlantSimulator:
     def kinematics(self, asset_id: str) -> BearingKinematics:
         """Bearing fault frequencies of ``asset_id`` at its nominal shaft speed."""
         return self._asset(asset_id).profile.kinematics
+
+    def asset_registry(self) -> AssetRegistry:
+        """The simulated assets with their kinds and bearing frequencies, as a worker's registry."""
+        infos = {}
+        for asset in self._assets:
+            k = self.kinematics(asset.asset_id)
+            infos[asset.asset_id] = AssetInfo(asset.kind, k.shaft_hz, k.bpfo_hz, k.bpfi_hz, k.bsf_hz, k.ftf_hz)
+        return AssetRegistry(infos)
 
     def severity(self, asset_id: str, ts_ns: int) -> float:
         """True fault severity of ``asset_id`` at ``ts_ns`` (0 when healthy)."""

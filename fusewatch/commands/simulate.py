@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from fusewatch.commands.common import (
@@ -47,6 +48,8 @@ def register(commands: Any) -> None:
         "--start", default=None, metavar="TIME",
         help="event time of the first snapshot, RFC 3339 (default: so that plant time ends when the run does)",
     )
+    parser.add_argument("--assets-file", type=Path, default=None, metavar="FILE",
+                        help="also write the simulated assets' registry (for `fusewatch worker --assets-file`)")
     add_config_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.set_defaults(run=run)
@@ -69,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
     check_topics(settings, settings.topics().inputs)
+    if args.assets_file is not None:
+        simulator.asset_registry().save(args.assets_file)
     print(
         f"simulating {args.assets} assets x {args.days:g} days from {format_time(start)} into"
         f" {settings.bootstrap_servers} ({settings.topic_prefix}*)"

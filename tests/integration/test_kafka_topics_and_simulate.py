@@ -15,15 +15,18 @@ from connectors.kafka.admin import create_topics, delete_topics, describe_topics
 from connectors.kafka.consumer import Record, read_topics
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.settings import KafkaSettings
+from connectors.kafka.simulate import default_start_ns
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.codec import encode
 from fusewatch.errors import ServiceUnavailableError, TopicMismatchError
-from fusewatch.timeutil import parse_time
+from fusewatch.timeutil import format_time, parse_time
 from tests.integration import kcat as kc
 from tests.integration.conftest import unique_prefix
 
 pytestmark = pytest.mark.integration
-START = "2026-01-05T00:00:00Z"
+# Record timestamps are event times and the broker expires records older than its retention (7 days) within
+# minutes, so simulated history must be recent: one day ending now, on a whole minute.
+START = format_time(default_start_ns(time.time_ns(), days=1.0, speed=None))
 
 
 def fusewatch(*args: str, prefix: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,57 @@
+"""``fusewatch worker``: one member of the distributed stream processor (faust-streaming on Kafka)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, kafka_settings, positive_int
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "worker",
+        help="run one stream-processing worker on Kafka (start several to share the partitions)",
+        description="Consume the three input topics as a member of the consumer group APP_ID, align and score"
+        " the assets of the partitions assigned to this worker with the same processor as `fusewatch demo`, and"
+        " write scores, alert transitions and dead letters to their topics. State is checkpointed to"
+        " WORKDIR/checkpoints with the input offsets it covers; workers of one group must share that directory"
+        " so that a worker taking over a partition resumes its state. Stop with Ctrl-C or SIGTERM. See"
+        " docs/worker.md.",
+    )
+    add_kafka_option(parser)
+    parser.add_argument("--workdir", type=Path, default=Path("fusewatch-worker"),
+                        help="checkpoints and faust's data (default: ./fusewatch-worker)")
+    add_config_option(parser)
+    parser.add_argument("--app-id", default="fusewatch", help="consumer group of the workers (default: fusewatch)")
+    parser.add_argument("--run-id", default="live", help="run id put on every score and alert (default: live)")
+    parser.add_argument("--assets-file", type=Path, default=None,
+                        help="asset registry (JSON, see docs/worker.md): bearing frequencies; other assets are"
+                        " dead-lettered")
+    parser.add_argument("--web-port", type=int, default=None,
+                        help="serve health and lag as JSON on 127.0.0.1:PORT/fusewatch/health/")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=2000,
+                        help="messages between checkpoints of a partition (default: 2000; also every 5 s)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from connectors.kafka.admin import check_topics, topic_names
+    from fusewatch.assets import AssetRegistry
+    from streams.worker import Worker, WorkerOptions
+
+    config = config_of(args)
+    settings = kafka_settings(args, config)
+    check_topics(settings, topic_names(settings))
+    registry = AssetRegistry.load(args.assets_file) if args.assets_file is not None else None
+    options = WorkerOptions(
+        app_id=args.app_id, run_id=args.run_id, workdir=args.workdir, checkpoint_every=args.checkpoint_every,
+        web_port=args.web_port, registry=registry,
+    )
+    worker = Worker(config, settings, options)
+    level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}.get(args.log_level.upper(), "warn")
+    faust.Worker(worker.app, loglevel=level, quiet=True).execute_from_commandline()
+    return 0

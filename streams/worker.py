@@ -1,0 +1,246 @@
+"""The distributed runner: a faust-streaming app whose one agent feeds the shared stream processor from Kafka.
+
+Workers started with the same app id form a consumer group and share the partitions; faust's assignor gives
+partition N of the three co-partitioned input topics to one worker, which owns those assets' state in a
+:class:`~streams.partition.PartitionProcessor`. The agent stays thin:
+
+1. messages are buffered per partition number in an :class:`~streams.merge.EventTimeMerger` and released in
+   event-time order (a topic that is caught up does not hold the others);
+2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
+   output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
+3. every ``checkpoint_every`` messages or ``checkpoint_interval_s`` seconds, and when a partition is revoked,
+   the outputs are flushed, the partition's state is written with the offsets it covers, and only then are the
+   messages acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
+
+Processing is at-least-once with idempotent outputs: after a crash the new owner restores the checkpoint,
+skips what it covers and processes the rest again, repeating the same output ids. Faust's ``exactly_once``
+guarantee is not used (faust-streaming #323, #517, #47: duplicates and crashes); see docs/worker.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from faust.types import TP, EventT, StreamT
+
+from connectors.kafka.settings import KafkaSettings
+from fusewatch.assets import AssetRegistry
+from fusewatch.config import FusewatchConfig, to_toml
+from streams.checkpoint import CheckpointStore, config_digest
+from streams.merge import EventTimeMerger
+from streams.partition import OutgoingMessage, PartitionProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """How one worker runs (the rest comes from the configuration)."""
+
+    app_id: str = "fusewatch"
+    run_id: str = "live"
+    workdir: Path = Path("fusewatch-worker")
+    checkpoint_every: int = 2000
+    checkpoint_interval_s: float = 5.0
+    web_port: int | None = None  # faust's web view (health, lag) when set
+    registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
+
+
+@dataclass
+class _Owned:
+    """What the worker holds for one assigned partition number."""
+
+    processor: PartitionProcessor
+    merger: EventTimeMerger[EventT[Any]]
+    delivered: dict[str, int] = field(default_factory=dict)  # topic -> next offset delivered to the agent
+    unacked: list[EventT[Any]] = field(default_factory=list)
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    last_message: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """Builds the faust app and keeps the per-partition state of one worker process."""
+
+    def __init__(self, config: FusewatchConfig, settings: KafkaSettings, options: WorkerOptions) -> None:
+        self.config = config
+        self.settings = settings
+        self.options = options
+        self.topics = settings.topics()
+        self.digest = config_digest(to_toml(config))
+        self.store = CheckpointStore(options.workdir / "checkpoints")
+        self.owned: dict[int, _Owned] = {}
+        self.stats: dict[str, int] = defaultdict(int)
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------ app
+
+    def _build_app(self) -> faust.App:
+        options = self.options
+        app = faust.App(
+            options.app_id,
+            broker=[f"kafka://{server}" for server in self.settings.servers()],
+            store="memory://",
+            datadir=str(options.workdir / "faust"),
+            topic_partitions=self.settings.partitions,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            consumer_auto_offset_reset="earliest",
+            stream_wait_empty=False,  # held (unacknowledged) messages must not block a rebalance
+            producer_acks=-1,
+            producer_max_request_size=self.settings.max_message_bytes,
+            consumer_max_fetch_size=self.settings.max_message_bytes,
+            web_enabled=options.web_port is not None,
+            web_port=options.web_port or 6066,
+            web_bind="127.0.0.1",
+            broker_session_timeout=10.0,  # a killed worker's partitions move after 10 s, not 60
+            broker_heartbeat_interval=2.0,
+            broker_request_timeout=max(self.settings.timeout_s, 40.0),
+        )
+        inputs = app.topic(
+            *self.topics.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+        async def process(stream: StreamT[bytes]) -> None:
+            async for event in cast(Any, stream).noack().events():
+                await self.on_event(event)
+
+        app.agent(inputs, name="fusewatch-process")(process)
+        app.timer(0.5)(self.on_timer)
+        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        if options.web_port is not None:
+
+            async def health(web: Any, request: Any) -> Any:
+                return web.json(self.health())
+
+            app.page("/fusewatch/health/")(health)
+        return app
+
+    # ------------------------------------------------------------------ partitions
+
+    def _owned(self, partition: int) -> _Owned:
+        owned = self.owned.get(partition)
+        if owned is None:
+            processor = PartitionProcessor(partition, self.config, self.topics, self.options.run_id,
+                                           self.options.registry, self.digest)
+            checkpoint = self.store.load(partition)
+            if checkpoint is not None:
+                processor.restore(checkpoint)
+                log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
+            owned = _Owned(processor, EventTimeMerger(self.topics.inputs))
+            self.owned[partition] = owned
+        return owned
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs["assigned"]
+        for partition in sorted({tp.partition for tp in assigned if tp.topic in self.topics.inputs}):
+            self._owned(partition)
+        log.info("assigned partitions %s", sorted(self.owned))
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
+        for partition in sorted({tp.partition for tp in revoked if tp.topic in self.topics.inputs}):
+            owned = self.owned.pop(partition, None)
+            if owned is not None:
+                await self._checkpoint(partition, owned)
+        log.info("revoked; still own partitions %s", sorted(self.owned))
+
+    # ------------------------------------------------------------------ processing
+
+    async def on_event(self, event: EventT[Any]) -> None:
+        message = event.message
+        owned = self._owned(message.partition)
+        topic = self.input_topic(message.topic, message.value)
+        owned.delivered[topic] = message.offset + 1
+        owned.last_message = time.monotonic()
+        owned.merger.add(topic, round(message.timestamp * 1000), event)
+        await self._drain(message.partition, owned)
+
+    async def _drain(self, partition: int, owned: _Owned) -> None:
+        caught_up = self._caught_up(partition, owned) if owned.merger.blocked_by() else set()
+        for event in owned.merger.release(caught_up):
+            message = event.message
+            outgoing = owned.processor.handle(self.input_topic(message.topic, message.value), message.offset,
+                                              round(message.timestamp * 1000), message.value or b"", message.key)
+            if outgoing is None:
+                self.stats["skipped"] += 1
+            else:
+                self.stats["processed"] += 1
+                await self._send(outgoing)
+            owned.unacked.append(event)
+        if len(owned.unacked) >= self.options.checkpoint_every:
+            await self._checkpoint(partition, owned)
+
+    def input_topic(self, topic: str, value: bytes | None) -> str:
+        """The input topic of a message; under faust's test context (topic ``<internal>``) from its kind byte."""
+        if topic in self.topics.inputs:
+            return topic
+        kind = value[3] if value and len(value) > 3 and value[:2] == b"FW" else 1
+        return self.topics.inputs[min(max(kind, 1), 3) - 1]
+
+    def _caught_up(self, partition: int, owned: _Owned) -> set[str]:
+        """Input topics of this partition number with nothing more to read now."""
+        caught = set()
+        for topic in owned.merger.blocked_by():
+            highwater = self.app.consumer.highwater(TP(str(topic), partition))
+            delivered = owned.delivered.get(str(topic), owned.processor.offsets.get(str(topic), 0))
+            if highwater is not None and 0 <= highwater <= delivered:
+                caught.add(str(topic))
+        return caught
+
+    async def _send(self, messages: list[OutgoingMessage]) -> None:
+        for message in messages:
+            await self.app.producer.send(message.topic, message.key, message.value, None, None, list(message.headers))
+            self.stats[message.topic.removeprefix(self.topics.prefix)] += 1
+
+    async def _checkpoint(self, partition: int, owned: _Owned) -> None:
+        """Flush outputs, write the state with its offsets, then acknowledge what it covers."""
+        if not owned.unacked and owned.processor.processed == 0:
+            return
+        await self.app.producer.flush()
+        checkpoint = owned.processor.checkpoint()
+        await asyncio.get_running_loop().run_in_executor(None, self.store.save, checkpoint)
+        for event in owned.unacked:
+            event.ack()
+        owned.unacked.clear()
+        owned.last_checkpoint = time.monotonic()
+        self.stats["checkpoints"] += 1
+
+    async def on_timer(self) -> None:
+        """Release held messages of caught-up topics, run idle clocks, write due checkpoints."""
+        now = time.monotonic()
+        for partition, owned in list(self.owned.items()):
+            if len(owned.merger):
+                await self._drain(partition, owned)
+            idle_s = now - owned.last_message
+            if owned.processor.clock_ns and idle_s > 1.0:
+                await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
+            if owned.unacked and now - owned.last_checkpoint >= self.options.checkpoint_interval_s:
+                await self._checkpoint(partition, owned)
+
+    # ------------------------------------------------------------------ operations
+
+    def health(self) -> dict[str, Any]:
+        """Assigned partitions, held and unacknowledged messages, lag per input partition, counters."""
+        lag: dict[str, int] = {}
+        for partition, owned in self.owned.items():
+            for topic in self.topics.inputs:
+                highwater = self.app.consumer.highwater(TP(topic, partition))
+                delivered = owned.delivered.get(topic, owned.processor.offsets.get(topic, 0))
+                if highwater is not None and highwater >= 0:
+                    lag[f"{topic}[{partition}]"] = max(0, highwater - delivered)
+        return {
+            "status": "ok",
+            "partitions": sorted(self.owned),
+            "held": {p: len(o.merger) for p, o in self.owned.items()},
+            "unacked": {p: len(o.unacked) for p, o in self.owned.items()},
+            "lag": lag,
+            "counters": dict(self.stats),
+        }
