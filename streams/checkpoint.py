@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import time
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,7 +73,7 @@ class CheckpointStore:
         }
         body = zlib.compress(checkpoint.state, 1)
         target = self.path(checkpoint.partition)
-        temporary = target.with_suffix(f".tmp{os.getpid()}")
+        temporary = target.with_suffix(f".tmp-{uuid.uuid4().hex}")
         with open(temporary, "wb") as out:
             out.write(MAGIC + json.dumps(header).encode() + b"\n")
             out.write(body)

@@ -1,0 +1,184 @@
+"""`fusewatch worker` on the real broker: the same scores as the embedded runner, through poison, crashes and
+a change of owner."""
+
+from __future__ import annotations
+
+import json
+import random
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from connectors.kafka.consumer import read_topics
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.settings import KafkaSettings
+from connectors.kafka.simulate import default_start_ns
+from connectors.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.codec import encode
+from tests.integration.workers import (
+    WorkerProcess,
+    assert_same_scores,
+    embedded_scores,
+    scores_in_topic,
+    wait_until,
+    window_key,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def plant(assets: int, days: float, **options: float) -> PlantSimulator:
+    start = default_start_ns(time.time_ns(), days, None)  # recent: the broker keeps 7 days
+    return PlantSimulator(SimulatorConfig(assets=assets, days=days, seed=5, start_ns=start, **options))
+
+
+def publish(kafka: KafkaSettings, simulated: PlantSimulator, tmp_path: Path) -> Path:
+    with EventProducer(kafka) as producer:
+        for event in simulated.events():
+            producer.send(event)
+    registry = tmp_path / "assets.json"
+    simulated.asset_registry().save(registry)
+    return registry
+
+
+def drained(worker: WorkerProcess) -> bool:
+    """Nothing left to read, held back or unprocessed."""
+    health = worker.health()
+    return bool(health and sum(health["lag"].values()) == 0 and not any(health["held"].values()))
+
+
+def scored(kafka: KafkaSettings, count: int) -> bool:
+    return len({window_key(score) for score in scores_in_topic(kafka)}) >= count
+
+
+def test_worker_scores_equal_the_embedded_runner(kafka: KafkaSettings, tmp_path: Path) -> None:
+    simulated = plant(assets=2, days=0.25)
+    registry = publish(kafka, simulated, tmp_path)
+    expected = embedded_scores(simulated)
+    worker = WorkerProcess(kafka, tmp_path, "fwtest-eq", registry, "worker")
+    try:
+        wait_until(lambda: scored(kafka, len(expected) - 4), 180, "all windows scored", worker)
+        health = worker.health()
+        assert health is not None and health["partitions"] == list(range(kafka.partitions))
+        assert sum(health["lag"].values()) == 0
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    assert_same_scores(expected, scores_in_topic(kafka))
+
+
+def poison_messages(good: bytes) -> list[tuple[bytes, str]]:
+    """Malformed input of every kind the wire format forbids, made from one good vibration message."""
+    head_len = struct.unpack_from("<I", good, 4)[0]
+    nan = good[: 8 + head_len] + struct.pack("<f", float("nan")) * ((len(good) - 8 - head_len) // 4)
+    return [
+        (b"\x00\x01garbage", "invalid"),
+        (b"XX" + good[2:], "invalid"),
+        (good[:-7], "invalid"),
+        (good + b"\x00\x00\x00\x00", "invalid"),
+        (good[:8] + b"\xff" + good[9:], "invalid"),
+        (nan, "invalid"),
+        (good[:3] + b"\x09" + good[4:], "invalid"),
+        (good, "unknown asset"),  # published with a key outside the registry
+    ]
+
+
+def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSettings, tmp_path: Path) -> None:
+    simulated = plant(assets=4, days=0.87, sample_rate_hz=4_000.0)  # 10,000+ messages, small snapshots
+    events = list(simulated.events())
+    rng = random.Random(11)
+    poison_at = set(rng.sample(range(len(events)), len(events) // 100))
+    vibration = kafka.topics().vibration
+    template = encode(next(e for e in events if kafka.topics().for_event(e) == vibration))
+    kinds = poison_messages(template)
+    sent_poison: list[tuple[int, str]] = []
+    with EventProducer(kafka) as producer:
+        for index, event in enumerate(events):
+            if index in poison_at:
+                raw, reason = kinds[len(sent_poison) % len(kinds)]
+                key = "pump-99" if reason == "unknown asset" else event.asset_id
+                producer.send_raw(vibration, key, raw, event.ts // 1_000_000)
+                sent_poison.append((index, reason))
+            producer.send(event)
+    registry = tmp_path / "assets.json"
+    simulated.asset_registry().save(registry)
+    total = len(events) + len(sent_poison)
+    assert total >= 10_000 and len(sent_poison) == len(events) // 100
+
+    expected = embedded_scores(simulated)  # the good messages alone
+    worker = WorkerProcess(kafka, tmp_path, "fwtest-poison", registry, "worker")
+    try:
+        wait_until(lambda: scored(kafka, len(expected) - 8), 300, "all windows scored", worker)
+        wait_until(lambda: drained(worker), 60, "every message processed", worker)
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    letters = [json.loads(record.value) for record in read_topics(kafka, [kafka.topics().dead_letter])]
+    assert len({(l["source_topic"], l["partition"], l["offset"]) for l in letters}) == len(sent_poison)
+    assert {l["source_topic"] for l in letters} == {vibration}
+    reasons = sorted(l["error"].split(":")[0] for l in letters)
+    assert reasons == sorted(reason for _, reason in sent_poison)
+    assert_same_scores(expected, scores_in_topic(kafka))
+
+
+def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    simulated = plant(assets=2, days=0.5)
+    registry = publish(kafka, simulated, tmp_path)
+    expected = embedded_scores(simulated)
+    kills = 0
+    for kills in range(1, 4):  # three kill -9 mid-run, each after more windows were scored
+        worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, f"worker-{kills}")
+        target = len({window_key(s) for s in scores_in_topic(kafka)}) + 150
+        wait_until(lambda: scored(kafka, target), 180, f"{target} windows before kill {kills}", worker)
+        worker.kill()
+    restarted = time.monotonic()
+    worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, "worker-final")
+    try:
+        caught_up = wait_until(lambda: scored(kafka, len(expected) - 4), 240, "all windows after restarts", worker)
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    scores = scores_in_topic(kafka)
+    assert_same_scores(expected, scores)  # none lost; a repeated window is identical to its first copy
+    distinct = {window_key(s) for s in scores}
+    print(f"\ncrash test: {kills} kills; windows expected {len(expected)}, present {len(distinct)},"
+          f" duplicated {len(scores) - len(distinct)}; restart to caught up {caught_up:.1f} s"
+          f" (wall {time.monotonic() - restarted:.1f} s)")
+
+
+def test_a_second_worker_takes_over_the_partitions_of_a_stopped_one(kafka: KafkaSettings, tmp_path: Path) -> None:
+    simulated = plant(assets=6, days=0.2)
+    registry = publish(kafka, simulated, tmp_path)
+    expected = embedded_scores(simulated)
+    first = WorkerProcess(kafka, tmp_path, "fwtest-scale", registry, "worker-a")
+    second = WorkerProcess(kafka, tmp_path, "fwtest-scale", registry, "worker-b")
+    try:
+        def split() -> bool:
+            a, b = first.health(), second.health()
+            return bool(a and b and a["partitions"] and b["partitions"])
+
+        wait_until(split, 120, "both workers to own partitions", first)
+        a, b = first.health(), second.health()
+        assert a is not None and b is not None
+        assert sorted(a["partitions"] + b["partitions"]) == list(range(kafka.partitions))
+        wait_until(lambda: scored(kafka, 200), 120, "some windows", first)
+        assert first.stop() == 0, first.tail()
+        wait_until(lambda: (second.health() or {}).get("partitions") == list(range(kafka.partitions)), 120,
+                   "the second worker to own every partition", second)
+        wait_until(lambda: scored(kafka, len(expected) - 12), 240, "all windows", second)
+    finally:
+        if first.process.poll() is None:
+            first.stop()
+        assert second.stop() == 0, second.tail()
+    scores = scores_in_topic(kafka)
+    assert_same_scores(expected, scores)
+    for asset in {s["asset_id"] for s in scores}:  # per-asset order: first copies come in window order
+        seen: list[int] = []
+        for score in scores:
+            key = window_key(score)
+            if key[0] == asset and key[1] not in seen:
+                seen.append(key[1])
+        assert seen == sorted(seen), asset
+    assert np.isfinite([s["fused"] for s in scores]).all()

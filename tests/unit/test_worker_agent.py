@@ -1,0 +1,56 @@
+"""Agent tier: the worker's faust agent under ``agent.test_context()``, with no broker.
+
+Outputs go to a list instead of the producer; everything else (merge, processor, checkpoints, acks) is the
+worker's own code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from connectors.kafka.settings import KafkaSettings
+from connectors.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.codec import encode
+from fusewatch.config import FusewatchConfig
+from streams.partition import OutgoingMessage
+from streams.worker import Worker, WorkerOptions
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.messages: list[OutgoingMessage] = []
+        self.flushes = 0
+
+    async def send(self, messages: list[OutgoingMessage]) -> None:
+        self.messages += messages
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+
+def test_the_agent_scores_windows_dead_letters_bad_input_and_checkpoints(tmp_path: Path) -> None:
+    plant = PlantSimulator(SimulatorConfig(assets=1, days=0.02, seed=1))
+    sink = ListSink()
+    options = WorkerOptions(app_id="fwtest-agent", workdir=tmp_path, checkpoint_every=10,
+                            registry=plant.asset_registry())
+    worker = Worker(FusewatchConfig(), KafkaSettings(), options, sink=sink)
+    agent = worker.app.agents["fusewatch-process"]
+    events = list(plant.events())
+
+    async def feed() -> None:
+        async with agent.test_context() as tested:
+            for event in events:
+                await tested.put(encode(event), key=event.asset_id.encode(), timestamp=event.ts / 1e9)
+            await tested.put(b"FW\x01\x01garbage", key=b"pump-01", timestamp=events[-1].ts / 1e9)
+
+    asyncio.run(feed())
+    topics = worker.topics
+    scores = [json.loads(m.value) for m in sink.messages if m.topic == topics.scores]
+    letters = [m for m in sink.messages if m.topic == topics.dead_letter]
+    assert len(scores) >= 26  # 28 minutes of plant time, the newest windows still open
+    assert [s["window_end"] for s in scores] == sorted(s["window_end"] for s in scores)
+    assert len(letters) == 1 and dict(letters[0].headers)["reason"].startswith(b"invalid:")
+    assert worker.stats["checkpoints"] >= 1 and sink.flushes >= 1
+    assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
