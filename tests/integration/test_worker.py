@@ -3,6 +3,7 @@ a change of owner."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import struct
@@ -30,9 +31,11 @@ from tests.integration.workers import (
 pytestmark = pytest.mark.integration
 
 
-def plant(assets: int, days: float, **options: float) -> PlantSimulator:
+def plant(assets: int, days: float, sample_rate_hz: float = 25_600.0) -> PlantSimulator:
     start = default_start_ns(time.time_ns(), days, None)  # recent: the broker keeps 7 days
-    return PlantSimulator(SimulatorConfig(assets=assets, days=days, seed=5, start_ns=start, **options))
+    return PlantSimulator(
+        SimulatorConfig(assets=assets, days=days, seed=5, start_ns=start, sample_rate_hz=sample_rate_hz)
+    )
 
 
 def publish(kafka: KafkaSettings, simulated: PlantSimulator, tmp_path: Path) -> Path:
@@ -115,9 +118,9 @@ def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSe
     finally:
         assert worker.stop() == 0, worker.tail()
     letters = [json.loads(record.value) for record in read_topics(kafka, [kafka.topics().dead_letter])]
-    assert len({(l["source_topic"], l["partition"], l["offset"]) for l in letters}) == len(sent_poison)
-    assert {l["source_topic"] for l in letters} == {vibration}
-    reasons = sorted(l["error"].split(":")[0] for l in letters)
+    assert len({(d["source_topic"], d["partition"], d["offset"]) for d in letters}) == len(sent_poison)
+    assert {d["source_topic"] for d in letters} == {vibration}
+    reasons = sorted(d["error"].split(":")[0] for d in letters)
     assert reasons == sorted(reason for _, reason in sent_poison)
     assert_same_scores(expected, scores_in_topic(kafka))
 
@@ -132,7 +135,7 @@ def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
     for kills in range(1, 4):  # three kill -9 mid-run, each after more windows were scored
         worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, f"worker-{kills}")
         target = len({window_key(s) for s in scores_in_topic(kafka)}) + 150
-        wait_until(lambda: scored(kafka, target), 180, f"{target} windows before kill {kills}", worker)
+        wait_until(functools.partial(scored, kafka, target), 180, f"{target} windows before kill {kills}", worker)
         worker.kill()
     restarted = time.monotonic()
     worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, "worker-final")

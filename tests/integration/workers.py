@@ -77,7 +77,8 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, worker:
     started = time.monotonic()
     while not condition():
         if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{worker.tail() if worker else ''}")
+            log = worker.tail() if worker else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{log}")
         if worker is not None and worker.process.poll() is not None:
             raise AssertionError(f"the worker exited with {worker.process.returncode}\n{worker.tail()}")
         time.sleep(0.5)
@@ -108,7 +109,9 @@ def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = 
     return {(s.score.asset_id, s.score.window_end): s.score for s in scores}
 
 
-def assert_same_scores(expected: dict[tuple[str, int], Score], got: list[dict[str, Any]], open_windows: int = 2) -> None:
+def assert_same_scores(
+    expected: dict[tuple[str, int], Score], got: list[dict[str, Any]], open_windows: int = 2
+) -> None:
     """Every expected window but the newest ``open_windows`` per asset is in ``got`` with the same values."""
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
     for score in got:
@@ -116,7 +119,8 @@ def assert_same_scores(expected: dict[tuple[str, int], Score], got: list[dict[st
         if key in by_key:
             assert by_key[key] == score, f"{key}: a repeated window differs from the first"
         by_key[key] = score
-    assert set(by_key) <= set(expected), f"windows the embedded runner does not have: {sorted(set(by_key) - set(expected))[:5]}"
+    unexpected = sorted(set(by_key) - set(expected))
+    assert not unexpected, f"windows the embedded runner does not have: {unexpected[:5]}"
     for asset in {asset for asset, _ in expected}:
         ends = sorted(end for a, end in expected if a == asset)
         missing = [end for end in ends[: len(ends) - open_windows] if (asset, end) not in by_key]
