@@ -53,6 +53,7 @@ class AlignerConfig(BaseModel):
     log_horizon_s: float = Field(72 * 3600.0, ge=0, description="how far back maintenance logs count")
     log_half_life_s: float = Field(12 * 3600.0, gt=0, description="a log's weight halves after this long")
     idle_timeout_s: float = Field(300.0, gt=0, description="close an idle asset's windows after this long")
+    max_future_s: float = Field(86_400.0, gt=0, description="events further ahead of the wall clock are refused")
 
     def ns(self, name: str) -> int:
         """A setting in integer nanoseconds, e.g. ``config.ns("window_s")``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 import pickle
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from fusewatch.codec import decode, decode_pixels
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import InvalidEventError
 from fusewatch.events import Alert, CameraFrame, DeadLetter
+from fusewatch.timeutil import format_time
 from fusewatch.topics import Topics
 from models.text import effective_kind
 from models.vibration import BearingFrequencies
@@ -63,6 +65,7 @@ class StreamProcessor:
         run_id: str = "live",
         bearings: Callable[[str], BearingFrequencies | None] | None = None,
         topics: Topics | None = None,
+        wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
         self.topics = topics or Topics()
@@ -72,6 +75,8 @@ class StreamProcessor:
         self.pipeline = Pipeline(config.models, run_id=run_id, bearings=bearings)
         self.alerts = AlertPolicy(config.alerts, run_id=run_id)
         self.stats = ProcessorStats()
+        self.wall_clock = wall_clock
+        self.max_future_ns = config.aligner.ns("max_future_s")
 
     def handle(self, raw: bytes, topic: str, partition: int, offset: int, now_ns: int) -> None:
         """Process one raw input message; ``now_ns`` is the runner's clock for idle detection."""
@@ -79,6 +84,9 @@ class StreamProcessor:
         try:
             event = decode(raw)
             pixels: np.ndarray | None = decode_pixels(event) if isinstance(event, CameraFrame) else None
+            ahead = event.ts - self.wall_clock()
+            if ahead > self.max_future_ns:
+                raise InvalidEventError("ts", f"{format_time(event.ts)} is {ahead / 3.6e12:.1f} h ahead of the clock")
         except InvalidEventError as exc:
             self.dead_letter(raw, topic, partition, offset, now_ns, f"invalid: {exc}")
             return

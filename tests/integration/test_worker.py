@@ -72,11 +72,16 @@ def test_worker_scores_equal_the_embedded_runner(kafka: KafkaSettings, tmp_path:
     assert_same_scores(expected, scores_in_topic(kafka))
 
 
-def poison_messages(good: bytes) -> list[tuple[bytes, str]]:
-    """Malformed input of every kind the wire format forbids, made from one good vibration message."""
+def poison_messages(good: bytes, frame: bytes) -> list[tuple[bytes, str, str]]:
+    """Malformed input of every kind the worker must refuse, made from one good vibration message and one frame:
+    (bytes, expected reason, topic suffix)."""
     head_len = struct.unpack_from("<I", good, 4)[0]
     nan = good[: 8 + head_len] + struct.pack("<f", float("nan")) * ((len(good) - 8 - head_len) // 4)
-    return [
+    year = good.index(b'"ts":"') + 6
+    future = good[:year] + b"2099" + good[year + 4 :]  # same length: only the event time changes
+    frame_head = struct.unpack_from("<I", frame, 4)[0]
+    corrupt_image = frame[: 8 + frame_head] + b"\x00" * (len(frame) - 8 - frame_head)
+    return [(raw, reason, "vibration") for raw, reason in [
         (b"\x00\x01garbage", "invalid"),
         (b"XX" + good[2:], "invalid"),
         (good[:-7], "invalid"),
@@ -84,7 +89,12 @@ def poison_messages(good: bytes) -> list[tuple[bytes, str]]:
         (good[:8] + b"\xff" + good[9:], "invalid"),
         (nan, "invalid"),
         (good[:3] + b"\x09" + good[4:], "invalid"),
+        (future, "invalid"),
         (good, "unknown asset"),  # published with a key outside the registry
+    ]] + [
+        (frame[:-100], "invalid", "frames"),  # truncated
+        (frame + b"\x00" * 64, "invalid", "frames"),  # oversized
+        (corrupt_image, "invalid", "frames"),  # the header is right, the image is not
     ]
 
 
@@ -93,17 +103,18 @@ def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSe
     events = list(simulated.events())
     rng = random.Random(11)
     poison_at = set(rng.sample(range(len(events)), len(events) // 100))
-    vibration = kafka.topics().vibration
-    template = encode(next(e for e in events if kafka.topics().for_event(e) == vibration))
-    kinds = poison_messages(template)
-    sent_poison: list[tuple[int, str]] = []
+    topics = kafka.topics()
+    template = encode(next(e for e in events if topics.for_event(e) == topics.vibration))
+    frame = encode(next(e for e in events if topics.for_event(e) == topics.frames))
+    kinds = poison_messages(template, frame)
+    sent_poison: list[tuple[int, str, str]] = []
     with EventProducer(kafka) as producer:
         for index, event in enumerate(events):
             if index in poison_at:
-                raw, reason = kinds[len(sent_poison) % len(kinds)]
+                raw, reason, suffix = kinds[len(sent_poison) % len(kinds)]
                 key = "pump-99" if reason == "unknown asset" else event.asset_id
-                producer.send_raw(vibration, key, raw, event.ts // 1_000_000)
-                sent_poison.append((index, reason))
+                producer.send_raw(topics.prefix + suffix, key, raw, event.ts // 1_000_000)
+                sent_poison.append((index, reason, topics.prefix + suffix))
             producer.send(event)
     registry = tmp_path / "assets.json"
     simulated.asset_registry().save(registry)
@@ -119,9 +130,12 @@ def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSe
         assert worker.stop() == 0, worker.tail()
     letters = [json.loads(record.value) for record in read_topics(kafka, [kafka.topics().dead_letter])]
     assert len({(d["source_topic"], d["partition"], d["offset"]) for d in letters}) == len(sent_poison)
-    assert {d["source_topic"] for d in letters} == {vibration}
-    reasons = sorted(d["error"].split(":")[0] for d in letters)
-    assert reasons == sorted(reason for _, reason in sent_poison)
+    assert sorted((d["source_topic"], d["error"].split(":")[0]) for d in letters) == sorted(
+        (topic, reason) for _, reason, topic in sent_poison
+    )
+    assert any("h ahead of the clock" in d["error"] for d in letters)
+    for letter in letters:  # frames are personal-data-sensitive: their bytes stay in the source topic only
+        assert (letter["raw_base64"] == "") == (letter["source_topic"] == topics.frames)
     assert_same_scores(expected, scores_in_topic(kafka))
 
 
