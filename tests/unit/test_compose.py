@@ -381,7 +381,15 @@ def test_workers(services: dict[str, Yaml]) -> None:
     workers = [services[name] for name in WORKERS]
     assert all(worker == workers[0] for worker in workers), "the workers differ; they should be one anchor"
     command = workers[0]["command"]
-    assert command == ["worker", "--kafka", "kafka:9092", "--config", "/etc/fusewatch/fusewatch.toml"]
+    assert command == ["worker", "--kafka", "kafka:9092", "--config", "/etc/fusewatch/fusewatch.toml",
+                       "--workdir", "/var/lib/fusewatch"]
+    shared = [m for m in mounts(workers[0]) if m["type"] == "volume" and m["target"] == "/var/lib/fusewatch"]
+    assert shared and shared[0]["source"] == "worker-state", "the workers must share their checkpoint directory"
+    # the command is one the installed CLI accepts
+    from fusewatch.cli import build_parser
+
+    parsed = build_parser().parse_args(command)
+    assert (parsed.command, str(parsed.workdir), parsed.kafka) == ("worker", "/var/lib/fusewatch", "kafka:9092")
     config = command[command.index("--config") + 1]
     binds = {m["target"]: m for m in mounts(workers[0]) if m["type"] == "bind"}
     assert config in binds, "the worker's --config file is not mounted"
