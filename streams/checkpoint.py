@@ -13,6 +13,9 @@ the zlib-compressed pickle of the state. A damaged file is reported and ignored,
 >>> import tempfile
 >>> store = CheckpointStore(tempfile.mkdtemp())
 >>> store.save(Checkpoint(partition=3, offsets={"fusewatch.vibration": 42}, config_digest="abc", state=b"..."))
+True
+>>> store.save(Checkpoint(partition=3, offsets={"fusewatch.vibration": 40}, config_digest="abc", state=b"..."))
+False
 >>> store.load(3).offsets
 {'fusewatch.vibration': 42}
 >>> store.load(4) is None
@@ -63,7 +66,13 @@ class CheckpointStore:
     def path(self, partition: int) -> Path:
         return self.directory / f"p{partition}.ckpt"
 
-    def save(self, checkpoint: Checkpoint) -> None:
+    def save(self, checkpoint: Checkpoint) -> bool:
+        """Write the checkpoint unless the file already covers more of some topic (a stale writer); True if written."""
+        current = self._offsets_on_disk(checkpoint.partition)
+        if current is not None and any(o > checkpoint.offsets.get(t, 0) for t, o in current.items()):
+            log.warning("partition %d: not overwriting a checkpoint that covers more (%s) with %s",
+                        checkpoint.partition, current, checkpoint.offsets)
+            return False
         header = {
             "format": FORMAT_VERSION,
             "partition": checkpoint.partition,
@@ -80,6 +89,17 @@ class CheckpointStore:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, target)
+        return True
+
+    def _offsets_on_disk(self, partition: int) -> dict[str, int] | None:
+        try:
+            with open(self.path(partition), "rb") as existing:
+                if existing.read(len(MAGIC)) != MAGIC:
+                    return None
+                header = json.loads(existing.readline())
+            return {str(k): int(v) for k, v in header["offsets"].items()}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def load(self, partition: int) -> Checkpoint | None:
         """The partition's checkpoint, or ``None`` when there is none or it is unreadable (logged)."""

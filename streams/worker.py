@@ -50,6 +50,7 @@ class WorkerOptions:
     checkpoint_every: int = 2000
     checkpoint_interval_s: float = 5.0
     web_port: int | None = None  # faust's web view (health, lag) when set
+    report_interval_s: float = 10.0  # a progress line in the log
     registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
 
 
@@ -101,7 +102,9 @@ class Worker:
         self.digest = config_digest(to_toml(config))
         self.store = CheckpointStore(options.workdir / "checkpoints")
         self.owned: dict[int, _Owned] = {}
+        self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
+        self._last_report = time.monotonic()
         self.app = self._build_app()
         self.sink: OutputSink = sink or ProducerSink(self.app)
 
@@ -167,13 +170,16 @@ class Worker:
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs["assigned"]
-        for partition in sorted({tp.partition for tp in assigned if tp.topic in self.topics.inputs}):
+        self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
+        for partition in sorted(self.assigned):
             self._owned(partition)
         log.info("assigned partitions %s", sorted(self.owned))
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
-        for partition in sorted({tp.partition for tp in revoked if tp.topic in self.topics.inputs}):
+        numbers = {tp.partition for tp in revoked if tp.topic in self.topics.inputs}
+        self.assigned -= numbers
+        for partition in sorted(numbers):
             owned = self.owned.pop(partition, None)
             if owned is not None:
                 async with owned.lock:
@@ -191,6 +197,10 @@ class Worker:
 
     async def on_event(self, event: EventT[Any]) -> None:
         message = event.message
+        if self.assigned and message.partition not in self.assigned:
+            # in flight when its partition was revoked: the new owner reads it again from the committed offset
+            self.stats["dropped_after_revoke"] += 1
+            return
         owned = self._owned(message.partition)
         topic = self.input_topic(message.topic, message.value)
         owned.delivered[topic] = message.offset + 1
@@ -257,6 +267,12 @@ class Worker:
     async def on_timer(self) -> None:
         """Release held messages of caught-up topics, run idle clocks, write due checkpoints."""
         now = time.monotonic()
+        if now - self._last_report >= self.options.report_interval_s:
+            self._last_report = now
+            health = self.health()
+            log.info("progress partitions=%s processed=%d held=%d unacked=%d lag=%d", health["partitions"],
+                     self.stats["processed"], sum(health["held"].values()), sum(health["unacked"].values()),
+                     sum(health["lag"].values()))
         for partition, owned in list(self.owned.items()):
             async with owned.lock:
                 if len(owned.merger):

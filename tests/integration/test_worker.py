@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import random
 import struct
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.simulate import default_start_ns
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.codec import encode
+from fusewatch.timeutil import format_time
 from tests.integration.workers import (
     WorkerProcess,
     assert_same_scores,
@@ -57,9 +61,19 @@ def scored(kafka: KafkaSettings, count: int) -> bool:
     return len({window_key(score) for score in scores_in_topic(kafka)}) >= count
 
 
-def test_worker_scores_equal_the_embedded_runner(kafka: KafkaSettings, tmp_path: Path) -> None:
+def cli(kafka: KafkaSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
+    return subprocess.run([sys.executable, "-m", "fusewatch.cli", *args], capture_output=True, text=True,
+                          timeout=300, env=env, check=False)
+
+
+def test_simulate_then_worker_scores_equal_the_embedded_runner(kafka: KafkaSettings, tmp_path: Path) -> None:
     simulated = plant(assets=2, days=0.25)
-    registry = publish(kafka, simulated, tmp_path)
+    registry = tmp_path / "assets.json"
+    start = format_time(simulated.config.start_ns)
+    sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.25",
+               "--seed", "5", "--start", start, "--speed", "max", "--assets-file", str(registry), "--no-progress")
+    assert sent.returncode == 0, sent.stderr
     expected = embedded_scores(simulated)
     worker = WorkerProcess(kafka, tmp_path, "fwtest-eq", registry, "worker")
     try:
@@ -70,6 +84,10 @@ def test_worker_scores_equal_the_embedded_runner(kafka: KafkaSettings, tmp_path:
     finally:
         assert worker.stop() == 0, worker.tail()
     assert_same_scores(expected, scores_in_topic(kafka))
+    tail = cli(kafka, "scores", "tail", "--from-beginning", "--max", "3", "--idle-exit", "20")
+    assert tail.returncode == 0, tail.stderr
+    lines = tail.stdout.splitlines()
+    assert len(lines) == 3 and all(" fused=" in line and " leading=" in line for line in lines)
 
 
 def poison_messages(good: bytes, frame: bytes) -> list[tuple[bytes, str, str]]:

@@ -69,7 +69,7 @@ class WorkerProcess:
             raise
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+        return f"health: {self.health()}\n" + self.log.read_text(errors="replace")[-4000:]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess | None = None) -> float:

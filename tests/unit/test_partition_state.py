@@ -103,3 +103,15 @@ def test_ties_go_in_topic_order_then_arrival() -> None:
     merger.add("v", 7, "v-a")
     merger.add("f", 7, "f-b")
     assert merger.release(caught_up={"v", "f"}) == ["v-a", "f-a", "f-b"]
+
+
+def test_a_stale_writer_cannot_move_a_checkpoint_backwards(tmp_path: Path) -> None:
+    plant, messages = plant_messages(assets=1, days=0.02)
+    ahead, behind = new_processor(plant), new_processor(plant)
+    run(ahead, messages)
+    run(behind, messages[: len(messages) // 2])
+    store = CheckpointStore(tmp_path)
+    assert store.save(ahead.checkpoint())
+    assert not store.save(behind.checkpoint())  # e.g. a worker that lost the partition in a rebalance
+    loaded = store.load(0)
+    assert loaded is not None and loaded.offsets == ahead.offsets
