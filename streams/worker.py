@@ -246,6 +246,31 @@ class Worker:
                 caught.add(str(topic))
         return caught
 
+    async def _resume_stalled(self, partition: int, owned: _Owned, now: float) -> None:
+        """Make faust fetch again, from the next offset the merge needs, an input partition that stalled.
+
+        Seen after a takeover: frames[N] had hundreds of messages on the broker and none was delivered for
+        minutes, while vibration[N] waited in the merge (faust drops fetched messages from its buffers on a
+        rebalance and did not fetch them again). A topic that holds the merge back, has messages on the broker
+        and delivered nothing for 5 s is sought to the offset after the last one delivered and resumed.
+        """
+        if now - owned.last_message < 5.0 or self.app.rebalancing:
+            return
+        for topic in owned.merger.blocked_by():
+            tp = TP(str(topic), partition)
+            try:
+                highwater = self.app.consumer.highwater(tp)
+            except Exception:
+                continue
+            delivered = owned.delivered.get(str(topic), owned.processor.offsets.get(str(topic), 0))
+            if highwater is not None and highwater > delivered:
+                log.warning("resuming stalled input %s[%d] at offset %d: %d messages on the broker, none delivered"
+                            " for %.0f s", topic, partition, delivered, highwater - delivered, now - owned.last_message)
+                await self.app.consumer.seek(tp, delivered)
+                self.app.consumer.resume_partitions({tp})
+                owned.last_message = now  # give the fetch time before trying again
+                self.stats["resumed_stalled"] += 1
+
     async def _send(self, messages: list[OutgoingMessage]) -> None:
         await self.sink.send(messages)
         for message in messages:
@@ -275,8 +300,11 @@ class Worker:
                      sum(health["lag"].values()))
         for partition, owned in list(self.owned.items()):
             async with owned.lock:
+                if self.owned.get(partition) is not owned:  # revoked while we waited for the lock
+                    continue
                 if len(owned.merger):
                     await self._drain(partition, owned)
+                    await self._resume_stalled(partition, owned, now)
                 idle_s = now - owned.last_message
                 if owned.processor.clock_ns and idle_s > 1.0:
                     await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
