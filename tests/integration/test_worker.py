@@ -203,6 +203,8 @@ def test_a_second_worker_takes_over_the_partitions_of_a_stopped_one(kafka: Kafka
         wait_until(lambda: (second.health() or {}).get("partitions") == list(range(kafka.partitions)), 120,
                    "the second worker to own every partition", second)
         wait_until(lambda: scored(kafka, len(expected) - 12), 240, "all windows", second)
+        counters = (second.health() or {}).get("counters", {})
+        print(f"\ntakeover: stalled inputs resumed by the watchdog: {counters.get('resumed_stalled', 0)}")
     finally:
         if first.process.poll() is None:
             first.stop()
