@@ -75,7 +75,7 @@ def test_simulate_then_worker_scores_equal_the_embedded_runner(kafka: KafkaSetti
                "--seed", "5", "--start", start, "--speed", "max", "--assets-file", str(registry), "--no-progress")
     assert sent.returncode == 0, sent.stderr
     expected = embedded_scores(simulated)
-    worker = WorkerProcess(kafka, tmp_path, "fwtest-eq", registry, "worker")
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "eq", registry, "worker")
     try:
         wait_until(lambda: scored(kafka, len(expected) - 4), 180, "all windows scored", worker)
         health = worker.health()
@@ -140,7 +140,7 @@ def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSe
     assert total >= 10_000 and len(sent_poison) == len(events) // 100
 
     expected = embedded_scores(simulated)  # the good messages alone
-    worker = WorkerProcess(kafka, tmp_path, "fwtest-poison", registry, "worker")
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "poison", registry, "worker")
     try:
         wait_until(lambda: scored(kafka, len(expected) - 8), 300, "all windows scored", worker)
         wait_until(lambda: drained(worker), 60, "every message processed", worker)
@@ -165,12 +165,12 @@ def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
     expected = embedded_scores(simulated)
     kills = 0
     for kills in range(1, 4):  # three kill -9 mid-run, each after more windows were scored
-        worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, f"worker-{kills}")
+        worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "crash", registry, f"worker-{kills}")
         target = len({window_key(s) for s in scores_in_topic(kafka)}) + 150
         wait_until(functools.partial(scored, kafka, target), 180, f"{target} windows before kill {kills}", worker)
         worker.kill()
     restarted = time.monotonic()
-    worker = WorkerProcess(kafka, tmp_path, "fwtest-crash", registry, "worker-final")
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "crash", registry, "worker-final")
     try:
         caught_up = wait_until(lambda: scored(kafka, len(expected) - 4), 240, "all windows after restarts", worker)
     finally:
@@ -187,8 +187,8 @@ def test_a_second_worker_takes_over_the_partitions_of_a_stopped_one(kafka: Kafka
     simulated = plant(assets=6, days=0.2)
     registry = publish(kafka, simulated, tmp_path)
     expected = embedded_scores(simulated)
-    first = WorkerProcess(kafka, tmp_path, "fwtest-scale", registry, "worker-a")
-    second = WorkerProcess(kafka, tmp_path, "fwtest-scale", registry, "worker-b")
+    first = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "scale", registry, "worker-a")
+    second = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "scale", registry, "worker-b")
     try:
         def split() -> bool:
             a, b = first.health(), second.health()
