@@ -109,7 +109,8 @@ def test_simulate_round_trip_every_message_decoded_in_order(kafka: KafkaSettings
     for event in simulator.events():
         expected[(topics.for_event(event), event.asset_id)].append(encode(event))
         timestamps[(topics.for_event(event), event.asset_id)].append(event.ts // 1_000_000)
-    assert len(expected) == 9 and sum(map(len, expected.values())) >= 8640  # 3 x 1,440 snapshots and frames, logs
+    # every asset's snapshots and frames (3 x 2 x 1,440), and its maintenance logs if it has any that day
+    assert len(expected) >= 6 and sum(map(len, expected.values())) >= 8640
 
     def check(records: list[Record]) -> None:
         got: dict[tuple[str, str], list[bytes]] = defaultdict(list)
