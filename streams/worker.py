@@ -88,6 +88,10 @@ class _Owned:
     last_message: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
 
+    def next_offset(self, topic: str) -> int:
+        """The next offset of ``topic`` this worker expects: after the last delivered, or where the state ends."""
+        return self.delivered.get(topic, self.processor.offsets.get(topic, 0))
+
 
 class Worker:
     """Builds the faust app and keeps the per-partition state of one worker process."""
@@ -241,7 +245,7 @@ class Worker:
             except Exception:  # no consumer to ask (faust's agent test context): hold nothing back
                 caught.add(str(topic))
                 continue
-            delivered = owned.delivered.get(str(topic), owned.processor.offsets.get(str(topic), 0))
+            delivered = owned.next_offset(str(topic))
             if highwater is not None and 0 <= highwater <= delivered:
                 caught.add(str(topic))
         return caught
@@ -262,7 +266,7 @@ class Worker:
                 highwater = self.app.consumer.highwater(tp)
             except Exception:
                 continue
-            delivered = owned.delivered.get(str(topic), owned.processor.offsets.get(str(topic), 0))
+            delivered = owned.next_offset(str(topic))
             if highwater is not None and highwater > delivered:
                 log.warning("resuming stalled input %s[%d] at offset %d: %d messages on the broker, none delivered"
                             " for %.0f s", topic, partition, delivered, highwater - delivered, now - owned.last_message)
@@ -319,7 +323,7 @@ class Worker:
         for partition, owned in self.owned.items():
             for topic in self.topics.inputs:
                 highwater = self.app.consumer.highwater(TP(topic, partition))
-                delivered = owned.delivered.get(topic, owned.processor.offsets.get(topic, 0))
+                delivered = owned.next_offset(topic)
                 if highwater is not None and highwater >= 0:
                     lag[f"{topic}[{partition}]"] = max(0, highwater - delivered)
         return {

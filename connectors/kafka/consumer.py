@@ -31,13 +31,13 @@ class Record:
     value: bytes
 
 
-def read_topics(settings: KafkaSettings, topics: Sequence[str]) -> Iterator[Record]:
-    """Yield every message now in ``topics``, partition by partition in offset order."""
+def _assigned_reader(settings: KafkaSettings, role: str, topics: Sequence[str]) -> KafkaConsumer:
+    """A consumer with no group, assigned every partition of ``topics``; clear errors for a dead broker or topic."""
     probe_broker(settings)
     try:
         consumer = KafkaConsumer(
             bootstrap_servers=settings.servers(),
-            client_id=f"{settings.client_id}-reader",
+            client_id=f"{settings.client_id}-{role}",
             enable_auto_commit=False,
             group_id=None,
             request_timeout_ms=max(settings.timeout_ms, 31_000),
@@ -55,6 +55,17 @@ def read_topics(settings: KafkaSettings, topics: Sequence[str]) -> Iterator[Reco
                 raise TopicMismatchError(f"topic {topic} does not exist")
             partitions += [TopicPartition(topic, number) for number in sorted(numbers)]
         consumer.assign(partitions)
+    except BaseException:
+        consumer.close()
+        raise
+    return consumer
+
+
+def read_topics(settings: KafkaSettings, topics: Sequence[str]) -> Iterator[Record]:
+    """Yield every message now in ``topics``, partition by partition in offset order."""
+    consumer = _assigned_reader(settings, "reader", topics)
+    try:
+        partitions = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
         consumer.seek_to_beginning(*partitions)
         start = consumer.beginning_offsets(partitions)
         end = {tp: offset for tp, offset in consumer.end_offsets(partitions).items() if offset > start[tp]}
@@ -81,21 +92,9 @@ def follow_topic(
     settings: KafkaSettings, topic: str, *, from_beginning: bool = False, idle_exit_s: float | None = None
 ) -> Iterator[Record]:
     """Yield the messages of ``topic`` as they arrive (all partitions, no group); stop after ``idle_exit_s``."""
-    probe_broker(settings)
+    consumer = _assigned_reader(settings, "tail", [topic])
     try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.servers(), client_id=f"{settings.client_id}-tail", enable_auto_commit=False,
-            group_id=None, bootstrap_timeout_ms=settings.timeout_ms,
-            request_timeout_ms=max(settings.timeout_ms, 31_000),
-        )
-    except KafkaTimeoutError as exc:
-        raise unavailable(settings, exc) from None
-    try:
-        numbers = consumer.partitions_for_topic(topic)
-        if not numbers:
-            raise TopicMismatchError(f"topic {topic} does not exist")
-        partitions = [TopicPartition(topic, number) for number in sorted(numbers)]
-        consumer.assign(partitions)
+        partitions = list(consumer.assignment())
         if from_beginning:
             consumer.seek_to_beginning(*partitions)
         else:
