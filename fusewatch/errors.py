@@ -44,3 +44,7 @@ class TopicMismatchError(FusewatchError):
 
 class DeliveryError(FusewatchError):
     """Messages could not be delivered to Kafka; the message says how many and why."""
+
+
+class DatasetFetchError(FusewatchError):
+    """A data set could not be downloaded, or its file does not match the pinned checksum."""

@@ -1,0 +1,1 @@
+"""Loaders of the real public data sets used in evaluation (fetched from PyPI, pinned, checksummed)."""

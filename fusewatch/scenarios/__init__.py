@@ -1,0 +1,1 @@
+"""Evaluation scenarios behind ``fusewatch evaluate``: the models run on simulated and real data, scored."""
