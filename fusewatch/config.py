@@ -28,7 +28,7 @@ from connectors.kafka.settings import KafkaSettings
 from fusewatch.errors import ConfigError
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
-from streams.pipeline import ModelConfig
+from streams.model_config import ModelConfig
 
 
 class FusewatchConfig(BaseSettings):

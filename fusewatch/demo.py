@@ -13,15 +13,17 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
 from connectors.report import write_report
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from connectors.sqlite_sink import SqliteSink
+from fusewatch.assets import AssetRegistry
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
 from fusewatch.topics import Topics
@@ -30,14 +32,19 @@ from streams.evaluation import summarize_run
 from streams.processor import StreamProcessor
 
 
-def bearing_lookup(plant: PlantSimulator) -> Any:
-    """The bearing defect frequencies of each simulated asset, for the vibration features."""
+class Plant(Protocol):
+    """What a worker job needs of a plant: its assets, their registry, and the events minute by minute."""
 
-    return plant.asset_registry().bearings
+    @property
+    def asset_ids(self) -> list[str]: ...
+
+    def asset_registry(self) -> AssetRegistry: ...
+
+    def steps(self, asset_ids: Sequence[str]) -> Iterator[list[Any]]: ...
 
 
 def simulate_and_score(
-    simulator: SimulatorConfig,
+    plant_factory: Callable[[], Plant],
     config: FusewatchConfig,
     run_id: str,
     report_every: int,
@@ -45,11 +52,15 @@ def simulate_and_score(
     workers: int,
     reporter: Reporter,
 ) -> None:
-    """Worker job: simulate this worker's share of the assets and score it through the in-process bus."""
-    plant = PlantSimulator(simulator)
+    """Worker job: generate this worker's share of the assets and score it through the in-process bus.
+
+    ``plant_factory`` (picklable, e.g. ``functools.partial(PlantSimulator, config)``) builds the plant in the
+    worker, so only its settings cross the process boundary.
+    """
+    plant = plant_factory()
     share = plant.asset_ids[worker::workers]
     output = CollectingOutput()
-    processor = StreamProcessor(config, output, run_id=run_id, bearings=bearing_lookup(plant))
+    processor = StreamProcessor(config, output, run_id=run_id, bearings=plant.asset_registry().bearings)
     runner = EmbeddedRunner(processor)
     topics = Topics()
     steps = 0
@@ -97,7 +108,7 @@ def run_demo(
     truth = [t.model_dump(mode="json") for t in plant.ground_truth]
     (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=2) + "\n", encoding="utf-8")
     count = workers or default_workers(simulator.assets)
-    job = functools.partial(simulate_and_score, simulator, config, run_id, 60)
+    job = functools.partial(simulate_and_score, functools.partial(PlantSimulator, simulator), config, run_id, 60)
     dead_letters: Counter[str] = Counter()
     windows = 0
     with SqliteSink(database) as sink:

@@ -4,6 +4,8 @@
 spectral centroid and the envelope spectrum's energy at the bearing defect frequencies (BPFO, BPFI, BSF, FTF)
 when the asset's kinematics are known. :class:`VibrationDetector` scores the feature dicts online by their
 largest standardised deviations from normal, and explains a score by the most deviant features.
+:func:`envelope_spectrum` exposes the same demodulation as a spectrum (to find the defect line itself), and
+:func:`dominant_peak` picks its largest line in a frequency range.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -109,8 +111,7 @@ class VibrationFeatures:
         hz_per_bin = sample_rate_hz / n
         edges_hz = np.geomspace(self.band_low_hz, sample_rate_hz / 2, self.n_bands + 1)
         band_edges = np.clip((edges_hz / hz_per_bin).astype(int), 1, bins - 1)[:-1]
-        low, high = (min(int(f / hz_per_bin), bins - 1) for f in self.envelope_band_hz)
-        grid = 1 << max(8, math.ceil(math.log2(max(high - low, 2))))
+        envelope_slice, grid = _envelope_layout(n, sample_rate_hz, self.envelope_band_hz)
         env_bins = grid // 2 + 1
         env_hz_per_bin = sample_rate_hz / n  # the base-band envelope spans the same duration as the snapshot
         windows = None
@@ -128,7 +129,7 @@ class VibrationFeatures:
             band_edges=band_edges,
             band_names=tuple(f"band_{i}" for i in range(self.n_bands)),
             bin_index=np.arange(bins, dtype=np.float64),
-            envelope_slice=slice(low, high),
+            envelope_slice=envelope_slice,
             grid=grid,
             floor_slice=slice(1, max(2, min(env_bins, int(500 / env_hz_per_bin)))),
             defect_windows=windows,
@@ -139,12 +140,9 @@ class VibrationFeatures:
     def _envelope_features(self, spectrum: np.ndarray, plan: _SpectralPlan) -> dict[str, float]:
         """Envelope-spectrum peaks at the defect frequencies (harmonics summed) over the median floor, log10.
 
-        The band is shifted to base band in the frequency domain and inverse-transformed on a short grid: the
-        magnitude of that complex signal is the envelope of the band-passed waveform (Hilbert demodulation).
+        The demodulation is :func:`_demodulate`, shared with :func:`envelope_spectrum`.
         """
-        envelope = np.abs(scipy.fft.ifft(spectrum[plan.envelope_slice], n=plan.grid))
-        envelope -= envelope.mean()
-        env_spectrum = np.abs(scipy.fft.rfft(envelope))
+        env_spectrum = _demodulate(spectrum, plan.envelope_slice, plan.grid)
         floor = float(np.median(env_spectrum[plan.floor_slice])) or 1e-12
         assert plan.defect_windows is not None
         peaks = np.maximum.reduceat(env_spectrum, plan.defect_windows)[::2].reshape(4, self.harmonics).sum(axis=1)
@@ -166,6 +164,67 @@ class _SpectralPlan:
     floor_slice: slice
     defect_windows: np.ndarray | None
 
+
+def _envelope_layout(n: int, sample_rate_hz: float, band_hz: tuple[float, float]) -> tuple[slice, int]:
+    """The spectrum bins of ``band_hz`` (clipped to Nyquist) and the envelope grid length (a power of two)."""
+    bins = n // 2 + 1
+    hz_per_bin = sample_rate_hz / n
+    low, high = (min(int(f / hz_per_bin), bins - 1) for f in band_hz)
+    grid = 1 << max(8, math.ceil(math.log2(max(high - low, 2))))
+    return slice(low, high), grid
+
+
+def _demodulate(spectrum: np.ndarray, band: slice, grid: int) -> np.ndarray:
+    """Magnitude spectrum of the envelope of one band of a waveform, given the waveform's ``rfft``.
+
+    The band is shifted to base band in the frequency domain and inverse-transformed on a short grid: the
+    magnitude of that complex signal is the envelope of the band-passed waveform (Hilbert demodulation). Bin
+    ``k`` of the result is ``k`` cycles per snapshot; the scale is ``n / 4`` times the single-sided amplitude.
+    """
+    envelope = np.abs(scipy.fft.ifft(spectrum[band], n=grid))
+    envelope -= envelope.mean()
+    result: np.ndarray = np.abs(scipy.fft.rfft(envelope))
+    return result
+
+
+def envelope_spectrum(
+    samples: np.ndarray, sample_rate_hz: float, band_hz: tuple[float, float] = (2_000.0, 8_000.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Envelope spectrum of the ``band_hz`` band of a waveform: ``(frequencies in Hz, amplitudes)``.
+
+    The same Hilbert demodulation as :class:`VibrationFeatures` uses for its ``env_*`` features. Amplitudes
+    are single-sided, in the unit of ``samples`` (an envelope ``1 + m cos(2 pi f t)`` gives ``m`` at ``f``);
+    the resolution is one over the snapshot's duration, the range at least half the band's width. A band
+    reaching past the Nyquist frequency is clipped to it.
+
+    >>> t = np.arange(20_000) / 20_000
+    >>> wave = (1 + 0.5 * np.cos(2 * np.pi * 100 * t)) * np.cos(2 * np.pi * 3_000 * t)
+    >>> freqs, amps = envelope_spectrum(wave, 20_000.0, (2_000.0, 4_000.0))
+    >>> dominant_peak(freqs, amps, 50.0, 200.0)
+    (100.0, 0.5)
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1 or x.size < 2:
+        raise ValueError(f"expected a one-dimensional waveform of at least 2 samples, got shape {x.shape}")
+    low_hz, high_hz = band_hz
+    if not 0.0 <= low_hz < high_hz or low_hz >= sample_rate_hz / 2:
+        raise ValueError(f"envelope band {band_hz} Hz is empty or above the Nyquist frequency {sample_rate_hz / 2} Hz")
+    band, grid = _envelope_layout(x.size, sample_rate_hz, band_hz)
+    amplitudes = _demodulate(scipy.fft.rfft(x - x.mean()), band, grid) * (4.0 / x.size)
+    return np.arange(amplitudes.size) * (sample_rate_hz / x.size), amplitudes
+
+
+def dominant_peak(freqs: np.ndarray, amps: np.ndarray, low_hz: float, high_hz: float) -> tuple[float, float]:
+    """The frequency and amplitude of the largest amplitude with ``low_hz <= freq <= high_hz``.
+
+    >>> dominant_peak(np.array([0.0, 1.0, 2.0, 3.0]), np.array([9.0, 1.0, 3.0, 2.0]), 1.0, 3.0)
+    (2.0, 3.0)
+    """
+    inside = np.flatnonzero((freqs >= low_hz) & (freqs <= high_hz))
+    if inside.size == 0:
+        raise ValueError(f"no frequency between {low_hz} and {high_hz} Hz")
+    best = int(inside[np.argmax(amps[inside])])
+    return float(freqs[best]), float(amps[best])
 
 class VibrationDetector:
     """Online detector over vibration features: the largest standardised deviations from normal.

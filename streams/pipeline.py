@@ -33,46 +33,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from river import stats
 
 import fusewatch
-from fusewatch.events import MaintenanceLog, Modality, Score
+from fusewatch.events import MaintenanceLog, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
-from models.fusion import FusionMethod, LateFusion
+from models.early import EarlyFusionDetector, early_features
 from models.text import LogSeverityModel, effective_kind
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
+from streams.fusion_stage import FusionStage
+from streams.model_config import ModelConfig
 
-
-class ModelConfig(BaseModel):
-    """Settings of the per-modality models, calibration and fusion."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    fusion: FusionMethod = Field("fisher", description="late-fusion method: fisher, weighted or noisy_or")
-    calibration_window: int = Field(2880, ge=10, description="raw scores in each calibrator's reference window")
-    calibration_gate: float = Field(
-        0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
-    )
-    learn_delay: int = Field(1440, ge=0, description="windows before calibrators and the camera model learn a value")
-    calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
-    warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
-    learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
-    smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores: median of this many windows")
-    fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
-    camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
-    vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
-    seed: int = Field(0, description="seed of every model")
+#: Version of the learned state's layout; part of every score's ``model_version`` and checked on restore.
+STATE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ScoredWindow:
-    """The score of one window plus the vibration features behind it (for the features table)."""
+    """The score of one window plus what evaluation and the features table need.
+
+    ``fusion_input`` holds the calibrated scores of the warm channels (modalities and ``early``),
+    ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen.
+    """
 
     score: Score
     features: dict[str, float]
+    fusion_input: dict[str, float] = field(default_factory=dict)
+    early_shares: dict[str, float] = field(default_factory=dict)
+    new_logs: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass
@@ -80,11 +70,15 @@ class _AssetModels:
     vibration: VibrationDetector
     camera: CameraDetector
     text: LogSeverityModel
-    calibrators: dict[Modality, QuantileCalibrator | ProbabilityCalibrator]
-    smoothers: dict[Modality, Any]  # river stats.RollingQuantile
-    pending: dict[Modality, deque[tuple[int, float]]]
+    early: EarlyFusionDetector
+    calibrators: dict[str, QuantileCalibrator | ProbabilityCalibrator]
+    smoothers: dict[str, Any]  # river stats.RollingQuantile
+    pending: dict[str, deque[tuple[int, float]]]
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
+
+
+_LEARNED_CHANNELS = ("vibration", "camera", "early")
 
 
 class Pipeline:
@@ -100,8 +94,10 @@ class Pipeline:
         self.run_id = run_id
         self.bearings = bearings or (lambda asset_id: None)
         self.features = VibrationFeatures()
-        self.fusion = LateFusion(self.config.fusion, decades=self.config.fusion_decades)
-        self.model_version = f"{fusewatch.__version__}+{self.config.fusion}"
+        self.fusion = FusionStage(self.config)
+        method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
+        self.model_version = f"{fusewatch.__version__}+{method}.s{STATE_VERSION}"
+        self.state_version = STATE_VERSION
         self._assets: dict[str, _AssetModels] = {}
 
     def _models(self, asset_id: str) -> _AssetModels:
@@ -115,16 +111,18 @@ class Pipeline:
                     input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed
                 ),
                 text=LogSeverityModel(),
+                early=EarlyFusionDetector(top_k=config.vibration_top_k),
                 calibrators={
-                    "vibration": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
-                    "camera": QuantileCalibrator(config.calibration_window, config.calibration_min_samples),
+                    **{
+                        m: QuantileCalibrator(config.calibration_window, config.calibration_min_samples)
+                        for m in _LEARNED_CHANNELS
+                    },
                     "logs": ProbabilityCalibrator(),
                 },
                 smoothers={
-                    m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows)
-                    for m in ("vibration", "camera")
+                    m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows) for m in _LEARNED_CHANNELS
                 },
-                pending={m: deque() for m in ("vibration", "camera")},
+                pending={m: deque() for m in _LEARNED_CHANNELS},
             )
         return models
 
@@ -132,28 +130,36 @@ class Pipeline:
         """Score one window; learn from it when ``learn`` is true (see the module docstring)."""
         models = self._models(window.asset_id)
         present = window.present
-        raw: dict[Modality, float] = {}
+        raw: dict[str, float] = {}
         features: dict[str, float] = {}
         log_explanation: list[tuple[str, float]] = []
+        new_logs: list[tuple[int, str]] = []
         if present["vibration"]:
             features = self._vibration_features(window)
             raw["vibration"] = models.vibration.score_one(features)
         if window.frame is not None:
             raw["camera"] = models.camera.score_one(window.frame.pixels)
         if present["logs"]:
-            raw["logs"], log_explanation = self._log_score(models, window.logs)
+            raw["logs"], log_explanation = self._log_score(models, window.logs, new_logs)
+        early_x = early_features(features or None, raw.get("camera"), raw.get("logs"))
+        early_shares: dict[str, float] = {}
+        if early_x:
+            raw["early"] = models.early.score_one(early_x)
+            early_shares = models.early.shares(early_x)
         smoothed = dict(raw)
-        for modality, smoother in models.smoothers.items():
-            if modality in raw:
-                smoother.update(raw[modality])
-                smoothed[modality] = float(smoother.get())
+        for channel, smoother in models.smoothers.items():
+            if channel in raw:
+                smoother.update(raw[channel])
+                smoothed[channel] = float(smoother.get())
         calibrated = {m: models.calibrators[m].score_one(value) for m, value in smoothed.items()}
         warm = {m: models.calibrators[m].warm for m in raw}
-        warmup = models.windows < self.config.warmup_windows or not any(warm.values())
-        fused = self.fusion.fuse(calibrated, {m: present[m] and warm.get(m, False) for m in present})
+        warmup = models.windows < self.config.warmup_windows or not any(warm.get(m, False) for m in present)
+        fusion_input = {m: c for m, c in calibrated.items() if warm[m]}
+        fused = self.fusion.fuse(fusion_input, early_shares)
+        self.fusion.observe(window.asset_id, window.end_ns, fusion_input, new_logs)
         models.windows += 1
         if learn:
-            self._learn(models, window, smoothed, calibrated, features, warmup)
+            self._learn(models, window, smoothed, calibrated, features, early_x, warmup)
         else:  # the day before an alert is never learned as normal
             for queue in models.pending.values():
                 queue.clear()
@@ -163,9 +169,9 @@ class Pipeline:
             window_start=window.start_ns,
             window_end=window.end_ns,
             fused=fused.fused,
-            calibrated=calibrated,
-            raw=raw,
-            contributions=fused.contributions,  # type: ignore[arg-type]
+            calibrated={m: c for m, c in calibrated.items() if m in present},
+            raw={m: r for m, r in raw.items() if m in present},
+            contributions={m: fused.contributions.get(m, 0.0) for m in present},
             present=present,
             leading=fused.leading,  # type: ignore[arg-type]
             top_features=self._explain(models, fused.leading, features, log_explanation),
@@ -173,7 +179,7 @@ class Pipeline:
             model_version=self.model_version,
             run_id=self.run_id,
         )
-        return ScoredWindow(score, features)
+        return ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs))
 
     @staticmethod
     def _explain(
@@ -194,7 +200,7 @@ class Pipeline:
         return {name: float(np.mean([f[name] for f in per_chunk])) for name in per_chunk[0]}
 
     def _log_score(
-        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...]
+        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...], new_logs: list[tuple[int, str]]
     ) -> tuple[float, list[tuple[str, float]]]:
         """Evidence of the logs in the horizon: noisy-or of severity x weight over the entries since the last repair.
 
@@ -208,8 +214,10 @@ class Pipeline:
             key = (log.ts, zlib.crc32(log.text.encode()))
             entry = models.log_cache.get(key)
             if entry is None:
-                entry = (models.text.score_one(log.text), effective_kind(log.text, log.kind) == "repair")
+                kind = effective_kind(log.text, log.kind)
+                entry = (models.text.score_one(log.text), kind == "repair")
                 models.text.learn_one(log.text, log.kind)
+                new_logs.append((log.ts, kind))
             cache[key] = entry
             judged.append((entry, weight))
         models.log_cache = cache
@@ -228,9 +236,10 @@ class Pipeline:
         self,
         models: _AssetModels,
         window: AlignedWindow,
-        smoothed: dict[Modality, float],
-        calibrated: dict[Modality, float],
+        smoothed: dict[str, float],
+        calibrated: dict[str, float],
         features: dict[str, float],
+        early_x: dict[str, float],
         warmup: bool,
     ) -> None:
         for modality, value in smoothed.items():
@@ -246,7 +255,10 @@ class Pipeline:
             models.vibration.learn_one(features)
         if window.frame is not None and (warmup or calibrated["camera"] < gate):
             models.camera.learn_one(window.frame.pixels)
+        if early_x and (warmup or calibrated["early"] < gate):
+            models.early.learn_one(early_x)
 
     def state(self) -> dict[str, Any]:
         """Everything learned, for a checkpoint (picklable)."""
-        return {"assets": self._assets, "model_version": self.model_version}
+        return {"assets": self._assets, "fusion": self.fusion, "model_version": self.model_version,
+                "state_version": STATE_VERSION}

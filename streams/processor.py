@@ -30,7 +30,7 @@ from models.text import effective_kind
 from models.vibration import BearingFrequencies
 from streams.alerts import AlertPolicy
 from streams.aligner import AlignedWindow, Aligner
-from streams.pipeline import Pipeline, ScoredWindow
+from streams.pipeline import STATE_VERSION, Pipeline, ScoredWindow
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +113,17 @@ class StreamProcessor:
             self.pipeline.bearings = bearings
 
     def restore(self, snapshot: bytes) -> None:
-        """Replace the state by one taken with :meth:`snapshot` (by this or another process)."""
+        """Replace the state by one taken with :meth:`snapshot` (by this or another process).
+
+        Raises :class:`ValueError` (and keeps the current state) when the snapshot's learned state has another
+        layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`).
+        """
         bearings = self.pipeline.bearings
-        self.aligner, self.pipeline, self.alerts, self.stats = pickle.loads(snapshot)
+        aligner, pipeline, alerts, stats = pickle.loads(snapshot)
+        version = getattr(pipeline, "state_version", 1)
+        if version != STATE_VERSION:
+            raise ValueError(f"model state version {version}, this version reads {STATE_VERSION}")
+        self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
         self.pipeline.bearings = bearings
 
     def _score(self, windows: list[AlignedWindow]) -> None:

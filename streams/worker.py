@@ -166,8 +166,11 @@ class Worker:
                                            self.options.registry, self.digest)
             checkpoint = self.store.load(partition)
             if checkpoint is not None:
-                processor.restore(checkpoint)
-                log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
+                try:
+                    processor.restore(checkpoint)
+                    log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
+                except ValueError as exc:
+                    log.error("partition %d: checkpoint not restored (%s); learning starts afresh", partition, exc)
             owned = _Owned(processor, EventTimeMerger(self.topics.inputs))
             self.owned[partition] = owned
         return owned

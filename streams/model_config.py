@@ -1,0 +1,42 @@
+"""Settings of the per-modality models, calibration and fusion (the ``[models]`` section)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"]
+LateName = Literal["fisher", "weighted", "noisy_or", "stacking"]
+
+
+class ModelConfig(BaseModel):
+    """Settings of the per-modality models, calibration and fusion."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fusion: FusionName = Field(
+        "fisher",
+        description="fusion method: late (fisher, weighted, noisy_or, stacking), early, or hybrid (early + late)",
+    )
+    hybrid_late: LateName = Field("fisher", description="the late-fusion half of hybrid fusion")
+    hybrid_early_weight: float = Field(0.5, ge=0, le=1, description="hybrid: weight of early fusion")
+    label_horizon_hours: float = Field(
+        48.0, gt=0, description="windows this long before a failure/repair log entry are positive labels"
+    )
+    stacking_threshold_decades: float = Field(
+        6.0, gt=0, description="stacking: total surprise (decades) scored 0.5 before any label is learned"
+    )
+    calibration_window: int = Field(2880, ge=10, description="raw scores in each calibrator's reference window")
+    calibration_gate: float = Field(
+        0.999, gt=0, le=1, description="calibrators learn values calibrated below this (after warm-up)"
+    )
+    learn_delay: int = Field(1440, ge=0, description="windows before calibrators and the camera model learn a value")
+    calibration_min_samples: int = Field(60, ge=1, description="a modality joins fusion after this many")
+    warmup_windows: int = Field(2880, ge=0, description="windows per asset flagged warm-up (never alerted)")
+    learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
+    smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores: median of this many windows")
+    fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
+    camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
+    vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
+    seed: int = Field(0, description="seed of every model")
