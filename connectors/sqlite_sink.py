@@ -34,7 +34,7 @@ from typing import Any, Literal, Self
 import numpy as np
 
 from fusewatch.errors import FusewatchError
-from fusewatch.events import MODALITIES, Alert, DeadLetter, GroundTruth, Score
+from fusewatch.events import MODALITIES, Alert, DeadLetter, GroundTruth, Score, SimilarIncident
 
 SCHEMA_VERSION = 1
 TableName = Literal["scores", "alerts", "features", "dead_letters"]
@@ -46,7 +46,7 @@ _FIXED_COLUMNS = (
 )  # fmt: skip
 _SCORE_COLUMNS = len(_FIXED_COLUMNS)
 _ALERT_FIELDS = ("alert_id", "asset_id", "ts", "transition", "severity", "fused", "leading", "opened_at", "run_id")
-_ALERT_COLUMNS = ", ".join((*_ALERT_FIELDS, "contributions", "top_features"))
+_ALERT_COLUMNS = ", ".join((*_ALERT_FIELDS, "contributions", "top_features", "similar_incidents"))
 _TRANSITION_ORDER = "instr('opened escalated acknowledged suppressed closed', transition)"
 _TRUTH_FIELDS = ("asset_id", "asset_kind", "fault_type", "onset_at", "failure_at", "restart_at", "first_modality")
 _LETTER_FIELDS = ("source_topic", "partition", "offset", "error", "raw_base64", "ts")
@@ -70,7 +70,8 @@ CREATE VIEW IF NOT EXISTS feature_values AS
 CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT NOT NULL, transition TEXT NOT NULL, asset_id TEXT NOT NULL, ts INTEGER NOT NULL,
     severity TEXT NOT NULL, fused REAL NOT NULL, contributions TEXT NOT NULL, leading TEXT,
-    top_features TEXT NOT NULL, opened_at INTEGER NOT NULL, run_id TEXT NOT NULL, PRIMARY KEY (alert_id, transition));
+    top_features TEXT NOT NULL, opened_at INTEGER NOT NULL, run_id TEXT NOT NULL,
+    similar_incidents TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (alert_id, transition));
 CREATE INDEX IF NOT EXISTS alerts_by_asset ON alerts (asset_id, ts);
 CREATE TABLE IF NOT EXISTS dead_letters (
     letter_key TEXT PRIMARY KEY, source_topic TEXT NOT NULL, source_partition INTEGER NOT NULL,
@@ -208,7 +209,8 @@ class SqliteSink:
     def add_alert(self, alert: Alert) -> None:
         """Buffer one alert transition."""
         row = (*(getattr(alert, name) for name in _ALERT_FIELDS), self._encode(alert.contributions),
-               pairs_json(alert.top_features))  # fmt: skip
+               pairs_json(alert.top_features),
+               json.dumps([m.model_dump(mode="json") for m in alert.similar_incidents]))  # fmt: skip
         with self._lock:
             if alert.run_id not in self._runs:
                 self._runs.add(alert.run_id)
@@ -241,7 +243,7 @@ class SqliteSink:
                 if len(self._feature_columns) < len(self._feature_names):
                     self._add_feature_columns(conn)
                 self._write_scores(conn)
-                conn.executemany(f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+                conn.executemany(f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                                  self._alerts)  # fmt: skip
                 conn.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)", self._letters)
                 conn.executemany("INSERT OR REPLACE INTO ground_truth VALUES (?, ?, ?, ?, ?, ?, ?)", self._truths)
@@ -360,8 +362,9 @@ class SqliteSink:
         )
         return [
             Alert(**dict(zip(_ALERT_FIELDS, row, strict=True)), contributions=json.loads(contributions),
-                  top_features=[(name, float(value)) for name, value in json.loads(top)])
-            for *row, contributions, top in rows
+                  top_features=[(name, float(value)) for name, value in json.loads(top)],
+                  similar_incidents=[SimilarIncident.model_validate(m, strict=False) for m in json.loads(similar)])
+            for *row, contributions, top, similar in rows
         ]  # fmt: skip
 
     def read_ground_truth(self) -> list[GroundTruth]:

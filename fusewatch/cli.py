@@ -26,6 +26,7 @@ Commands:
   simulate  stream a simulated plant into Kafka at plant speed, N times faster, or as fast as possible
   worker    run one stream-processing worker on Kafka (several share the partitions)
   scores    follow the scores topic (`scores tail`)
+  evaluate  evaluate the models on simulated or real data (mfpt, elpv, nestor, semi-real): a row per method
   config    print the effective configuration (defaults, file and environment) as TOML
 
 Run `fusewatch COMMAND --help` for a command's options.
@@ -34,7 +35,7 @@ Run `fusewatch COMMAND --help` for a command's options.
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from fusewatch.commands import config, demo, scores, simulate, topics, worker
+    from fusewatch.commands import config, demo, evaluate, scores, simulate, topics, worker
 
     parser = argparse.ArgumentParser(
         prog="fusewatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, worker, scores, config):
+    for command in (demo, topics, simulate, worker, scores, evaluate, config):
         command.register(commands)
     return parser
 

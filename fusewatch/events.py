@@ -166,8 +166,23 @@ class Score(Event):
     run_id: str
 
 
+class SimilarIncident(Event):
+    """A past incident similar to an alert's window: its log text and a summary of the window before it."""
+
+    similarity: float
+    asset_id: AssetId
+    ts: EventTime
+    kind: str
+    text: str
+    leading: str | None
+    peak_fused: float
+
+
 class Alert(Event):
-    """A transition of an asset's alert state machine. ``alert_id`` is deterministic."""
+    """A transition of an asset's alert state machine. ``alert_id`` is deterministic.
+
+    An ``opened`` alert carries the most similar past incidents (cross-modal retrieval, docs/models.md).
+    """
 
     alert_id: str
     asset_id: AssetId
@@ -180,6 +195,7 @@ class Alert(Event):
     top_features: list[tuple[str, float]]
     opened_at: EventTime
     run_id: str
+    similar_incidents: list[SimilarIncident] = []
 
 
 class DeadLetter(Event):

@@ -26,6 +26,7 @@ process happens to handle (one worker or many, embedded or on Kafka). For each w
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import deque
 from collections.abc import Callable
@@ -40,7 +41,8 @@ from fusewatch.events import MaintenanceLog, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.early import EarlyFusionDetector, early_features
-from models.text import LogSeverityModel, effective_kind
+from models.retrieval import IncidentMatch, IncidentMemory, signature
+from models.text import LogSeverityModel, effective_kind, normalize_log_text
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
 from streams.fusion_stage import FusionStage
@@ -55,7 +57,8 @@ class ScoredWindow:
     """The score of one window plus what evaluation and the features table need.
 
     ``fusion_input`` holds the calibrated scores of the warm channels (modalities and ``early``),
-    ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen.
+    ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen,
+    ``signature`` the window's cross-modal signature (for retrieval of similar incidents).
     """
 
     score: Score
@@ -63,6 +66,7 @@ class ScoredWindow:
     fusion_input: dict[str, float] = field(default_factory=dict)
     early_shares: dict[str, float] = field(default_factory=dict)
     new_logs: tuple[tuple[int, str], ...] = ()
+    signature: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +80,7 @@ class _AssetModels:
     pending: dict[str, deque[tuple[int, float]]]
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
+    peak: tuple[float, dict[str, float], str | None] | None = None  # the most anomalous window since the last incident
 
 
 _LEARNED_CHANNELS = ("vibration", "camera", "early")
@@ -83,6 +88,9 @@ _LEARNED_CHANNELS = ("vibration", "camera", "early")
 
 class Pipeline:
     """Turns aligned windows into scores; the same object runs in the embedded runner and the Faust worker."""
+
+    #: An incident is remembered only if some window before it scored at least this (surprise scale).
+    INCIDENT_MIN_FUSED = 0.2
 
     def __init__(
         self,
@@ -95,6 +103,7 @@ class Pipeline:
         self.bearings = bearings or (lambda asset_id: None)
         self.features = VibrationFeatures()
         self.fusion = FusionStage(self.config)
+        self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
         self.model_version = f"{fusewatch.__version__}+{method}.s{STATE_VERSION}"
         self.state_version = STATE_VERSION
@@ -164,6 +173,11 @@ class Pipeline:
             for queue in models.pending.values():
                 queue.clear()
             models.camera.forget_pending()
+        top_features = self._explain(models, fused.leading, features, log_explanation)
+        sig = signature({m: -math.log10(max(1.0 - c, 1e-10)) for m, c in fusion_input.items()}, top_features,
+                        (word for log, _ in window.logs for word in normalize_log_text(log.text).split()))
+        if not warmup:
+            self._remember(models, window, fused.fused, fused.leading, sig, new_logs)
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -174,12 +188,35 @@ class Pipeline:
             contributions={m: fused.contributions.get(m, 0.0) for m in present},
             present=present,
             leading=fused.leading,  # type: ignore[arg-type]
-            top_features=self._explain(models, fused.leading, features, log_explanation),
+            top_features=top_features,
             warmup=warmup,
             model_version=self.model_version,
             run_id=self.run_id,
         )
-        return ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs))
+        return ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs), sig)
+
+    def _remember(
+        self, models: _AssetModels, window: AlignedWindow, fused: float, leading: str | None,
+        sig: dict[str, float], new_logs: list[tuple[int, str]],
+    ) -> None:
+        """Track the asset's most anomalous window; a failure or repair entry files it as an incident."""
+        if models.peak is None or fused > models.peak[0]:
+            models.peak = (fused, sig, leading)
+        for ts, kind in new_logs:
+            if kind not in ("failure", "repair") or models.peak is None or models.peak[0] < self.INCIDENT_MIN_FUSED:
+                continue
+            text = " | ".join(log.text for log, _ in window.logs if log.ts == ts)
+            peak_fused, peak_sig, peak_leading = models.peak
+            words = {f"word:{w}": 1.0 for w in normalize_log_text(text).split()}
+            self.incidents.add({**peak_sig, **words}, {
+                "asset_id": window.asset_id, "ts": ts, "kind": kind, "text": text, "leading": peak_leading,
+                "peak_fused": round(peak_fused, 4),
+            })
+            models.peak = None
+
+    def similar_incidents(self, scored: ScoredWindow, k: int = 3) -> list[IncidentMatch]:
+        """The past incidents most similar to a scored window (for an alert that opens on it)."""
+        return self.incidents.query(scored.signature, k=k)
 
     @staticmethod
     def _explain(
@@ -260,5 +297,6 @@ class Pipeline:
 
     def state(self) -> dict[str, Any]:
         """Everything learned, for a checkpoint (picklable)."""
-        return {"assets": self._assets, "fusion": self.fusion, "model_version": self.model_version,
+        return {"assets": self._assets, "fusion": self.fusion, "incidents": self.incidents,
+                "model_version": self.model_version,
                 "state_version": STATE_VERSION}

@@ -23,7 +23,7 @@ import numpy as np
 from fusewatch.codec import decode, decode_pixels
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import InvalidEventError
-from fusewatch.events import Alert, CameraFrame, DeadLetter
+from fusewatch.events import Alert, CameraFrame, DeadLetter, SimilarIncident
 from fusewatch.timeutil import format_time
 from fusewatch.topics import Topics
 from models.text import effective_kind
@@ -137,6 +137,10 @@ class StreamProcessor:
             self.stats.scores += 1
             self.output.score(scored)
             for alert in self.alerts.update(scored.score):
+                if alert.transition == "opened":
+                    similar = [SimilarIncident(similarity=match.similarity, **match.summary)
+                               for match in self.pipeline.similar_incidents(scored)]
+                    alert = alert.model_copy(update={"similar_incidents": similar})
                 self.stats.alerts += 1
                 self.output.alert(alert)
 
