@@ -1,9 +1,9 @@
 """Early fusion: the features of every present modality, concatenated, scored by one online detector.
 
 Each modality contributes its features under a prefix (``vibration.kurtosis``, ``camera.error``,
-``logs.evidence``); :class:`EarlyFusionDetector` standardises each feature with river's running
-``StandardScaler`` and scores the mean of the ``top_k`` largest squared standard scores — the rule that works
-for vibration alone (:class:`~models.vibration.VibrationDetector`), now across modalities, so a fault that
+``logs.evidence``); :class:`EarlyFusionDetector` scores them with the rule that works for vibration alone
+(:class:`~models.deviation.DeviationDetector`: the mean of the largest squared standard scores), now across
+modalities, so a fault that
 moves a few features of *different* modalities at once adds up in one score. ``shares`` attributes a score to
 the modalities whose features drove it. Missing modalities simply have no features in that window.
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from river import preprocessing
+from models.deviation import DeviationDetector
 
 #: Vibration features that follow the operating load (not carried by the messages): kept out of early fusion.
 LOAD_FEATURES = frozenset({"rms", "peak"})
@@ -48,7 +48,7 @@ def early_features(
     return x
 
 
-class EarlyFusionDetector:
+class EarlyFusionDetector(DeviationDetector):
     """One online detector over the concatenated, prefixed features of all present modalities.
 
     Parameters
@@ -60,34 +60,14 @@ class EarlyFusionDetector:
     """
 
     def __init__(self, top_k: int = 3, min_std: float = 1e-6) -> None:
-        self.top_k = top_k
-        self.min_std = min_std
-        self.scaler = preprocessing.StandardScaler()
-
-    def _squared_z(self, x: Mapping[str, float]) -> list[tuple[float, str]]:
-        squares = []
-        for name, value in x.items():
-            std = math.sqrt(self.scaler.vars.get(name, 0.0))
-            z = (value - self.scaler.means.get(name, 0.0)) / std if std > self.min_std else 0.0
-            squares.append((z * z, name))
-        squares.sort(reverse=True)
-        return squares[: self.top_k]
-
-    def learn_one(self, x: Mapping[str, float]) -> None:
-        """Learn one window's concatenated features as normal."""
-        self.scaler.learn_one(dict(x))  # type: ignore[no-untyped-call]
-
-    def score_one(self, x: Mapping[str, float]) -> float:
-        """Mean of the ``top_k`` largest squared standard scores (0 before anything is learned)."""
-        top = self._squared_z(x)
-        return float(sum(sq for sq, _ in top) / max(len(top), 1))
+        super().__init__(top_k=top_k, min_std=min_std)
 
     def shares(self, x: Mapping[str, float]) -> dict[str, float]:
         """Each modality's share of the score (its features' part of the top squared standard scores)."""
-        top = self._squared_z(x)
-        total = sum(sq for sq, _ in top)
+        top = self._top_squares(x)
+        total = sum(square for square, _ in top)
         shares: dict[str, float] = {}
-        for sq, name in top:
+        for square, name in top:
             modality = name.split(".", 1)[0]
-            shares[modality] = shares.get(modality, 0.0) + (sq / total if total > 0 else 1.0 / len(top))
+            shares[modality] = shares.get(modality, 0.0) + (square / total if total > 0 else 1.0 / len(top))
         return shares

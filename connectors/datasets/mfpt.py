@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import scipy.signal
 
 from connectors.datasets.fetch import PINNED, fetch
 from fusewatch.errors import DatasetFetchError
@@ -155,3 +156,18 @@ def _parse_samples(name: str, raw: bytes) -> np.ndarray:
     samples = values.astype(np.float32)
     samples.setflags(write=False)  # records are shared and frozen: nobody edits the waveform in place
     return samples
+
+
+def at_rate(record: MfptRecord, rate_hz: float) -> tuple[np.ndarray, float]:
+    """The record's waveform at ``rate_hz`` (an integer decimation, anti-alias filtered) and that rate.
+
+    The healthy records are sampled at 97,656 Hz and the inner-race ones at 48,828 Hz: compared at their own
+    rates, band features up to Nyquist would tell the classes apart by sample rate alone.
+    """
+    factor = record.sample_rate_hz / rate_hz
+    if factor == 1:
+        return record.samples, record.sample_rate_hz
+    if factor != round(factor):
+        raise ValueError(f"{record.stem}: {record.sample_rate_hz} Hz is not a multiple of {rate_hz} Hz")
+    down = scipy.signal.resample_poly(record.samples.astype(np.float64), 1, round(factor))
+    return down.astype(np.float32), rate_hz

@@ -30,12 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.signal
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from connectors.datasets.mfpt import MfptRecord, load_mfpt
+from connectors.datasets.mfpt import MfptRecord, at_rate, load_mfpt
 from fusewatch.scenarios.summary import ScenarioSummary
 from models.metrics import pr_auc, roc_auc
 from models.vibration import VibrationDetector, VibrationFeatures, dominant_peak, envelope_spectrum
@@ -59,7 +58,7 @@ def run(seed: int = 0, out_dir: Path | None = None, progress: bool = True) -> Sc
     peaks: list[dict[str, Any]] = []
     healthy_peaks: list[dict[str, Any]] = []
     for record in tqdm(records, desc="mfpt records", unit="record", disable=not progress):
-        samples, rate = _at_target_rate(record)
+        samples, rate = at_rate(record, TARGET_RATE_HZ)
         size = round(SNAPSHOT_SECONDS * rate)
         for start in range(0, samples.size - size + 1, size):
             snapshot = features.transform(samples[start : start + size], rate, record.bearing)
@@ -95,17 +94,6 @@ def run(seed: int = 0, out_dir: Path | None = None, progress: bool = True) -> Sc
         summary.plots.append(PLOT_NAME)
     summary.details["wall_seconds"] = round(time.perf_counter() - started, 2)
     return summary
-
-
-def _at_target_rate(record: MfptRecord) -> tuple[np.ndarray, float]:
-    """The record's waveform at :data:`TARGET_RATE_HZ` (an integer decimation, anti-alias filtered)."""
-    factor = record.sample_rate_hz / TARGET_RATE_HZ
-    if factor == 1:
-        return record.samples, record.sample_rate_hz
-    if factor != round(factor):
-        raise ValueError(f"{record.stem}: {record.sample_rate_hz} Hz is not a multiple of {TARGET_RATE_HZ} Hz")
-    down = scipy.signal.resample_poly(record.samples.astype(np.float64), 1, round(factor))
-    return down.astype(np.float32), TARGET_RATE_HZ
 
 
 def evaluate_split(snapshots: list[Snapshot], held_out: str, seed: int) -> dict[str, Any]:

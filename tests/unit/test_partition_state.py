@@ -115,3 +115,18 @@ def test_a_stale_writer_cannot_move_a_checkpoint_backwards(tmp_path: Path) -> No
     assert not store.save(behind.checkpoint())  # e.g. a worker that lost the partition in a rebalance
     loaded = store.load(0)
     assert loaded is not None and loaded.offsets == ahead.offsets
+
+
+def test_scores_carry_the_model_version_and_another_state_version_is_refused() -> None:
+    plant, messages = plant_messages(assets=1, days=0.05)
+    processor = new_processor(plant)
+    scores = [json.loads(m.value) for m in run(processor, messages) if m.topic == TOPICS.scores]
+    assert scores and {s["model_version"] for s in scores} == {processor.processor.pipeline.model_version}
+    assert processor.processor.pipeline.model_version.endswith("+fisher.s2")
+    snapshot = processor.processor.snapshot()
+    other = new_processor(plant)
+    other.processor.pipeline.state_version = 1  # a checkpoint written by an older layout
+    old = other.processor.snapshot()
+    with pytest.raises(ValueError, match="model state version 1, this version reads 2"):
+        processor.processor.restore(old)
+    processor.processor.restore(snapshot)  # the current layout is accepted
