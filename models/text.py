@@ -13,6 +13,12 @@ technician set, taking over as labelled entries accumulate.
 True
 >>> infer_kind("replaced DE brg, realigned coupling")
 'repair'
+
+Real work orders (the NIST excavator orders, docs/datasets.md) add their own shorthand, expanded from
+:data:`WORK_ORDER_SHORTHAND`, and :class:`WorkOrderClassifier` learns labels of such texts online.
+
+>>> normalize_log_text("R/H ENG HYD LEAK, LIGHT U/S")
+'right hand engine hydraulic leak light unserviceable'
 """
 
 from __future__ import annotations
@@ -20,9 +26,10 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections import Counter
 from functools import lru_cache
 
-from river import compose, feature_extraction, linear_model, optim
+from river import compose, feature_extraction, linear_model, multiclass, optim
 
 SHORTHAND: dict[str, str] = {
     "brg": "bearing", "brgs": "bearings", "bearng": "bearing", "nde": "non drive end", "de": "drive end",
@@ -45,6 +52,22 @@ SYMPTOM_WEIGHTS: dict[str, float] = {
 NEGATIONS = frozenset({"no", "not", "nil", "without", "none", "normal", "ok"})
 ROUTINE = frozenset({"routine", "checked", "inspection", "lubricated", "lubrication", "cleaned", "good", "fine"})
 VOCABULARY = sorted(set(SHORTHAND.values()) | set(SYMPTOM_WEIGHTS) | ROUTINE | {"bearing", "pump", "motor", "seal"})
+WORK_ORDER_SHORTHAND: dict[str, str] = {
+    "l/h": "left hand", "lh": "left hand", "lhs": "left hand side", "r/h": "right hand", "rh": "right hand",
+    "rhs": "right hand side", "hyd": "hydraulic", "eng": "engine", "engs": "engines", "cyl": "cylinder",
+    "cyls": "cylinders", "a/c": "air conditioning", "aircon": "air conditioning", "aircons": "air conditioning",
+    "aircond": "air conditioning", "c/o": "changeout", "c/out": "changeout", "r/r": "remove and replace",
+    "o/h": "overhaul", "acc": "accident", "warr": "warranty", "hrs": "hours", "assy": "assembly",
+    "bkt": "bucket", "blwn": "blown", "adj": "adjust", "f/d": "final drive", "wont": "will not",
+    "won": "will not", "instalation": "installation",
+    # real words the typo repair would otherwise turn into the simulated plant's vocabulary
+    "light": "light", "stripped": "stripped", "riding": "riding", "wearing": "wearing", "every": "every",
+    "isolation": "isolation", "dropping": "dropping", "tripping": "tripping", "lacking": "lacking",
+    "cleaner": "cleaner", "cleaners": "cleaners", "rating": "rating",
+}
+"""Shorthand of real work orders ("R/H ENG", "HYD", "A/C", "C/OUT"). It never overrides :data:`SHORTHAND` and
+stays out of :data:`VOCABULARY`, so the simulated plant's texts normalise exactly as before."""
+_EXPANSIONS = {**WORK_ORDER_SHORTHAND, **SHORTHAND}
 _TAG = re.compile(r"\b([pm])-?(\d+)\b")
 _TOKEN = re.compile(r"[a-z]+(?:/[a-z]+)?|\d+")
 _LOG_KIND_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
@@ -55,8 +78,8 @@ _LOG_KIND_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
 
 @lru_cache(maxsize=4096)
 def _correct(token: str) -> str:
-    if token in SHORTHAND or token in SYMPTOM_WEIGHTS or len(token) < 5:
-        return SHORTHAND.get(token, token)
+    if token in _EXPANSIONS or token in SYMPTOM_WEIGHTS or len(token) < 5:
+        return _EXPANSIONS.get(token, token)
     match = difflib.get_close_matches(token, VOCABULARY, n=1, cutoff=0.84)
     return match[0] if match else token
 
@@ -142,3 +165,52 @@ class LogSeverityModel:
         learned = float(self.classifier.predict_proba_one(normalized).get(True, 0.0))  # type: ignore[arg-type]
         value = (1.0 - trust) * prior + trust * learned
         return 0.0 if math.isnan(value) else min(max(value, 0.0), 1.0)
+
+
+class WorkOrderClassifier:
+    """Online classifier of maintenance-log text: which subsystem, routine or failure, ... (one per label set).
+
+    Uni- and bigrams of :func:`normalize_log_text` feed one online logistic regression per label seen
+    (river's one-vs-rest, plain SGD): deterministic, picklable, a new label joins whenever it first appears.
+    ``score_one`` is the probability of the ``positive`` label, a "failure-ness" when the labels are
+    ``routine``/``failure``.
+
+    >>> model = WorkOrderClassifier(positive="failure")
+    >>> model.predict_one("hyd hose blown"), model.score_one("hyd hose blown")
+    (None, 0.0)
+    >>> for _ in range(3):
+    ...     model.learn_one("R/H hyd hose blown", "failure")
+    ...     model.learn_one("service air con", "routine")
+    >>> model.predict_one("hyd hose blwn on boom"), model.score_one("hyd hose blown") > 0.5
+    ('failure', True)
+    """
+
+    def __init__(self, positive: str = "failure", learning_rate: float = 0.5) -> None:
+        self.positive = positive
+        self.learning_rate = learning_rate
+        self.classifier = compose.Pipeline(
+            feature_extraction.BagOfWords(ngram_range=(1, 2)),
+            multiclass.OneVsRestClassifier(linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate))),
+        )
+        self.label_counts: Counter[str] = Counter()
+
+    def learn_one(self, text: str, label: str) -> None:
+        """Learn that ``text`` carries ``label``."""
+        self.classifier.learn_one(normalize_log_text(text), label)  # type: ignore[arg-type]  # BagOfWords takes str
+        self.label_counts[label] += 1
+
+    def predict_proba_one(self, text: str) -> dict[str, float]:
+        """The probability of each label learned so far (empty before the first)."""
+        if not self.label_counts:
+            return {}
+        proba = self.classifier.predict_proba_one(normalize_log_text(text))  # type: ignore[arg-type]
+        return {str(label): 0.0 if math.isnan(p) else float(p) for label, p in proba.items()}
+
+    def predict_one(self, text: str) -> str | None:
+        """The most probable label (ties to the first in sorted order); ``None`` before any label is learned."""
+        proba = self.predict_proba_one(text)
+        return max(sorted(proba), key=proba.__getitem__) if proba else None
+
+    def score_one(self, text: str) -> float:
+        """The probability of the ``positive`` label (0 until it has been learned)."""
+        return self.predict_proba_one(text).get(self.positive, 0.0)

@@ -22,7 +22,7 @@ from models.camera import CameraDetector
 from models.early import EarlyFusionDetector
 from models.fusion import LateFusion
 from models.stacking import StackingFusion
-from models.text import LogSeverityModel
+from models.text import LogSeverityModel, WorkOrderClassifier
 from models.vibration import VibrationDetector
 
 MODALITIES = ("vibration", "camera", "logs")
@@ -38,6 +38,10 @@ def _labelled(model: Any, x: Any, label: bool) -> None:
 
 def _log_kind(model: Any, x: Any, label: bool) -> None:
     model.learn_one(x, "symptom" if label else "inspection")
+
+
+def _order_category(model: Any, x: Any, label: bool) -> None:
+    model.learn_one(x, "failure" if label else "routine")
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ CASES = [
          lambda rng: _calibrated(rng, anomalous=True), warm=300, learn=_labelled, supervised=True),
     Case("log_severity", lambda seed: LogSeverityModel(), lambda rng: _ROUTINE[int(rng.integers(5))],
          lambda rng: _SYMPTOM[int(rng.integers(5))], warm=60, learn=_log_kind, supervised=True),
+    Case("work_order_classifier", lambda seed: WorkOrderClassifier(), lambda rng: _ROUTINE[int(rng.integers(5))],
+         lambda rng: _SYMPTOM[int(rng.integers(5))], warm=60, learn=_order_category, supervised=True),
 ]
 DICT_CASES = [case for case in CASES if isinstance(case.normal(np.random.default_rng(0)), dict)]
 
