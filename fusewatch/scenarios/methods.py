@@ -131,6 +131,7 @@ def method_rows(series: dict[str, MethodSeries], truths: Sequence[GroundTruth]) 
             "lead_time_hours_median": statistics.median(leads) if leads else None,
             "false_alarms_per_asset_day": false_alarms / scored_days if scored_days else None,
             "faults_detected": sum(1 for s in summaries if s["first_alert_at"] is not None),
+            "lead_times_hours": {s["asset_id"]: s["lead_time_hours"] for s in summaries if s["failure_at"]},
             "faults": len(faults),
             "false_alarms": false_alarms,
             "windows": len(values),

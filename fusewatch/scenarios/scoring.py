@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -17,6 +18,7 @@ from fusewatch.config import FusewatchConfig
 from fusewatch.demo import Plant, default_workers, simulate_and_score
 from fusewatch.events import GroundTruth
 from fusewatch.scenarios.methods import WindowRecord, method_rows, record_of, replay_methods
+from fusewatch.scenarios.plots import SUMMARY_PLOT, TIMELINE_PLOT, plot_summary, plot_timelines
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.embedded import run_partitioned
 
@@ -47,15 +49,23 @@ def compare_methods(
     records: Sequence[WindowRecord],
     truths: Sequence[GroundTruth],
     config: FusewatchConfig,
+    out_dir: Path | None = None,
 ) -> None:
-    """Replay every fusion method over the records and add one summary row per method."""
+    """Replay every fusion method over the records, add one summary row per method, and plot (to ``out_dir``)."""
     started = time.perf_counter()
     series, labels = replay_methods(records, config.models, config.alerts)
-    for row in method_rows(series, truths):
+    rows = method_rows(series, truths)
+    summary.details["lead_times_hours"] = {row["method"]: row.pop("lead_times_hours") for row in rows}
+    for row in rows:
         method = row.pop("method")
         summary.add_row(method, **row)
     summary.details["stacking_labels"] = labels
     summary.details["replay_seconds"] = round(time.perf_counter() - started, 1)
+    if out_dir is not None:
+        title = f"{summary.scenario}, seed {summary.seed}"
+        plot_summary(summary.rows, title, out_dir / SUMMARY_PLOT)
+        plot_timelines(series, truths, title, out_dir / TIMELINE_PLOT)
+        summary.plots += [SUMMARY_PLOT, TIMELINE_PLOT]
 
 
 def best(summary: ScenarioSummary, methods: Sequence[str], metric: str) -> tuple[str, Any]:

@@ -32,7 +32,7 @@ def run(
     records = score_plant(functools.partial(SemiRealPlant, plant_config), assets, plant.total_steps, config,
                           f"evaluate-semi-real-seed{seed}", progress)
     summary = ScenarioSummary("semi-real", seed)
-    compare_methods(summary, records, plant.ground_truth, config)
+    compare_methods(summary, records, plant.ground_truth, config, out_dir)
     summary.details.update(
         assets=assets, days=days, windows=len(records), wall_seconds=round(time.perf_counter() - started, 1),
         schedules={t.asset_id: (t.fault_type, t.first_modality) for t in plant.ground_truth},

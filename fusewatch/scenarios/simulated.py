@@ -35,7 +35,7 @@ def run(
     records = score_plant(functools.partial(PlantSimulator, simulator), assets, plant.total_steps, config,
                           f"evaluate-simulated-seed{seed}", progress)
     summary = ScenarioSummary("simulated", seed)
-    compare_methods(summary, records, plant.ground_truth, config)
+    compare_methods(summary, records, plant.ground_truth, config, out_dir)
     summary.details.update(assets=assets, days=days, windows=len(records),
                            wall_seconds=round(time.perf_counter() - started, 1))
     add_verdict(summary)
