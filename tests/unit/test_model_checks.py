@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from models.base import Detector, Fuser
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.early import EarlyFusionDetector
@@ -53,6 +54,7 @@ class Case:
     warm: int
     learn: Callable[[Any, Any, bool], None] = _unsupervised
     supervised: bool = False
+    protocol: type = Detector
 
     def __repr__(self) -> str:
         return self.name
@@ -103,10 +105,10 @@ CASES = [
     Case("probability_calibrator", lambda seed: ProbabilityCalibrator(),
          lambda rng: float(rng.uniform(0, 0.3)), lambda rng: float(rng.uniform(0.7, 1.0)), warm=10),
     *(Case(f"late_{method}", lambda seed, m=method: LateFusion(m), _calibrated,  # type: ignore[misc]
-           lambda rng: _calibrated(rng, anomalous=True), warm=10, learn=_labelled, supervised=True)
+           lambda rng: _calibrated(rng, anomalous=True), warm=10, learn=_labelled, supervised=True, protocol=Fuser)
       for method in ("fisher", "weighted", "noisy_or")),
     Case("stacking", lambda seed: StackingFusion(MODALITIES), _calibrated,
-         lambda rng: _calibrated(rng, anomalous=True), warm=300, learn=_labelled, supervised=True),
+         lambda rng: _calibrated(rng, anomalous=True), warm=300, learn=_labelled, supervised=True, protocol=Fuser),
     Case("log_severity", lambda seed: LogSeverityModel(), lambda rng: _ROUTINE[int(rng.integers(5))],
          lambda rng: _SYMPTOM[int(rng.integers(5))], warm=60, learn=_log_kind, supervised=True),
     Case("work_order_classifier", lambda seed: WorkOrderClassifier(), lambda rng: _ROUTINE[int(rng.integers(5))],
@@ -131,7 +133,8 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 
 def test_follows_the_protocol(case: Case) -> None:
-    model = case.factory(0)
+    model: Any = case.factory(0)
+    assert isinstance(model, case.protocol)
     rng = np.random.default_rng(0)
     assert case.learn(model, case.normal(rng), False) is None  # type: ignore[func-returns-value]
     assert isinstance(model.score_one(case.normal(rng)), float)
