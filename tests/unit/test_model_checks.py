@@ -54,7 +54,7 @@ class Case:
     warm: int
     learn: Callable[[Any, Any, bool], None] = _unsupervised
     supervised: bool = False
-    protocol: type = Detector
+    protocol: Any = Detector
 
     def __repr__(self) -> str:
         return self.name
