@@ -72,13 +72,13 @@ def test_scores_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [1])
 def test_faults_are_detected_before_failure_with_few_false_alarms(tmp_path: Path, seed: int) -> None:
     """The default demo (6 assets, 14 days): every fault found before its failure, at most one false alarm.
 
-    Seeds 0 to 5 all pass (docs/models.md); two of them (about 160 s each) are re-run here to catch
-    regressions. Shorter runs whose faults start as the warm-up ends are harder (see "Known limits" in
-    docs/models.md).
+    Seeds 0 to 5 all pass (docs/models.md); seed 1 (about 160 s) is re-run here to catch regressions, seed 0
+    by ``tests/e2e/test_evaluate.py`` (the same pipeline and alert policy, every method compared). Shorter runs
+    whose faults start as the warm-up ends are harder (see "Known limits" in docs/models.md).
     """
     outcome = run_demo(FusewatchConfig(), SimulatorConfig(assets=6, days=14, seed=seed), tmp_path, progress=False)
     rows = outcome.summary["assets"]

@@ -19,7 +19,8 @@ def test_each_method_gives_contributions_that_sum_to_the_fused_score(method: str
     stage = FusionStage(ModelConfig(fusion=method))  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     for _ in range(300):
-        x = {m: float(rng.uniform(0.0, 0.99999)) for m in ("vibration", "camera", "logs", "early") if rng.random() < 0.8}
+        channels = ("vibration", "camera", "logs", "early")
+        x = {m: float(rng.uniform(0.0, 0.99999)) for m in channels if rng.random() < 0.8}
         shares = {"vibration": 0.7, "camera": 0.3} if "early" in x else {}
         result = stage.fuse(x, shares)
         assert 0.0 <= result.fused <= 1.0
@@ -45,7 +46,7 @@ def test_stacking_learns_which_modality_precedes_failures_from_the_log() -> None
     before = stage.fuse({"logs": 0.999, "camera": 0.5}, {}).fused, stage.fuse({"camera": 0.999, "logs": 0.5}, {}).fused
     assert before[0] == pytest.approx(before[1])
     t = 0
-    for cycle in range(20):
+    for _ in range(20):
         for minute in range(240):
             t += MINUTE
             rising = minute >= 120
