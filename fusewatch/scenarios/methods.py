@@ -64,10 +64,11 @@ class MethodSeries:
 
 def replay_methods(
     records: Iterable[WindowRecord], models: ModelConfig, alerts: AlertPolicyConfig
-) -> tuple[dict[str, MethodSeries], dict[str, int]]:
+) -> tuple[dict[str, MethodSeries], dict[str, Any]]:
     """Replay the records (any order; sorted here by event time) through every method and its alert policy.
 
-    Returns the series per method and how many labelled windows stacking learned (positive / negative).
+    Returns the series per method and what stacking learned: labelled windows (positive / negative), its
+    weights per modality and its bias.
     """
     stage = FusionStage(models)
     series = {method: MethodSeries() for method in METHODS}
@@ -91,7 +92,9 @@ def replay_methods(
             for alert in policy.update(score):
                 if alert.transition == "opened":
                     data.opened.setdefault(record.asset_id, []).append(alert.ts)
-    return series, dict(stage.labels_learned)
+    stacking = {"labels": dict(stage.labels_learned), "bias": round(stage.stacking.bias, 3),
+                "weights": {m: round(w, 3) for m, w in stage.stacking.weights.items()}}
+    return series, stacking
 
 
 def _window_label(truth: GroundTruth | None, end: int) -> bool | None:

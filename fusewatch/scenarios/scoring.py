@@ -53,13 +53,13 @@ def compare_methods(
 ) -> None:
     """Replay every fusion method over the records, add one summary row per method, and plot (to ``out_dir``)."""
     started = time.perf_counter()
-    series, labels = replay_methods(records, config.models, config.alerts)
+    series, stacking = replay_methods(records, config.models, config.alerts)
     rows = method_rows(series, truths)
     summary.details["lead_times_hours"] = {row["method"]: row.pop("lead_times_hours") for row in rows}
     for row in rows:
         method = row.pop("method")
         summary.add_row(method, **row)
-    summary.details["stacking_labels"] = labels
+    summary.details["stacking"] = stacking
     summary.details["replay_seconds"] = round(time.perf_counter() - started, 1)
     if out_dir is not None:
         title = f"{summary.scenario}, seed {summary.seed}"

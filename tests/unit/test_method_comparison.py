@@ -56,7 +56,7 @@ def test_fusion_finds_what_no_single_modality_alerts_on(tmp_path: Path) -> None:
     assert late["roc_auc"] > 0.85 and vibration["roc_auc"] > 0.85  # the first 4 h after onset look normal
     assert summary.row("logs")["roc_auc"] == pytest.approx(0.5, abs=0.05)
     assert summary.details["lead_times_hours"]["late"] == {"sick": late["lead_time_hours_median"]}
-    assert summary.details["stacking_labels"]["positive"] > 0
+    assert summary.details["stacking"]["labels"]["positive"] > 0
     add_verdict(summary)
     assert summary.details["verdict"]["lead_time_hours_median"]["fusion_wins"]
     for plot in summary.plots:
