@@ -79,7 +79,7 @@ class _AssetModels:
     smoothers: dict[str, Any]  # river stats.RollingQuantile
     pending: dict[str, deque[tuple[int, float]]]
     windows: int = 0
-    log_cache: dict[tuple[int, int], tuple[float, bool]] = field(default_factory=dict)
+    log_cache: dict[tuple[int, int], tuple[float, bool, tuple[str, ...]]] = field(default_factory=dict)
     peak: tuple[float, dict[str, float], str | None] | None = None  # the most anomalous window since the last incident
 
 
@@ -143,13 +143,14 @@ class Pipeline:
         features: dict[str, float] = {}
         log_explanation: list[tuple[str, float]] = []
         new_logs: list[tuple[int, str]] = []
+        words: set[str] = set()
         if present["vibration"]:
             features = self._vibration_features(window)
             raw["vibration"] = models.vibration.score_one(features)
         if window.frame is not None:
             raw["camera"] = models.camera.score_one(window.frame.pixels)
         if present["logs"]:
-            raw["logs"], log_explanation = self._log_score(models, window.logs, new_logs)
+            raw["logs"], log_explanation = self._log_score(models, window.logs, new_logs, words)
         early_x = early_features(features or None, raw.get("camera"), raw.get("logs"))
         early_shares: dict[str, float] = {}
         if early_x:
@@ -175,7 +176,7 @@ class Pipeline:
             models.camera.forget_pending()
         top_features = self._explain(models, fused.leading, features, log_explanation)
         sig = signature({m: -math.log10(max(1.0 - c, 1e-10)) for m, c in fusion_input.items()}, top_features,
-                        (word for log, _ in window.logs for word in normalize_log_text(log.text).split()))
+                        sorted(words))
         if not warmup:
             self._remember(models, window, fused.fused, fused.leading, sig, new_logs)
         score = Score(
@@ -237,26 +238,30 @@ class Pipeline:
         return {name: float(np.mean([f[name] for f in per_chunk])) for name in per_chunk[0]}
 
     def _log_score(
-        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...], new_logs: list[tuple[int, str]]
+        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...], new_logs: list[tuple[int, str]],
+        words: set[str],
     ) -> tuple[float, list[tuple[str, float]]]:
         """Evidence of the logs in the horizon: noisy-or of severity x weight over the entries since the last repair.
 
         Repeated complaints add up (two notes of severity 0.7 give 0.91); a repair entry resets the evidence,
         since what was written before it describes a machine that has been fixed. Each entry is scored (and
-        learned from) once.
+        learned from) once; the (time, kind) of entries seen for the first time are appended to ``new_logs``, the
+        normalised words of all entries added to ``words`` (for the window's signature).
         """
-        cache: dict[tuple[int, int], tuple[float, bool]] = {}
+        cache: dict[tuple[int, int], tuple[float, bool, tuple[str, ...]]] = {}
         judged = []
         for log, weight in logs:
             key = (log.ts, zlib.crc32(log.text.encode()))
             entry = models.log_cache.get(key)
             if entry is None:
                 kind = effective_kind(log.text, log.kind)
-                entry = (models.text.score_one(log.text), kind == "repair")
+                entry = (models.text.score_one(log.text), kind == "repair",
+                         tuple(normalize_log_text(log.text).split()))
                 models.text.learn_one(log.text, log.kind)
                 new_logs.append((log.ts, kind))
             cache[key] = entry
-            judged.append((entry, weight))
+            words.update(entry[2])
+            judged.append((entry[:2], weight))
         models.log_cache = cache
         since_repair = 0
         for index, ((_, is_repair), _) in enumerate(judged):
