@@ -10,7 +10,7 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
@@ -66,6 +66,53 @@ def compare_methods(
         plot_summary(summary.rows, title, out_dir / SUMMARY_PLOT)
         plot_timelines(series, truths, title, out_dir / TIMELINE_PLOT)
         summary.plots += [SUMMARY_PLOT, TIMELINE_PLOT]
+
+
+SINGLE = ("vibration", "camera", "logs")
+FUSED = ("early", "late", "late_weighted", "late_noisy_or", "late_stacking", "hybrid")
+
+
+class FleetPlant(Plant, Protocol):
+    """A plant a fleet scenario can score: the runner's interface plus its length and ground truth."""
+
+    @property
+    def total_steps(self) -> int: ...
+
+    @property
+    def ground_truth(self) -> list[GroundTruth]: ...
+
+
+def evaluate_fleet(
+    name: str,
+    plant: FleetPlant,
+    plant_factory: Callable[[], Plant],
+    seed: int,
+    out_dir: Path | None,
+    progress: bool,
+    config: FusewatchConfig | None,
+) -> ScenarioSummary:
+    """Score a fleet through the streaming pipeline and compare every method; ``plant_factory`` rebuilds
+    ``plant`` in each worker process."""
+    config = config or FusewatchConfig()
+    started = time.perf_counter()
+    records = score_plant(plant_factory, len(plant.asset_ids), plant.total_steps, config,
+                          f"evaluate-{name}-seed{seed}", progress)
+    summary = ScenarioSummary(name, seed)
+    compare_methods(summary, records, plant.ground_truth, config, out_dir)
+    summary.details.update(windows=len(records), wall_seconds=round(time.perf_counter() - started, 1))
+    add_verdict(summary)
+    return summary
+
+
+def add_verdict(summary: ScenarioSummary) -> None:
+    """Record whether the best fused method beats the best single modality (ROC AUC and median lead time)."""
+    verdict = {}
+    for metric in ("roc_auc", "lead_time_hours_median"):
+        single, single_value = best(summary, SINGLE, metric)
+        fused, fused_value = best(summary, FUSED, metric)
+        verdict[metric] = {"best_single": single, "best_single_value": single_value, "best_fused": fused,
+                           "best_fused_value": fused_value, "fusion_wins": fused_value > single_value}
+    summary.details["verdict"] = verdict
 
 
 def best(summary: ScenarioSummary, methods: Sequence[str], metric: str) -> tuple[str, Any]:

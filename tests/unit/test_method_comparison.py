@@ -10,8 +10,7 @@ import pytest
 from fusewatch.config import FusewatchConfig
 from fusewatch.events import GroundTruth
 from fusewatch.scenarios.methods import WindowRecord
-from fusewatch.scenarios.scoring import compare_methods
-from fusewatch.scenarios.simulated import add_verdict
+from fusewatch.scenarios.scoring import add_verdict, compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
 from fusewatch.timeutil import NS_PER_HOUR
 
