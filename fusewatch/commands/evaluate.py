@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fusewatch.commands.common import add_config_option, config_of
+from fusewatch.errors import ConfigError
 
 
 def register(commands: Any) -> None:
@@ -30,6 +31,11 @@ def register(commands: Any) -> None:
     parser.add_argument("--summary-json", type=Path, default=None, help="write the summary JSON here")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for plots (default: out/evaluate/SCENARIO-seedS)")
+    parser.add_argument(
+        "--records", type=Path, default=None,
+        help="simulated/semi-real: save the scored windows to this file, or, if it exists, load them instead of"
+        " scoring the plant again — to compare the fusion methods under other fusion or alert settings in seconds",
+    )
     add_config_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     parser.set_defaults(run=run)
@@ -39,11 +45,13 @@ def run(args: argparse.Namespace) -> int:
     from fusewatch.scenarios import run_scenario
     from streams.evaluation import format_table
 
+    if args.records is not None and args.scenario not in ("simulated", "semi-real"):
+        raise ConfigError(f"--records applies to the simulated and semi-real scenarios, not to {args.scenario}")
     config = config_of(args)
     out_dir = args.out or Path("out/evaluate") / f"{args.scenario}-seed{args.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = run_scenario(args.scenario, seed=args.seed, out_dir=out_dir, progress=not args.no_progress,
-                           config=config)
+                           config=config, records=args.records)
     print(format_table(summary.rows))
     verdict = summary.details.get("verdict")
     if verdict:

@@ -24,14 +24,15 @@ _PLANT_SCENARIOS = frozenset({"simulated", "semi-real"})
 
 def run_scenario(
     name: str, seed: int = 0, out_dir: Path | None = None, progress: bool = True,
-    config: FusewatchConfig | None = None,
+    config: FusewatchConfig | None = None, records: Path | None = None,
 ) -> ScenarioSummary:
-    """Run the scenario ``name`` (a key of :data:`SCENARIOS`)."""
+    """Run the scenario ``name`` (a key of :data:`SCENARIOS`); ``records`` applies to the plant scenarios."""
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     module = importlib.import_module(f"fusewatch.scenarios.{name.replace('-', '_')}")
     if name in _PLANT_SCENARIOS:
-        summary: ScenarioSummary = module.run(seed=seed, out_dir=out_dir, progress=progress, config=config)
+        summary: ScenarioSummary = module.run(seed=seed, out_dir=out_dir, progress=progress, config=config,
+                                              records=records)
     else:
         summary = module.run(seed=seed, out_dir=out_dir, progress=progress)
     return summary

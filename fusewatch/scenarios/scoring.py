@@ -7,6 +7,7 @@ record per window and then replays them through every fusion method (:mod:`fusew
 from __future__ import annotations
 
 import functools
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -90,13 +91,27 @@ def evaluate_fleet(
     out_dir: Path | None,
     progress: bool,
     config: FusewatchConfig | None,
+    records_path: Path | None = None,
 ) -> ScenarioSummary:
     """Score a fleet through the streaming pipeline and compare every method; ``plant_factory`` rebuilds
-    ``plant`` in each worker process."""
+    ``plant`` in each worker process.
+
+    With ``records_path``, the scored windows are saved there, or loaded from there if the file exists: the
+    fusion methods can then be compared again under other ``[models]`` fusion settings or alert settings in
+    seconds, without scoring the plant again (the per-modality models are not re-run).
+    """
     config = config or FusewatchConfig()
     started = time.perf_counter()
-    records = score_plant(plant_factory, len(plant.asset_ids), plant.total_steps, config,
-                          f"evaluate-{name}-seed{seed}", progress)
+    if records_path is not None and records_path.exists():
+        with records_path.open("rb") as handle:
+            records: list[WindowRecord] = pickle.load(handle)
+    else:
+        records = score_plant(plant_factory, len(plant.asset_ids), plant.total_steps, config,
+                              f"evaluate-{name}-seed{seed}", progress)
+        if records_path is not None:
+            records_path.parent.mkdir(parents=True, exist_ok=True)
+            with records_path.open("wb") as handle:
+                pickle.dump(records, handle, protocol=5)
     summary = ScenarioSummary(name, seed)
     compare_methods(summary, records, plant.ground_truth, config, out_dir)
     summary.details.update(windows=len(records), wall_seconds=round(time.perf_counter() - started, 1))

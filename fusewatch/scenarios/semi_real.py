@@ -19,6 +19,7 @@ def run(
     out_dir: Path | None = None,
     progress: bool = True,
     config: FusewatchConfig | None = None,
+    records: Path | None = None,
     assets: int = 6,
     days: float = 8.0,
 ) -> ScenarioSummary:
@@ -26,7 +27,7 @@ def run(
     plant_config = SemiRealConfig(assets=assets, days=days, seed=seed)
     plant = SemiRealPlant(plant_config)
     summary = evaluate_fleet("semi-real", plant, functools.partial(SemiRealPlant, plant_config), seed, out_dir,
-                             progress, config)
+                             progress, config, records)
     summary.details.update(
         assets=assets, days=days,
         schedules={t.asset_id: (t.fault_type, t.first_modality) for t in plant.ground_truth},

@@ -20,6 +20,7 @@ def run(
     out_dir: Path | None = None,
     progress: bool = True,
     config: FusewatchConfig | None = None,
+    records: Path | None = None,
     assets: int = 6,
     days: float = 14.0,
 ) -> ScenarioSummary:
@@ -27,6 +28,6 @@ def run(
     simulator = SimulatorConfig(assets=assets, days=days, seed=seed)
     plant = PlantSimulator(simulator)
     summary = evaluate_fleet("simulated", plant, functools.partial(PlantSimulator, simulator), seed, out_dir,
-                             progress, config)
+                             progress, config, records)
     summary.details.update(assets=assets, days=days)
     return summary
