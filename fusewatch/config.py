@@ -90,6 +90,9 @@ def to_toml(config: FusewatchConfig) -> str:
         lines += ["", f"[{section}]"]
         for name, field in type(model).model_fields.items():
             value = getattr(model, name)
-            text = f'"{value}"' if isinstance(value, str) else repr(value)
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = f'"{value}"' if isinstance(value, str) else repr(value)
             lines.append(f"{name} = {text:<10} # {field.description}")
     return "\n".join(lines) + "\n"

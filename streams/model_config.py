@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.camera import ErrorKind, Normalization
 
 FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"]
 LateName = Literal["fisher", "weighted", "noisy_or", "stacking"]
@@ -38,5 +40,19 @@ class ModelConfig(BaseModel):
     smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores: median of this many windows")
     fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
     camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
+    camera_depth: int = Field(2, ge=1, le=6, description="strided layers of the autoencoder (divide the input size)")
+    camera_normalization: Normalization = Field(
+        "standardize", description="frame normalisation: standardize (lighting removed) or gain (mean brightness)"
+    )
+    camera_error: ErrorKind = Field("squared", description="error map: squared, or darker (only darker than expected)")
+    camera_error_baseline: bool = Field(
+        False, description="divide the error map by the running mean error map of learned frames"
+    )
     vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
     seed: int = Field(0, description="seed of every model")
+
+    @model_validator(mode="after")
+    def _check_camera(self) -> ModelConfig:
+        if self.camera_input_size % (1 << self.camera_depth):
+            raise ValueError(f"camera_input_size {self.camera_input_size} is not a multiple of 2**camera_depth")
+        return self

@@ -117,7 +117,9 @@ class Pipeline:
             models = self._assets[asset_id] = _AssetModels(
                 vibration=VibrationDetector(top_k=config.vibration_top_k),
                 camera=CameraDetector(
-                    input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed
+                    input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed,
+                    depth=config.camera_depth, normalization=config.camera_normalization, error=config.camera_error,
+                    error_baseline=config.camera_error_baseline,
                 ),
                 text=LogSeverityModel(),
                 early=EarlyFusionDetector(top_k=config.vibration_top_k),

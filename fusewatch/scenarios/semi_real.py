@@ -10,6 +10,7 @@ from pathlib import Path
 
 from connectors.simulator.semi_real import SCHEDULES, SemiRealConfig, SemiRealPlant
 from fusewatch.config import FusewatchConfig
+from fusewatch.scenarios.elpv import CONFIG
 from fusewatch.scenarios.scoring import evaluate_fleet
 from fusewatch.scenarios.summary import ScenarioSummary
 
@@ -23,7 +24,19 @@ def run(
     assets: int = 6,
     days: float = 8.0,
 ) -> ScenarioSummary:
-    """Stream the semi-real fleet through the pipeline; one summary row per method."""
+    """Stream the semi-real fleet through the pipeline; one summary row per method.
+
+    The cameras watch solar cells, so their autoencoders use the settings measured on elpv
+    (:data:`fusewatch.scenarios.elpv.CONFIG`: depth, gain normalisation, darker-only error, error baseline).
+    """
+    base = config or FusewatchConfig()
+    cells = CONFIG
+    models = base.models.model_copy(update={
+        "camera_input_size": cells.input_size, "camera_depth": cells.depth,
+        "camera_normalization": cells.normalization, "camera_error": cells.error,
+        "camera_error_baseline": cells.error_baseline,
+    })
+    config = base.model_copy(update={"models": models})
     plant_config = SemiRealConfig(assets=assets, days=days, seed=seed)
     plant = SemiRealPlant(plant_config)
     summary = evaluate_fleet("semi-real", plant, functools.partial(SemiRealPlant, plant_config), seed, out_dir,
