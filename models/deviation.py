@@ -31,13 +31,20 @@ class DeviationDetector:
         How many of the largest squared standard scores are averaged.
     min_std
         Features whose running standard deviation is below this score zero (constant so far).
+    std_floor
+        Deviations are measured in units of at least this: a feature that is almost always the same value
+        (zero-inflated, like the evidence of a log that is mostly silent) would otherwise turn its first small
+        change into hundreds of standard deviations.
     ignore
         Features reported but never scored.
     """
 
-    def __init__(self, top_k: int = 3, min_std: float = 1e-6, ignore: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, top_k: int = 3, min_std: float = 1e-6, ignore: tuple[str, ...] = (), std_floor: float = 0.0
+    ) -> None:
         self.top_k = top_k
         self.min_std = min_std
+        self.std_floor = std_floor
         self.ignore = frozenset(ignore)
         self.scaler = preprocessing.StandardScaler()
 
@@ -48,7 +55,7 @@ class DeviationDetector:
                 continue
             mean = self.scaler.means.get(name, 0.0)
             std = math.sqrt(self.scaler.vars.get(name, 0.0))
-            z[name] = (value - mean) / std if std > self.min_std else 0.0
+            z[name] = (value - mean) / max(std, self.std_floor) if std > self.min_std else 0.0
         return z
 
     def _top_squares(self, x: Mapping[str, float]) -> list[tuple[float, str]]:

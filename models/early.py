@@ -11,7 +11,7 @@ the modalities whose features drove it. Missing modalities simply have no featur
 >>> for i in range(200):
 ...     detector.learn_one({"vibration.kurtosis": 3.0 + 0.01 * (i % 7), "camera.error": 1.0 + 0.02 * (i % 5)})
 >>> x = {"vibration.kurtosis": 3.5, "camera.error": 1.04}
->>> detector.score_one(x) > 100, max(detector.shares(x).items(), key=lambda kv: kv[1])[0]
+>>> detector.score_one(x) > 10, max(detector.shares(x).items(), key=lambda kv: kv[1])[0]
 (True, 'vibration')
 >>> early_features({"kurtosis": 3.1, "rms": 0.9}, camera_raw=2.0, log_evidence=None)
 {'vibration.kurtosis': 3.1, 'camera.error': 0.693...}
@@ -58,10 +58,14 @@ class EarlyFusionDetector(DeviationDetector):
         The score is the mean of this many largest squared standard scores.
     min_std
         Features whose running standard deviation is below this score zero (a constant so far).
+    std_floor
+        Deviations are counted in units of at least this (see :class:`~models.deviation.DeviationDetector`):
+        the log evidence is zero in most windows, and without a floor the first faint routine note would count
+        as hundreds of standard deviations and pin early fusion at 1 for as long as it stays in the horizon.
     """
 
-    def __init__(self, top_k: int = 3, min_std: float = 1e-6) -> None:
-        super().__init__(top_k=top_k, min_std=min_std)
+    def __init__(self, top_k: int = 3, min_std: float = 1e-6, std_floor: float = 0.05) -> None:
+        super().__init__(top_k=top_k, min_std=min_std, std_floor=std_floor)
 
     def shares(self, x: Mapping[str, float]) -> dict[str, float]:
         """Each modality's share of the score (its features' part of the top squared standard scores)."""
