@@ -16,7 +16,7 @@ MINUTE = 60 * 10**9
 
 @pytest.mark.parametrize("method", ["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"])
 def test_each_method_gives_contributions_that_sum_to_the_fused_score(method: str) -> None:
-    stage = FusionStage(ModelConfig(fusion=method))  # type: ignore[arg-type]
+    stage = FusionStage(ModelConfig(fusion=method))
     rng = np.random.default_rng(0)
     for _ in range(300):
         channels = ("vibration", "camera", "logs", "early")
