@@ -69,10 +69,14 @@ class EarlyFusionDetector(DeviationDetector):
 
     def shares(self, x: Mapping[str, float]) -> dict[str, float]:
         """Each modality's share of the score (its features' part of the top squared standard scores)."""
+        return self.score_and_shares(x)[1]
+
+    def score_and_shares(self, x: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        """:meth:`score_one` and :meth:`shares` of one window at the cost of one."""
         top = self._top_squares(x)
         total = sum(square for square, _ in top)
         shares: dict[str, float] = {}
         for square, name in top:
             modality = name.split(".", 1)[0]
             shares[modality] = shares.get(modality, 0.0) + (square / total if total > 0 else 1.0 / len(top))
-        return shares
+        return float(total / max(len(top), 1)), shares

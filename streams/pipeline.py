@@ -58,7 +58,8 @@ class ScoredWindow:
 
     ``fusion_input`` holds the calibrated scores of the warm channels (modalities and ``early``),
     ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen,
-    ``signature`` the window's cross-modal signature (for retrieval of similar incidents).
+    ``log_words`` the normalised words of its log entries; :meth:`signature` is the window's cross-modal
+    signature (for retrieval of similar incidents), computed only when asked for.
     """
 
     score: Score
@@ -66,7 +67,12 @@ class ScoredWindow:
     fusion_input: dict[str, float] = field(default_factory=dict)
     early_shares: dict[str, float] = field(default_factory=dict)
     new_logs: tuple[tuple[int, str], ...] = ()
-    signature: dict[str, float] = field(default_factory=dict)
+    log_words: tuple[str, ...] = ()
+
+    def signature(self) -> dict[str, float]:
+        """Channel surprises, the leading modality's top features and the log words (models/retrieval.py)."""
+        surprise = {m: -math.log10(max(1.0 - c, 1e-10)) for m, c in self.fusion_input.items()}
+        return signature(surprise, self.score.top_features, self.log_words)
 
 
 @dataclass
@@ -156,8 +162,7 @@ class Pipeline:
         early_x = early_features(features or None, raw.get("camera"), raw.get("logs"))
         early_shares: dict[str, float] = {}
         if early_x:
-            raw["early"] = models.early.score_one(early_x)
-            early_shares = models.early.shares(early_x)
+            raw["early"], early_shares = models.early.score_and_shares(early_x)
         smoothed = dict(raw)
         for channel, smoother in models.smoothers.items():
             if channel in raw:
@@ -177,10 +182,6 @@ class Pipeline:
                 queue.clear()
             models.camera.forget_pending()
         top_features = self._explain(models, fused.leading, features, log_explanation)
-        sig = signature({m: -math.log10(max(1.0 - c, 1e-10)) for m, c in fusion_input.items()}, top_features,
-                        sorted(words))
-        if not warmup:
-            self._remember(models, window, fused.fused, fused.leading, sig, new_logs)
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -196,16 +197,17 @@ class Pipeline:
             model_version=self.model_version,
             run_id=self.run_id,
         )
-        return ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs), sig)
+        scored = ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs), tuple(sorted(words)))
+        if not warmup:
+            self._remember(models, window, scored)
+        return scored
 
-    def _remember(
-        self, models: _AssetModels, window: AlignedWindow, fused: float, leading: str | None,
-        sig: dict[str, float], new_logs: list[tuple[int, str]],
-    ) -> None:
+    def _remember(self, models: _AssetModels, window: AlignedWindow, scored: ScoredWindow) -> None:
         """Track the asset's most anomalous window; a failure or repair entry files it as an incident."""
+        fused = scored.score.fused
         if models.peak is None or fused > models.peak[0]:
-            models.peak = (fused, sig, leading)
-        for ts, kind in new_logs:
+            models.peak = (fused, scored.signature(), scored.score.leading)
+        for ts, kind in scored.new_logs:
             if kind not in ("failure", "repair") or models.peak is None or models.peak[0] < self.INCIDENT_MIN_FUSED:
                 continue
             text = " | ".join(log.text for log, _ in window.logs if log.ts == ts)
@@ -219,7 +221,7 @@ class Pipeline:
 
     def similar_incidents(self, scored: ScoredWindow, k: int = 3) -> list[IncidentMatch]:
         """The past incidents most similar to a scored window (for an alert that opens on it)."""
-        return self.incidents.query(scored.signature, k=k)
+        return self.incidents.query(scored.signature(), k=k)
 
     @staticmethod
     def _explain(

@@ -36,4 +36,4 @@ def test_a_failure_files_an_incident_that_a_similar_window_finds() -> None:
     others = pipeline.similar_incidents(leak)
     assert not others or others[0].similarity < found[0].similarity
     restored = pickle.loads(pickle.dumps(pipeline.incidents))  # the memory is part of the checkpointed state
-    assert [m.similarity for m in restored.query(bearing.signature)] == [m.similarity for m in found]
+    assert [m.similarity for m in restored.query(bearing.signature())] == [m.similarity for m in found]
