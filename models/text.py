@@ -80,8 +80,10 @@ _LOG_KIND_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
 def _correct(token: str) -> str:
     if token in _EXPANSIONS or token in SYMPTOM_WEIGHTS or len(token) < 5:
         return _EXPANSIONS.get(token, token)
-    match = difflib.get_close_matches(token, VOCABULARY, n=1, cutoff=0.84)
-    return match[0] if match else token
+    # a typo swaps, drops or doubles one letter: a "match" two letters longer or shorter is another word
+    # ("placed" is not a misspelt "replaced", and reading it as one turned a leak report into a repair)
+    matches = difflib.get_close_matches(token, VOCABULARY, n=3, cutoff=0.84)
+    return next((m for m in matches if abs(len(m) - len(token)) <= 1), token)
 
 
 def normalize_log_text(text: str) -> str:
