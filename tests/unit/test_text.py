@@ -49,3 +49,10 @@ def test_the_model_learns_vocabulary_the_lexicon_lacks() -> None:
     assert model.score_one("walkdown done, readings logged") < 0.3
     model.learn_one("no kind given", None)
     assert model.positives == model.negatives == 40
+
+
+def test_typo_repair_only_undoes_one_letter_slips() -> None:
+    assert normalize_log_text("bearnig noisy, vibbration hi") == "bearing noisy vibration high"
+    assert normalize_log_text("temps normal") == "temperature normal"  # not "abnormal"
+    assert "replaced" not in normalize_log_text("seal leaking steady, drip tray placed")
+    assert infer_kind("pump #3 seal leaking steady, drip tray placed") != "repair"
