@@ -1,0 +1,1 @@
+"""Alert delivery to webhooks, per the Standard Webhooks specification (docs/webhooks.md)."""
