@@ -48,3 +48,15 @@ class DeliveryError(FusewatchError):
 
 class DatasetFetchError(FusewatchError):
     """A data set could not be downloaded, or its file does not match the pinned checksum."""
+
+
+class SinkUnavailableError(FusewatchError):
+    """A sink cannot take writes now (down, overloaded); retry after ``retry_after_s`` — nothing was dropped."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class SinkRejectedError(FusewatchError):
+    """A sink refused the data itself (bad request): retrying the same points cannot succeed."""

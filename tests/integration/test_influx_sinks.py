@@ -1,0 +1,66 @@
+"""InfluxDB sinks: the v1 backend against the real InfluxDB server; replays overwrite instead of duplicating."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from connectors.influx.points import SCORES, alert_line, features_line, score_line
+from connectors.influx.sinks import InfluxV1Sink
+from connectors.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.codec import encode
+from fusewatch.config import FusewatchConfig
+from fusewatch.errors import SinkRejectedError, SinkUnavailableError
+from fusewatch.topics import Topics
+from streams.embedded import CollectingOutput, EmbeddedRunner
+from streams.processor import StreamProcessor
+from tests.integration.conftest import InfluxV1
+
+pytestmark = pytest.mark.integration
+
+
+def _scored_plant() -> tuple[list[str], int]:
+    plant = PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=2))
+    output = CollectingOutput()
+    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant.asset_registry().bearings))
+    topics = Topics()
+    for event in plant.events():
+        runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)
+        runner.pump()
+    runner.finish()
+    lines = [score_line(s.score) for s in output.scored]
+    lines += [line for s in output.scored if (line := features_line(s.score, s.features))]
+    lines += [alert_line(a) for a in output.alerts]
+    return lines, len(output.scored)
+
+
+def _count(influxdb: InfluxV1) -> int:
+    result = influxdb.query(f"SELECT count(fused) FROM {SCORES}")[0]
+    return int(result["series"][0]["values"][0][1]) if "series" in result else 0
+
+
+def test_one_point_per_window_and_a_replay_overwrites(influxdb: InfluxV1) -> None:
+    lines, windows = _scored_plant()
+    sink = InfluxV1Sink(influxdb.url, influxdb.database, batch_lines=100)
+    sink.write(lines)
+    assert _count(influxdb) == windows == 288
+    sink.write(lines)  # the same range again, e.g. a worker restarted from older offsets
+    assert _count(influxdb) == windows
+    per_asset = influxdb.query(f"SELECT count(fused) FROM {SCORES} GROUP BY asset_id")[0]["series"]
+    counts = sorted((s["tags"]["asset_id"], s["values"][0][1]) for s in per_asset)
+    assert counts == [("motor-02", 144), ("pump-01", 144)]
+    features = influxdb.query("SELECT count(kurtosis) FROM fusewatch_features")[0]["series"][0]["values"][0][1]
+    assert features == windows
+
+
+def test_refused_points_and_an_unreachable_server_raise_without_dropping(influxdb: InfluxV1) -> None:
+    sink = InfluxV1Sink(influxdb.url, influxdb.database)
+    sink.write(["m,asset_id=a value=1.0 1"])
+    with pytest.raises(SinkRejectedError, match="400"):
+        sink.write(["m,asset_id=a value=\"text\" 2"])  # a field's type cannot change
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SinkUnavailableError, match="unreachable"):
+        InfluxV1Sink(f"http://127.0.0.1:{port}", "x", timeout_s=2).write(["m value=1.0 1"])
