@@ -125,3 +125,26 @@ class InfluxV2Sink:
     def close(self) -> None:
         """Close the client's connection pool."""
         self._client.close()  # type: ignore[no-untyped-call]
+
+
+def detect_api(url: str, timeout_s: float = 5.0) -> str:
+    """``"v1"`` or ``"v2"``: which write API the server at ``url`` speaks, from its ``/ping`` version header.
+
+    InfluxDB 1.8+ answers both; it is reported as ``"v1"`` here (no token needed). An unreachable server raises
+    :class:`~fusewatch.errors.SinkUnavailableError`.
+    """
+    parts = urllib.parse.urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = cls(parts.hostname or "", parts.port, timeout=timeout_s)
+    try:
+        connection.request("GET", (parts.path.rstrip("/") or "") + "/ping")
+        response = connection.getresponse()
+        response.read()
+        version = (response.getheader("X-Influxdb-Version") or "").lstrip("v")
+    except (OSError, http.client.HTTPException) as exc:
+        raise SinkUnavailableError(f"InfluxDB at {url} is unreachable: {exc}") from exc
+    finally:
+        connection.close()
+    if not version:
+        raise SinkRejectedError(f"{url} does not answer /ping like InfluxDB (no X-Influxdb-Version header)")
+    return "v1" if version.split(".")[0] == "1" else "v2"

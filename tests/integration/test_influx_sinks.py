@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from connectors.influx.points import SCORES, alert_line, features_line, score_line
-from connectors.influx.sinks import InfluxV1Sink
+from connectors.influx.sinks import InfluxV1Sink, detect_api
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
@@ -64,3 +64,7 @@ def test_refused_points_and_an_unreachable_server_raise_without_dropping(influxd
         port = probe.getsockname()[1]
     with pytest.raises(SinkUnavailableError, match="unreachable"):
         InfluxV1Sink(f"http://127.0.0.1:{port}", "x", timeout_s=2).write(["m value=1.0 1"])
+
+
+def test_the_api_is_detected_from_ping(influxdb: InfluxV1) -> None:
+    assert detect_api(influxdb.url) == "v1"  # Debian's InfluxDB 1.6.7

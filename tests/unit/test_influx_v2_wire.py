@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from connectors.influx.sinks import InfluxV2Sink
+from connectors.influx.sinks import InfluxV2Sink, detect_api
 from fusewatch.errors import SinkRejectedError, SinkUnavailableError
 
 
@@ -31,6 +31,12 @@ def server() -> Iterator[FakeV2]:
     state = FakeV2()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.send_header("X-Influxdb-Version", "v2.7.11")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -84,3 +90,7 @@ def test_errors_are_raised_never_dropped(server: FakeV2) -> None:
     with pytest.raises(SinkRejectedError, match="400"):
         sink.write(LINES[:1])
     sink.close()
+
+
+def test_a_v2_server_is_detected_from_ping(server: FakeV2) -> None:
+    assert detect_api(server.url) == "v2"
