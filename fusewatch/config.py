@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connectors.kafka.settings import KafkaSettings
+from connectors.webhooks.settings import WebhookSettings
 from fusewatch.errors import ConfigError
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
@@ -42,6 +43,7 @@ class FusewatchConfig(BaseSettings):
     models: ModelConfig = ModelConfig()
     alerts: AlertPolicyConfig = AlertPolicyConfig()
     kafka: KafkaSettings = KafkaSettings()
+    webhooks: list[WebhookSettings] = []
 
     @classmethod
     def settings_customise_sources(
@@ -95,4 +97,12 @@ def to_toml(config: FusewatchConfig) -> str:
             else:
                 text = f'"{value}"' if isinstance(value, str) else repr(value)
             lines.append(f"{name} = {text:<10} # {field.description}")
+    lines += ["", "# Alert webhooks (docs/webhooks.md), one [[webhooks]] table each; secrets are not printed."]
+    for hook in config.webhooks:
+        private = "true" if hook.allow_private else "false"
+        lines += ["", "[[webhooks]]", f'url = "{hook.url}"', 'secret = "whsec_..."   # not shown',
+                  f'min_severity = "{hook.min_severity}"', f"allow_private = {private}"]
+    if not config.webhooks:
+        lines += ["# [[webhooks]]", '# url = "https://hooks.example.com/fusewatch"', '# secret = "whsec_..."',
+                  '# min_severity = "warning"', "# allow_private = false"]
     return "\n".join(lines) + "\n"

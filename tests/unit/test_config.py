@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fusewatch.config import FusewatchConfig, load_config
+from fusewatch.config import FusewatchConfig, load_config, to_toml
 from fusewatch.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config" / "fusewatch.example.toml"
@@ -51,3 +51,21 @@ def test_bad_files_name_the_key_and_the_problem(tmp_path: Path, text: str, messa
 def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_webhooks_are_read_checked_and_never_printed_with_their_secret(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.toml"
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    path.write_text(f'[[webhooks]]\nurl = "https://hooks.example.com/fw"\nsecret = "{secret}"\n'
+                    'min_severity = "critical"\n')
+    config = load_config(path)
+    (hook,) = config.webhooks
+    endpoint = hook.endpoint()
+    assert (endpoint.url, endpoint.min_severity, endpoint.allow_private) == ("https://hooks.example.com/fw",
+                                                                              "critical", False)
+    assert str(endpoint.secret) == secret
+    printed = to_toml(config)
+    assert "[[webhooks]]" in printed and secret[6:] not in printed
+    path.write_text('[[webhooks]]\nurl = "ftp://x"\nsecret = "whsec_abc"\n')
+    with pytest.raises(ConfigError, match=r"webhooks\.0\.url: must start with http:// or https://"):
+        load_config(path)
