@@ -7,16 +7,15 @@ No InfluxDB 2.x server can run on this machine (docs/influxdb.md); this test pin
 from __future__ import annotations
 
 import gzip
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from connectors.influx.sinks import InfluxV2Sink, detect_api
 from fusewatch.errors import SinkRejectedError, SinkUnavailableError
+from tests.loopback import QuietHandler, serving
 
 
 @dataclass
@@ -30,7 +29,7 @@ class FakeV2:
 def server() -> Iterator[FakeV2]:
     state = FakeV2()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(204)
             self.send_header("X-Influxdb-Version", "v2.7.11")
@@ -49,17 +48,9 @@ def server() -> Iterator[FakeV2]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as port:
+        state.url = f"http://127.0.0.1:{port}"
+        yield state
 
 
 LINES = [f"fusewatch_score,asset_id=pump-01,run_id=live fused=0.{i} {i}000000000" for i in range(1, 6)]

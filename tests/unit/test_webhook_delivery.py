@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from standardwebhooks import Webhook
 
 from connectors.webhooks.delivery import Endpoint, RetryPolicy, WebhookSender, webhook_id
 from connectors.webhooks.signing import WebhookSecret
+from tests.loopback import QuietHandler, serving
 
 SECRET = WebhookSecret.generate()
 POLICY = RetryPolicy(attempts=4, timeout_s=0.5, base_backoff_s=10.0, max_backoff_s=100.0, jitter=0.0)
@@ -33,7 +32,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             state.received.append((self.path, dict(self.headers), body))
@@ -48,17 +47,9 @@ def receiver() -> Iterator[Receiver]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as port:
+        state.port = port
+        yield state
 
 
 class Clock:
