@@ -10,7 +10,8 @@ Methods: ``vibration``/``camera``/``logs`` (one modality alone), ``early``, ``la
 ``late_weighted``, ``late_noisy_or``, ``late_stacking`` (learned from log labels) and ``hybrid`` (early blended
 with the configured ``hybrid_late`` method). Stacking is trained from :class:`~models.labels.FailureLabeler`
 over every asset this stage sees: a failure on one machine teaches how failures of the others announce
-themselves. The stage therefore learns per process (per worker), not per asset.
+themselves. The stage therefore learns per pipeline — a worker process in the embedded runner, an input
+partition in the Kafka worker — not per asset.
 """
 
 from __future__ import annotations
