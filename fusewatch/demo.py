@@ -20,12 +20,15 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from connectors.influx.points import alert_line, features_line, score_line
+from connectors.influx.sinks import InfluxSink
 from connectors.report import write_report
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from connectors.sqlite_sink import SqliteSink
 from fusewatch.assets import AssetRegistry
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
+from fusewatch.errors import SinkUnavailableError
 from fusewatch.topics import Topics
 from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 from streams.evaluation import summarize_run
@@ -89,6 +92,23 @@ def default_workers(assets: int) -> int:
     return max(1, min(os.cpu_count() or 1, assets))
 
 
+def _write_points(influx: InfluxSink | None, lines: list[str], retry_for_s: float = 300.0) -> int:
+    """Write the lines before going on (an outage waits, with backoff, up to ``retry_for_s``; nothing dropped)."""
+    if influx is None or not lines:
+        return 0
+    deadline = time.monotonic() + retry_for_s
+    delay = 1.0
+    while True:
+        try:
+            influx.write(lines)
+            return len(lines)
+        except SinkUnavailableError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(max(delay, exc.retry_after_s))
+            delay = min(delay * 2, 30.0)
+
+
 def run_demo(
     config: FusewatchConfig,
     simulator: SimulatorConfig,
@@ -96,8 +116,13 @@ def run_demo(
     summary_json: Path | None = None,
     workers: int | None = None,
     progress: bool = True,
+    influx: InfluxSink | None = None,
 ) -> DemoOutcome:
-    """Run the demo; returns paths and the summary (also written to ``summary_json`` when given)."""
+    """Run the demo; returns paths and the summary (also written to ``summary_json`` when given).
+
+    With ``influx``, every score, feature set and alert transition is also written there, batch by batch as
+    the workers report (docs/influxdb.md).
+    """
     started = time.perf_counter()
     run_id = f"demo-seed{simulator.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,16 +135,22 @@ def run_demo(
     count = workers or default_workers(simulator.assets)
     job = functools.partial(simulate_and_score, functools.partial(PlantSimulator, simulator), config, run_id, 60)
     dead_letters: Counter[str] = Counter()
-    windows = 0
+    windows = points = 0
     with SqliteSink(database) as sink:
         sink.add_ground_truth(plant.ground_truth)
         done = dict.fromkeys(range(count), 0)
         with tqdm(total=plant.total_steps, unit="min", desc="plant time", disable=not progress) as bar:
             for report in run_partitioned(job, count):
+                lines: list[str] = []
                 for scored in report.scored:
                     sink.add_score(scored.score, scored.features)
+                    lines.append(score_line(scored.score))
+                    if (features := features_line(scored.score, scored.features)) is not None:
+                        lines.append(features)
                 for alert in report.alerts:
                     sink.add_alert(alert)
+                    lines.append(alert_line(alert))
+                points += _write_points(influx, lines)
                 for letter in report.letters:
                     sink.add_dead_letter(letter)
                 windows += len(report.scored)
@@ -132,7 +163,10 @@ def run_demo(
         rows = summarize_run(plant.ground_truth, sink.read_alerts(run_id=run_id))
         title = f"fusewatch demo: {simulator.assets} assets, {simulator.days:g} days, seed {simulator.seed}"
         report_path = write_report(sink, out_dir, run_id=run_id, title=title, summary_rows=rows)
-    summary = {"assets": rows, "windows": windows, "wall_seconds": round(time.perf_counter() - started, 3)}
+    summary: dict[str, Any] = {"assets": rows, "windows": windows,
+                               "wall_seconds": round(time.perf_counter() - started, 3)}
+    if influx is not None:
+        summary["influx_points"] = points
     if summary_json is not None:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -58,6 +58,7 @@ class InfluxV1Sink:
         self.batch_lines = batch_lines
         self.timeout_s = timeout_s
         self.url = url
+        self.database = database
 
     def _connection(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
@@ -82,6 +83,22 @@ class InfluxV1Sink:
                 raise SinkUnavailableError(f"InfluxDB at {self.url} answered {response.status}: {detail}",
                                            _retry_after(response.getheader("Retry-After"), 1.0))
             raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({response.status}): {detail}")
+
+    def ensure_database(self) -> None:
+        """Create the database if it does not exist (``CREATE DATABASE`` is idempotent in InfluxQL)."""
+        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'})
+        connection = self._connection()
+        try:
+            connection.request("POST", (self._parts.path.rstrip("/") or "") + "/query", body=query,
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = connection.getresponse()
+            detail = response.read(2000).decode(errors="replace")
+        except (OSError, http.client.HTTPException) as exc:
+            raise SinkUnavailableError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
+        finally:
+            connection.close()
+        if response.status != 200 or '"error"' in detail:
+            raise SinkRejectedError(f"InfluxDB at {self.url} could not create {self.database}: {detail}")
 
     def close(self) -> None:
         """Nothing is held open between writes."""
@@ -148,3 +165,15 @@ def detect_api(url: str, timeout_s: float = 5.0) -> str:
     if not version:
         raise SinkRejectedError(f"{url} does not answer /ping like InfluxDB (no X-Influxdb-Version header)")
     return "v1" if version.split(".")[0] == "1" else "v2"
+
+
+def open_sink(url: str, database: str = "fusewatch", token: str | None = None, org: str | None = None) -> InfluxSink:
+    """A sink for the server at ``url``, its API detected from ``/ping``: v1 (the database is created if
+    missing) or v2 (``database`` is the bucket; ``token`` and ``org`` are required)."""
+    if detect_api(url) == "v1":
+        sink = InfluxV1Sink(url, database)
+        sink.ensure_database()
+        return sink
+    if not token or not org:
+        raise SinkRejectedError(f"{url} speaks the InfluxDB v2 API: give a token and an organisation")
+    return InfluxV2Sink(url, org=org, bucket=database, token=token)

@@ -32,6 +32,12 @@ def register(commands: Any) -> None:
         "--workers", type=positive_int, default=None, help="worker processes, each owning a share of the assets"
         " (default: one per core, at most one per asset)"
     )
+    parser.add_argument("--influx", metavar="URL", default=None,
+                        help="also write scores, features and alerts to the InfluxDB at URL (v1 or v2 API, detected)")
+    parser.add_argument("--influx-db", metavar="NAME", default="fusewatch",
+                        help="database (v1, created if missing) or bucket (v2) (default: fusewatch)")
+    parser.add_argument("--influx-token", default=None, help="v2 API token (InfluxDB 2.x/3.x)")
+    parser.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.set_defaults(run=run)
 
@@ -46,7 +52,17 @@ def run(args: argparse.Namespace) -> int:
         simulator = SimulatorConfig(assets=args.assets, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
-    outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers, progress=not args.no_progress)
+    influx = None
+    if args.influx:
+        from connectors.influx.sinks import open_sink
+
+        influx = open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
+    try:
+        outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers,
+                           progress=not args.no_progress, influx=influx)
+    finally:
+        if influx is not None:
+            influx.close()
     summary = outcome.summary
     print(format_table(summary["assets"]))
     print(f"\nwindows scored: {summary['windows']}   wall time: {summary['wall_seconds']:.1f} s")
@@ -54,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         print("dead letters: " + ", ".join(f"{k}={v}" for k, v in sorted(outcome.dead_letters.items())))
     print(f"report:   {outcome.report}")
     print(f"database: {outcome.database}")
+    if influx is not None:
+        print(f"influxdb: {summary['influx_points']} points to {args.influx} ({args.influx_db})")
     if args.summary_json is not None:
         print(f"summary:  {args.summary_json}")
     return 0

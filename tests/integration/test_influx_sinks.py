@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +71,16 @@ def test_refused_points_and_an_unreachable_server_raise_without_dropping(influxd
 
 def test_the_api_is_detected_from_ping(influxdb: InfluxV1) -> None:
     assert detect_api(influxdb.url) == "v1"  # Debian's InfluxDB 1.6.7
+
+
+def test_the_demo_writes_one_point_per_window_and_a_rerun_overwrites(influxdb: InfluxV1, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "0.1", "--out",
+               str(tmp_path), "--influx", influxdb.url, "--influx-db", influxdb.database, "--no-progress"]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"influxdb: 576 points to {influxdb.url} ({influxdb.database})" in done.stdout  # 288 scores + features
+        assert _count(influxdb) == 288
+    unreachable = subprocess.run([*command[:-5], "--influx", "http://127.0.0.1:9", "--no-progress"],
+                                 capture_output=True, text=True, timeout=120, check=False)
+    assert unreachable.returncode == 2 and "is unreachable" in unreachable.stderr
