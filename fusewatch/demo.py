@@ -25,6 +25,7 @@ from connectors.influx.sinks import InfluxSink
 from connectors.report import write_report
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from connectors.sqlite_sink import SqliteSink
+from connectors.webhooks.delivery import Endpoint, WebhookSender
 from fusewatch.assets import AssetRegistry
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
@@ -109,6 +110,16 @@ def _write_points(influx: InfluxSink | None, lines: list[str], retry_for_s: floa
             delay = min(delay * 2, 30.0)
 
 
+def _drain(sender: WebhookSender, wait_s: float = 60.0) -> dict[str, int]:
+    """Let the sender finish what is due (up to ``wait_s``), stop it, and count deliveries by state."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and sender.states().get("pending", 0):
+        time.sleep(0.2)
+    states = sender.states()
+    sender.stop()
+    return states
+
+
 def run_demo(
     config: FusewatchConfig,
     simulator: SimulatorConfig,
@@ -117,11 +128,14 @@ def run_demo(
     workers: int | None = None,
     progress: bool = True,
     influx: InfluxSink | None = None,
+    webhooks: Sequence[Endpoint] = (),
 ) -> DemoOutcome:
     """Run the demo; returns paths and the summary (also written to ``summary_json`` when given).
 
     With ``influx``, every score, feature set and alert transition is also written there, batch by batch as
-    the workers report (docs/influxdb.md).
+    the workers report (docs/influxdb.md). With ``webhooks``, every alert transition is delivered to them, signed,
+    through a durable outbox in ``out_dir`` (docs/webhooks.md); the demo waits up to a minute at the end for
+    what is still pending.
     """
     started = time.perf_counter()
     run_id = f"demo-seed{simulator.seed}"
@@ -136,6 +150,9 @@ def run_demo(
     job = functools.partial(simulate_and_score, functools.partial(PlantSimulator, simulator), config, run_id, 60)
     dead_letters: Counter[str] = Counter()
     windows = points = 0
+    sender = WebhookSender(webhooks, out_dir / "webhooks.sqlite") if webhooks else None
+    if sender is not None:
+        sender.start()
     with SqliteSink(database) as sink:
         sink.add_ground_truth(plant.ground_truth)
         done = dict.fromkeys(range(count), 0)
@@ -150,6 +167,9 @@ def run_demo(
                 for alert in report.alerts:
                     sink.add_alert(alert)
                     lines.append(alert_line(alert))
+                    if sender is not None:
+                        sender.submit(alert.alert_id, alert.transition, alert.severity,
+                                      alert.model_dump_json().encode())
                 points += _write_points(influx, lines)
                 for letter in report.letters:
                     sink.add_dead_letter(letter)
@@ -165,6 +185,8 @@ def run_demo(
         report_path = write_report(sink, out_dir, run_id=run_id, title=title, summary_rows=rows)
     summary: dict[str, Any] = {"assets": rows, "windows": windows,
                                "wall_seconds": round(time.perf_counter() - started, 3)}
+    if sender is not None:
+        summary["webhooks"] = _drain(sender)
     if influx is not None:
         summary["influx_points"] = points
     if summary_json is not None:

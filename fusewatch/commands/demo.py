@@ -38,6 +38,12 @@ def register(commands: Any) -> None:
                         help="database (v1, created if missing) or bucket (v2) (default: fusewatch)")
     parser.add_argument("--influx-token", default=None, help="v2 API token (InfluxDB 2.x/3.x)")
     parser.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
+    parser.add_argument("--webhook", metavar="URL", action="append", default=[],
+                        help="deliver every alert transition to URL, signed (Standard Webhooks); repeatable; adds to"
+                        " the [[webhooks]] of the configuration")
+    parser.add_argument("--webhook-secret", default=None, help="the signing secret of --webhook (whsec_<base64>)")
+    parser.add_argument("--allow-private-webhooks", action="store_true",
+                        help="allow --webhook targets on loopback or private networks (e.g. a receiver on this host)")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.set_defaults(run=run)
 
@@ -52,6 +58,18 @@ def run(args: argparse.Namespace) -> int:
         simulator = SimulatorConfig(assets=args.assets, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
+    endpoints = [hook.endpoint() for hook in config.webhooks]
+    if args.webhook:
+        if not args.webhook_secret:
+            raise FusewatchError("--webhook needs --webhook-secret (whsec_<base64>)")
+        from connectors.webhooks.delivery import Endpoint
+        from connectors.webhooks.signing import WebhookSecret
+
+        try:
+            secret = WebhookSecret.parse(args.webhook_secret)
+        except ValueError as exc:
+            raise FusewatchError(f"--webhook-secret: {exc}") from None
+        endpoints += [Endpoint(url, secret, allow_private=args.allow_private_webhooks) for url in args.webhook]
     influx = None
     if args.influx:
         from connectors.influx.sinks import open_sink
@@ -59,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         influx = open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
     try:
         outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers,
-                           progress=not args.no_progress, influx=influx)
+                           progress=not args.no_progress, influx=influx, webhooks=endpoints)
     finally:
         if influx is not None:
             influx.close()
@@ -72,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"database: {outcome.database}")
     if influx is not None:
         print(f"influxdb: {summary['influx_points']} points to {args.influx} ({args.influx_db})")
+    if endpoints:
+        print("webhooks: " + ", ".join(f"{state} {n}" for state, n in sorted(summary["webhooks"].items()))
+              if summary["webhooks"] else "webhooks: no alert to deliver")
     if args.summary_json is not None:
         print(f"summary:  {args.summary_json}")
     return 0
