@@ -304,8 +304,3 @@ class Pipeline:
         if early_x and (warmup or calibrated["early"] < gate):
             models.early.learn_one(early_x)
 
-    def state(self) -> dict[str, Any]:
-        """Everything learned, for a checkpoint (picklable)."""
-        return {"assets": self._assets, "fusion": self.fusion, "incidents": self.incidents,
-                "model_version": self.model_version,
-                "state_version": STATE_VERSION}

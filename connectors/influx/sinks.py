@@ -13,6 +13,7 @@ import gzip
 import http.client
 import urllib.parse
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from fusewatch.errors import SinkRejectedError, SinkUnavailableError
@@ -38,6 +39,32 @@ def _retry_after(value: str | None, default: float) -> float:
         return default
 
 
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    detail: str
+    retry_after: str | None
+    version: str | None
+
+
+def _request(url: str, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+             timeout_s: float = 10.0) -> _Answer:
+    """One HTTP exchange with the server at ``url`` (``path`` below its base path); raises SinkUnavailableError."""
+    parts = urllib.parse.urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = cls(parts.hostname or "", parts.port, timeout=timeout_s)
+    try:
+        connection.request(method, (parts.path.rstrip("/") or "") + path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        detail = response.read(2000).decode(errors="replace").strip()
+        return _Answer(response.status, detail, response.getheader("Retry-After"),
+                       response.getheader("X-Influxdb-Version"))
+    except (OSError, http.client.HTTPException) as exc:
+        raise SinkUnavailableError(f"InfluxDB at {url} is unreachable: {exc}") from exc
+    finally:
+        connection.close()
+
+
 class InfluxV1Sink:
     """InfluxDB 1.x: ``POST /write?db=DATABASE&precision=ns`` with a gzip body (user and password optional)."""
 
@@ -48,57 +75,36 @@ class InfluxV1Sink:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url}: an InfluxDB URL is http(s)://host[:port]")
-        self._parts = parts
         query = {"db": database, "precision": "ns"}
         if retention_policy:
             query["rp"] = retention_policy
         if username:
             query.update(u=username, p=password or "")
-        self._path = (parts.path.rstrip("/") or "") + "/write?" + urllib.parse.urlencode(query)
+        self._path = "/write?" + urllib.parse.urlencode(query)
         self.batch_lines = batch_lines
         self.timeout_s = timeout_s
         self.url = url
         self.database = database
 
-    def _connection(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._parts.scheme == "https" else http.client.HTTPConnection
-        return cls(self._parts.hostname or "", self._parts.port, timeout=self.timeout_s)
-
     def write(self, lines: Sequence[str]) -> None:
         """Write every line (in batches); raises rather than losing any."""
         for body in _batches(lines, self.batch_lines):
-            connection = self._connection()
-            try:
-                connection.request("POST", self._path, body=gzip.compress(body, compresslevel=5), headers={
-                    "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"})
-                response = connection.getresponse()
-                detail = response.read(2000).decode(errors="replace").strip()
-            except (OSError, http.client.HTTPException) as exc:
-                raise SinkUnavailableError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
-            finally:
-                connection.close()
-            if response.status == 204:
+            answer = _request(self.url, "POST", self._path, gzip.compress(body, compresslevel=5), {
+                "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}, self.timeout_s)
+            if answer.status == 204:
                 continue
-            if response.status == 429 or response.status >= 500:
-                raise SinkUnavailableError(f"InfluxDB at {self.url} answered {response.status}: {detail}",
-                                           _retry_after(response.getheader("Retry-After"), 1.0))
-            raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({response.status}): {detail}")
+            if answer.status == 429 or answer.status >= 500:
+                raise SinkUnavailableError(f"InfluxDB at {self.url} answered {answer.status}: {answer.detail}",
+                                           _retry_after(answer.retry_after, 1.0))
+            raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({answer.status}): {answer.detail}")
 
     def ensure_database(self) -> None:
         """Create the database if it does not exist (``CREATE DATABASE`` is idempotent in InfluxQL)."""
-        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'})
-        connection = self._connection()
-        try:
-            connection.request("POST", (self._parts.path.rstrip("/") or "") + "/query", body=query,
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-            response = connection.getresponse()
-            detail = response.read(2000).decode(errors="replace")
-        except (OSError, http.client.HTTPException) as exc:
-            raise SinkUnavailableError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
-        finally:
-            connection.close()
-        if response.status != 200 or '"error"' in detail:
-            raise SinkRejectedError(f"InfluxDB at {self.url} could not create {self.database}: {detail}")
+        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'}).encode()
+        answer = _request(self.url, "POST", "/query", query,
+                          {"Content-Type": "application/x-www-form-urlencoded"}, self.timeout_s)
+        if answer.status != 200 or '"error"' in answer.detail:
+            raise SinkRejectedError(f"InfluxDB at {self.url} could not create {self.database}: {answer.detail}")
 
     def close(self) -> None:
         """Nothing is held open between writes."""
@@ -150,18 +156,7 @@ def detect_api(url: str, timeout_s: float = 5.0) -> str:
     InfluxDB 1.8+ answers both; it is reported as ``"v1"`` here (no token needed). An unreachable server raises
     :class:`~fusewatch.errors.SinkUnavailableError`.
     """
-    parts = urllib.parse.urlsplit(url)
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = cls(parts.hostname or "", parts.port, timeout=timeout_s)
-    try:
-        connection.request("GET", (parts.path.rstrip("/") or "") + "/ping")
-        response = connection.getresponse()
-        response.read()
-        version = (response.getheader("X-Influxdb-Version") or "").lstrip("v")
-    except (OSError, http.client.HTTPException) as exc:
-        raise SinkUnavailableError(f"InfluxDB at {url} is unreachable: {exc}") from exc
-    finally:
-        connection.close()
+    version = (_request(url, "GET", "/ping", timeout_s=timeout_s).version or "").lstrip("v")
     if not version:
         raise SinkRejectedError(f"{url} does not answer /ping like InfluxDB (no X-Influxdb-Version header)")
     return "v1" if version.split(".")[0] == "1" else "v2"

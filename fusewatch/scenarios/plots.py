@@ -16,11 +16,12 @@ from matplotlib.figure import Figure
 from fusewatch.events import GroundTruth
 from fusewatch.scenarios.methods import MethodSeries
 from fusewatch.timeutil import NS_PER_HOUR
+from streams.fusion_stage import MODALITIES
 
 SUMMARY_PLOT = "methods_summary.png"
 TIMELINE_PLOT = "methods_timeline.png"
 _TIMELINE_METHODS = ("vibration", "camera", "logs", "early", "late", "hybrid")
-_SINGLE = frozenset({"vibration", "camera", "logs"})
+_SINGLE = frozenset(MODALITIES)
 
 
 def plot_summary(rows: Sequence[dict[str, Any]], title: str, path: Path) -> None:

@@ -22,6 +22,7 @@ from fusewatch.scenarios.methods import WindowRecord, method_rows, record_of, re
 from fusewatch.scenarios.plots import SUMMARY_PLOT, TIMELINE_PLOT, plot_summary, plot_timelines
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.embedded import run_partitioned
+from streams.fusion_stage import METHODS, MODALITIES
 
 
 def score_plant(
@@ -69,8 +70,8 @@ def compare_methods(
         summary.plots += [SUMMARY_PLOT, TIMELINE_PLOT]
 
 
-SINGLE = ("vibration", "camera", "logs")
-FUSED = ("early", "late", "late_weighted", "late_noisy_or", "late_stacking", "hybrid")
+SINGLE = MODALITIES
+FUSED = tuple(method for method in METHODS if method not in MODALITIES)
 
 
 class FleetPlant(Plant, Protocol):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-METHODS = ("vibration", "camera", "logs", "early", "late", "hybrid")
 _CORE = ("roc_auc", "pr_auc", "lead_time_hours_median", "false_alarms_per_asset_day")
 
 
