@@ -25,7 +25,7 @@ import itertools
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -180,8 +180,9 @@ class SqliteSink:
         self._letters: list[tuple[Any, ...]] = []
         self._truths: list[tuple[Any, ...]] = []
 
-    def add_score(self, score: Score, features: Mapping[str, float] | None = None) -> None:
-        """Buffer one score and, optionally, the feature values of its window (NaN is stored as NULL)."""
+    def add_score(self, score: Score) -> None:
+        """Buffer one score with the feature values of its window, if any (NaN is stored as NULL)."""
+        features = score.features
         raw, cal, con, present = score.raw, score.calibrated, score.contributions, score.present
         mask = present.get("vibration", False) + 2 * present.get("camera", False) + 4 * present.get("logs", False)
         head = (
@@ -195,7 +196,7 @@ class SqliteSink:
             if score.run_id not in self._runs:
                 self._runs.add(score.run_id)
                 self._new_runs.append(score.run_id)
-            if features is None:
+            if not features:
                 self._scores.append((*head, 0))
             else:
                 if not self._known_features.issuperset(features):

@@ -25,6 +25,7 @@ Commands:
   topics    create or describe the Kafka topics (co-partitioned inputs, scores, alerts, dead letters)
   simulate  stream a simulated plant into Kafka at plant speed, N times faster, or as fast as possible
   worker    run one stream-processing worker on Kafka (several share the partitions)
+  sink      write the workers' scores and alerts to InfluxDB and deliver alert webhooks
   scores    follow the scores topic (`scores tail`)
   evaluate  evaluate the models on simulated or real data (mfpt, elpv, nestor, semi-real): a row per method
   config    print the effective configuration (defaults, file and environment) as TOML
@@ -35,7 +36,7 @@ Run `fusewatch COMMAND --help` for a command's options.
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from fusewatch.commands import config, demo, evaluate, scores, simulate, topics, worker
+    from fusewatch.commands import config, demo, evaluate, scores, simulate, sink, topics, worker
 
     parser = argparse.ArgumentParser(
         prog="fusewatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, worker, scores, evaluate, config):
+    for command in (demo, topics, simulate, worker, sink, scores, evaluate, config):
         command.register(commands)
     return parser
 

@@ -129,13 +129,14 @@ def run_demo(
     progress: bool = True,
     influx: InfluxSink | None = None,
     webhooks: Sequence[Endpoint] = (),
+    drain_s: float = 60.0,
 ) -> DemoOutcome:
     """Run the demo; returns paths and the summary (also written to ``summary_json`` when given).
 
     With ``influx``, every score, feature set and alert transition is also written there, batch by batch as
     the workers report (docs/influxdb.md). With ``webhooks``, every alert transition is delivered to them, signed,
-    through a durable outbox in ``out_dir`` (docs/webhooks.md); the demo waits up to a minute at the end for
-    what is still pending.
+    through a durable outbox in ``out_dir`` (docs/webhooks.md); the demo waits up to ``drain_s`` (a minute) at
+    the end for what is still pending.
     """
     started = time.perf_counter()
     run_id = f"demo-seed{simulator.seed}"
@@ -160,9 +161,9 @@ def run_demo(
             for report in run_partitioned(job, count):
                 lines: list[str] = []
                 for scored in report.scored:
-                    sink.add_score(scored.score, scored.features)
+                    sink.add_score(scored.score)
                     lines.append(score_line(scored.score))
-                    if (features := features_line(scored.score, scored.features)) is not None:
+                    if (features := features_line(scored.score)) is not None:
                         lines.append(features)
                 for alert in report.alerts:
                     sink.add_alert(alert)
@@ -186,7 +187,7 @@ def run_demo(
     summary: dict[str, Any] = {"assets": rows, "windows": windows,
                                "wall_seconds": round(time.perf_counter() - started, 3)}
     if sender is not None:
-        summary["webhooks"] = _drain(sender)
+        summary["webhooks"] = _drain(sender, drain_s)
     if influx is not None:
         summary["influx_points"] = points
     if summary_json is not None:

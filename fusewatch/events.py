@@ -148,7 +148,8 @@ class MaintenanceLog(Event):
 class Score(Event):
     """The fused anomaly score of one asset window, with what drove it.
 
-    ``contributions`` sum to ``fused``; ``calibrated`` holds the present modalities' scores in [0, 1].
+    ``contributions`` sum to ``fused``; ``calibrated`` holds the present modalities' scores in [0, 1];
+    ``features`` the window's vibration features (empty without vibration), for dashboards.
     """
 
     asset_id: AssetId
@@ -164,6 +165,7 @@ class Score(Event):
     warmup: bool
     model_version: str
     run_id: str
+    features: dict[str, float] = {}
 
 
 class SimilarIncident(Event):
@@ -181,7 +183,8 @@ class SimilarIncident(Event):
 class Alert(Event):
     """A transition of an asset's alert state machine. ``alert_id`` is deterministic.
 
-    An ``opened`` alert carries the most similar past incidents (cross-modal retrieval, docs/models.md).
+    An ``opened`` alert carries the most similar past incidents (cross-modal retrieval, docs/models.md);
+    ``grafana_url`` links to the asset's dashboard around the alert when ``[alerts] grafana_url`` is set.
     """
 
     alert_id: str
@@ -196,6 +199,7 @@ class Alert(Event):
     opened_at: EventTime
     run_id: str
     similar_incidents: list[SimilarIncident] = []
+    grafana_url: str | None = None
 
 
 class DeadLetter(Event):

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import io
 from collections import deque
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.ndimage import uniform_filter
 from torch import nn
+
+from models.camera_options import ErrorKind, Normalization
 
 torch.set_num_threads(1)
 
@@ -63,8 +65,6 @@ def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
     return pooled
 
 
-Normalization = Literal["standardize", "gain"]
-ErrorKind = Literal["squared", "darker"]
 _GAIN_SCALE = 3.0  # relative brightness x 3: a normal cell's spread is then about 0.6
 _BASELINE_RATE = 0.05  # weight of each learned batch in the running mean error map
 _BASELINE_FLOOR = 0.1  # the error map is divided by baseline + 10 % of its mean (no blow-up where it is ~0)

@@ -25,16 +25,18 @@ Alert ids are deterministic (asset, opening window end, run id), so replays over
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fusewatch.events import Alert, Score
 from fusewatch.timeutil import NS_PER_S
 
 Severity = Literal["warning", "critical"]
+ASSET_DASHBOARD = "fusewatch-asset"  # the uid of the asset drill-down dashboard (connectors/grafana)
 
 
 class AlertPolicyConfig(BaseModel):
@@ -50,6 +52,17 @@ class AlertPolicyConfig(BaseModel):
     close_threshold: float = Field(0.25, ge=0, le=1, description="a window counts towards closing below this")
     close_windows: int = Field(60, ge=1, description="close after this many consecutive low windows")
     cooldown_s: float = Field(6 * 3600.0, ge=0, description="no new alert this long after a close")
+    grafana_url: str = Field("", description="Grafana's base URL: alerts then link to the asset's dashboard")
+    link_before_s: float = Field(24 * 3600.0, ge=0, description="the link's time range starts this long before"
+                                 " the opening")
+    link_after_s: float = Field(3600.0, ge=0, description="... and ends this long after the transition")
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _check_grafana_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. https://grafana.example.com")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> AlertPolicyConfig:
@@ -155,6 +168,23 @@ class AlertPolicy:
     def _escalating(self, state: _AssetAlertState) -> bool:
         return sum(value >= self.config.escalate_threshold for value in state.recent) >= self.config.escalate_k
 
+    def grafana_link(self, asset_id: str, opened_at_ns: int, ts_ns: int) -> str | None:
+        """The asset's Grafana dashboard (docs/grafana.md) around the alert, when ``grafana_url`` is set.
+
+        >>> policy = AlertPolicy(AlertPolicyConfig(grafana_url="https://grafana.example.com/"), run_id="live")
+        >>> policy.grafana_link("pump-01", 90_000_000_000_000, 90_000_000_000_000)
+        'https://grafana.example.com/d/fusewatch-asset/fusewatch-asset?var-asset=pump-01&var-run_id=live&from=3600000&to=93600000'
+        """
+        config = self.config
+        if not config.grafana_url:
+            return None
+        query = urllib.parse.urlencode({
+            "var-asset": asset_id, "var-run_id": self.run_id,
+            "from": max(0, (opened_at_ns - int(config.link_before_s * NS_PER_S)) // 1_000_000),
+            "to": (ts_ns + int(config.link_after_s * NS_PER_S)) // 1_000_000,
+        })
+        return f"{config.grafana_url}/d/{ASSET_DASHBOARD}/{ASSET_DASHBOARD}?{query}"
+
     def _new_alert(self, score: Score, transition: str, severity: Severity = "warning") -> Alert:
         digest = hashlib.sha1(f"{score.asset_id}|{score.window_end}|{self.run_id}".encode()).hexdigest()[:16]
         return Alert(
@@ -169,12 +199,13 @@ class AlertPolicy:
             top_features=score.top_features,
             opened_at=score.window_end,
             run_id=self.run_id,
+            grafana_url=self.grafana_link(score.asset_id, score.window_end, score.window_end),
         )
 
-    @staticmethod
     def _transition(
-        alert: Alert, transition: str, ts_ns: int, fused: float, severity: Severity | None = None
+        self, alert: Alert, transition: str, ts_ns: int, fused: float, severity: Severity | None = None
     ) -> Alert:
-        return alert.model_copy(
-            update={"transition": transition, "ts": ts_ns, "fused": fused, "severity": severity or alert.severity}
-        )
+        return alert.model_copy(update={
+            "transition": transition, "ts": ts_ns, "fused": fused, "severity": severity or alert.severity,
+            "grafana_url": self.grafana_link(alert.asset_id, alert.opened_at, ts_ns),
+        })

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from models.camera import ErrorKind, Normalization
+from models.camera_options import ErrorKind, Normalization
 
 FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"]
 LateName = Literal["fisher", "weighted", "noisy_or", "stacking"]

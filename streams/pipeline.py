@@ -63,7 +63,6 @@ class ScoredWindow:
     """
 
     score: Score
-    features: dict[str, float]
     fusion_input: dict[str, float] = field(default_factory=dict)
     early_shares: dict[str, float] = field(default_factory=dict)
     new_logs: tuple[tuple[int, str], ...] = ()
@@ -196,8 +195,9 @@ class Pipeline:
             warmup=warmup,
             model_version=self.model_version,
             run_id=self.run_id,
+            features=features,
         )
-        scored = ScoredWindow(score, features, fusion_input, early_shares, tuple(new_logs), tuple(sorted(words)))
+        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(sorted(words)))
         if not warmup:
             self._remember(models, window, scored)
         return scored

@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
-from fusewatch.events import Alert, Score
+from fusewatch.events import Alert, MaintenanceLog, Score
+from models.text import effective_kind
 
 SCORES = "fusewatch_score"
 FEATURES = "fusewatch_features"
 ALERTS = "fusewatch_alert"
+LOGS = "fusewatch_log"
+PIPELINE = "fusewatch_pipeline"
 
 
 def escape_tag(value: str) -> str:
@@ -78,11 +82,11 @@ def score_line(score: Score) -> str:
     return line(SCORES, _identity(score), fields, score.window_end)
 
 
-def features_line(score: Score, features: Mapping[str, float]) -> str | None:
+def features_line(score: Score) -> str | None:
     """The vibration features of the window (``None`` when it had none)."""
-    if not features:
+    if not score.features:
         return None
-    return line(FEATURES, _identity(score), {k: float(v) for k, v in features.items()}, score.window_end)
+    return line(FEATURES, _identity(score), {k: float(v) for k, v in score.features.items()}, score.window_end)
 
 
 def alert_line(alert: Alert) -> str:
@@ -95,3 +99,58 @@ def alert_line(alert: Alert) -> str:
     }
     tags = {"asset_id": alert.asset_id, "run_id": alert.run_id, "transition": alert.transition}
     return line(ALERTS, tags, fields, alert.ts)
+
+
+def log_line(entry: MaintenanceLog) -> str:
+    """A maintenance-log entry, for annotations: tags asset and kind (given or inferred), its text and author."""
+    fields: dict[str, float | int | bool | str] = {"text": entry.text}
+    if entry.author:
+        fields["author"] = entry.author
+    tags = {"asset_id": entry.asset_id, "kind": effective_kind(entry.text, entry.kind)}
+    return line(LOGS, tags, fields, entry.ts)
+
+
+@dataclass(frozen=True)
+class PipelineHealth:
+    """What the sink saw over one reporting interval (``interval_s`` of wall time ending at ``ts_ns``).
+
+    ``worker_lag``: input messages the workers' consumer group has not committed yet (-1 when unknown);
+    ``sink_lag``: output messages the sink has not committed yet; ``pending_webhooks``: deliveries due.
+    """
+
+    interval_s: float
+    scores: int
+    alerts: int
+    dead_letters: int
+    points: int
+    write_ms: float
+    worker_lag: int
+    sink_lag: int
+    pending_webhooks: int
+
+    @property
+    def scores_per_s(self) -> float:
+        return self.scores / self.interval_s if self.interval_s > 0 else 0.0
+
+
+def health_line(health: PipelineHealth, group: str, ts_ns: int) -> str:
+    """One ``fusewatch_pipeline`` point (tag ``group``: the sink's consumer group; wall-clock time).
+
+    >>> health = PipelineHealth(10.0, 120, 1, 0, 240, 3.5, 0, 7, 0)
+    >>> for part in health_line(health, "fusewatch-sink", 1_000).split(","):
+    ...     print(part)
+    fusewatch_pipeline
+    group=fusewatch-sink interval_s=10.0
+    scores=120i
+    alerts=1i
+    dead_letters=0i
+    points=240i
+    write_ms=3.5
+    worker_lag=0i
+    sink_lag=7i
+    pending_webhooks=0i
+    scores_per_s=12.0 1000
+    """
+    fields: dict[str, float | int | bool | str] = dict(asdict(health))
+    fields["scores_per_s"] = health.scores_per_s
+    return line(PIPELINE, {"group": group}, fields, ts_ns)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from connectors.kafka.settings import KafkaSettings
 from fusewatch.config import FusewatchConfig, load_config
-from fusewatch.errors import ConfigError
+from fusewatch.errors import ConfigError, FusewatchError
+
+if TYPE_CHECKING:
+    from connectors.influx.sinks import InfluxSink
+    from connectors.webhooks.delivery import Endpoint
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +56,49 @@ def kafka_settings(args: argparse.Namespace, config: FusewatchConfig) -> KafkaSe
     except ValidationError as exc:
         message = str(exc.errors(include_url=False)[0]["msg"]).removeprefix("Value error, ")
         raise ConfigError(f"--kafka: {message}") from None
+
+
+def add_influx_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--influx URL`` and the database/bucket, token and organisation options."""
+    parser.add_argument("--influx", metavar="URL", default=None,
+                        help=f"{what} to the InfluxDB at URL (v1 or v2 API, detected from /ping)")
+    parser.add_argument("--influx-db", metavar="NAME", default="fusewatch",
+                        help="database (v1, created if missing) or bucket (v2) (default: fusewatch)")
+    parser.add_argument("--influx-token", default=None, help="v2 API token (InfluxDB 2.x/3.x)")
+    parser.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
+
+
+def open_influx(args: argparse.Namespace) -> InfluxSink | None:
+    """The sink ``--influx`` names (``None`` without it); the server must answer now."""
+    if not args.influx:
+        return None
+    from connectors.influx.sinks import open_sink
+
+    return open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
+
+
+def add_webhook_options(parser: argparse.ArgumentParser) -> None:
+    """``--webhook URL`` (repeatable), ``--webhook-secret`` and ``--allow-private-webhooks``."""
+    parser.add_argument("--webhook", metavar="URL", action="append", default=[],
+                        help="deliver every alert transition to URL, signed (Standard Webhooks); repeatable; adds to"
+                        " the [[webhooks]] of the configuration")
+    parser.add_argument("--webhook-secret", default=None, help="the signing secret of --webhook (whsec_<base64>)")
+    parser.add_argument("--allow-private-webhooks", action="store_true",
+                        help="allow --webhook targets on loopback or private networks (e.g. a receiver on this host)")
+
+
+def webhook_endpoints(args: argparse.Namespace, config: FusewatchConfig) -> list[Endpoint]:
+    """The configuration's ``[[webhooks]]`` and the ``--webhook`` targets."""
+    endpoints = [hook.endpoint() for hook in config.webhooks]
+    if args.webhook:
+        if not args.webhook_secret:
+            raise FusewatchError("--webhook needs --webhook-secret (whsec_<base64>)")
+        from connectors.webhooks.delivery import Endpoint
+        from connectors.webhooks.signing import WebhookSecret
+
+        try:
+            secret = WebhookSecret.parse(args.webhook_secret)
+        except ValueError as exc:
+            raise FusewatchError(f"--webhook-secret: {exc}") from None
+        endpoints += [Endpoint(url, secret, allow_private=args.allow_private_webhooks) for url in args.webhook]
+    return endpoints

@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, config_of, positive_float, positive_int
+from fusewatch.commands.common import (
+    add_config_option,
+    add_influx_options,
+    add_webhook_options,
+    config_of,
+    open_influx,
+    positive_float,
+    positive_int,
+    webhook_endpoints,
+)
 from fusewatch.errors import FusewatchError
 
 
@@ -32,18 +41,8 @@ def register(commands: Any) -> None:
         "--workers", type=positive_int, default=None, help="worker processes, each owning a share of the assets"
         " (default: one per core, at most one per asset)"
     )
-    parser.add_argument("--influx", metavar="URL", default=None,
-                        help="also write scores, features and alerts to the InfluxDB at URL (v1 or v2 API, detected)")
-    parser.add_argument("--influx-db", metavar="NAME", default="fusewatch",
-                        help="database (v1, created if missing) or bucket (v2) (default: fusewatch)")
-    parser.add_argument("--influx-token", default=None, help="v2 API token (InfluxDB 2.x/3.x)")
-    parser.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
-    parser.add_argument("--webhook", metavar="URL", action="append", default=[],
-                        help="deliver every alert transition to URL, signed (Standard Webhooks); repeatable; adds to"
-                        " the [[webhooks]] of the configuration")
-    parser.add_argument("--webhook-secret", default=None, help="the signing secret of --webhook (whsec_<base64>)")
-    parser.add_argument("--allow-private-webhooks", action="store_true",
-                        help="allow --webhook targets on loopback or private networks (e.g. a receiver on this host)")
+    add_influx_options(parser, "also write scores, features and alerts")
+    add_webhook_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.set_defaults(run=run)
 
@@ -58,23 +57,8 @@ def run(args: argparse.Namespace) -> int:
         simulator = SimulatorConfig(assets=args.assets, days=args.days, seed=args.seed)
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
-    endpoints = [hook.endpoint() for hook in config.webhooks]
-    if args.webhook:
-        if not args.webhook_secret:
-            raise FusewatchError("--webhook needs --webhook-secret (whsec_<base64>)")
-        from connectors.webhooks.delivery import Endpoint
-        from connectors.webhooks.signing import WebhookSecret
-
-        try:
-            secret = WebhookSecret.parse(args.webhook_secret)
-        except ValueError as exc:
-            raise FusewatchError(f"--webhook-secret: {exc}") from None
-        endpoints += [Endpoint(url, secret, allow_private=args.allow_private_webhooks) for url in args.webhook]
-    influx = None
-    if args.influx:
-        from connectors.influx.sinks import open_sink
-
-        influx = open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
+    endpoints = webhook_endpoints(args, config)
+    influx = open_influx(args)
     try:
         outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers,
                            progress=not args.no_progress, influx=influx, webhooks=endpoints)

@@ -34,7 +34,8 @@ from tqdm import tqdm
 
 from connectors.datasets.elpv import ElpvCell, load_elpv
 from fusewatch.scenarios.summary import ScenarioSummary
-from models.camera import CameraDetector, ErrorKind, Normalization
+from models.camera import CameraDetector
+from models.camera_options import ErrorKind, Normalization
 from models.metrics import pr_auc, roc_auc
 
 HEATMAP_PLOT = "elpv_heatmaps.png"

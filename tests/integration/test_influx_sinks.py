@@ -33,7 +33,7 @@ def _scored_plant() -> tuple[list[str], int]:
         runner.pump()
     runner.finish()
     lines = [score_line(s.score) for s in output.scored]
-    lines += [line for s in output.scored if (line := features_line(s.score, s.features))]
+    lines += [line for s in output.scored if (line := features_line(s.score))]
     lines += [alert_line(a) for a in output.alerts]
     return lines, len(output.scored)
 

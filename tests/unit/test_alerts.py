@@ -95,3 +95,24 @@ def test_inconsistent_config_is_refused() -> None:
         AlertPolicyConfig(open_k=11, open_n=10)
     with pytest.raises(ValueError, match="close_threshold"):
         AlertPolicyConfig(close_threshold=0.999, open_threshold=0.99)
+
+
+def test_every_transition_links_to_the_asset_dashboard_around_the_alert() -> None:
+    import urllib.parse
+
+    config = CONFIG.model_copy(update={"grafana_url": "https://grafana.example.com", "link_before_s": 60.0,
+                                       "link_after_s": 600.0})
+    policy = AlertPolicy(config, run_id="test")
+    events = run(policy, [0.995] * 3 + [0.5] * 3)
+    assert transitions(events) == [(2, "opened"), (5, "closed")]
+    for minute, alert in events:
+        assert alert.grafana_url is not None
+        url = urllib.parse.urlsplit(alert.grafana_url)
+        assert (url.netloc, url.path) == ("grafana.example.com", "/d/fusewatch-asset/fusewatch-asset")
+        query = dict(urllib.parse.parse_qsl(url.query))
+        assert (query["var-asset"], query["var-run_id"]) == ("pump-01", "test")
+        assert int(query["from"]) == (alert.opened_at - NS_PER_MIN) // 1_000_000  # a minute before the opening
+        assert int(query["to"]) == ((minute + 1) * NS_PER_MIN + 10 * NS_PER_MIN) // 1_000_000  # 10 min after
+    assert AlertPolicy(CONFIG).grafana_link("pump-01", 0, 0) is None  # no Grafana configured: no link
+    with pytest.raises(ValueError, match="http"):
+        AlertPolicyConfig(grafana_url="grafana.example.com")

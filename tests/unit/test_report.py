@@ -30,7 +30,8 @@ def add_asset(sink: SqliteSink, asset: str, fused: np.ndarray, *, skip: range = 
             calibrated={m: value for m in mods}, raw={m: value for m in mods},
             contributions={m: value / len(mods) for m in mods}, present={m: m in mods for m in MODALITIES},
             leading="vibration", top_features=[("vib_rms", value)], warmup=i < 30, model_version="v1", run_id=run,
-        ), {"vib_rms": value})  # fmt: skip
+            features={"vib_rms": value},
+        ))  # fmt: skip
 
 
 def add_alert(sink: SqliteSink, asset: str, transition: str, minute: int, fused: float) -> None:

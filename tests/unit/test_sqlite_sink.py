@@ -39,6 +39,11 @@ def score(
     )  # fmt: skip
 
 
+def with_features(score: Score, features: Any) -> Score:
+    """The score with these feature values (unvalidated: the sink must cope with numpy scalars and NaN)."""
+    return score.model_copy(update={"features": features})
+
+
 def alert(
     transition: str = "opened", *, asset: str = "pump-1", minute: int = 5, fused: float = 0.9, run: str = "run-1"
 ) -> Alert:
@@ -116,8 +121,8 @@ def test_scores_round_trip_sorted_with_nan_for_absent_modalities(db_path: Path) 
 
 def test_a_second_write_of_the_same_score_replaces_it(db_path: Path) -> None:
     with SqliteSink(db_path) as sink:
-        sink.add_score(score(fused=0.25), {"rms": 1.0})
-        sink.add_score(score(fused=0.5), {"rms": 2.0})  # same key in the same buffer
+        sink.add_score(with_features(score(fused=0.25), {"rms": 1.0}))
+        sink.add_score(with_features(score(fused=0.5), {"rms": 2.0}))  # same key in the same buffer
         sink.flush()
         sink.add_score(score(fused=0.75))  # and across flushes, now without features
         assert sink.count("scores") == 1
@@ -130,12 +135,12 @@ def test_a_second_write_of_the_same_score_replaces_it(db_path: Path) -> None:
 
 def test_features_are_readable_columns_and_long_rows(db_path: Path) -> None:
     with SqliteSink(db_path) as sink:
-        sink.add_score(score(minute=1), {"vib.rms": 0.5, "Kurtosis": 3.0})
+        sink.add_score(with_features(score(minute=1), {"vib.rms": 0.5, "Kurtosis": 3.0}))
         sink.add_score(score(minute=2))  # no features
         numpy_values: dict[str, Any] = {"kurtosis": np.float32(4.0), "vib.rms": np.float64("nan")}
-        sink.add_score(score(minute=3), numpy_values)  # a new name; numpy scalars; NaN stored as NULL
+        sink.add_score(with_features(score(minute=3), numpy_values))  # a new name; numpy scalars; NaN stored as NULL
     with SqliteSink(db_path) as sink:
-        sink.add_score(score(minute=4), {"KURTOSIS": 9.0, "kurtosis": 5.0})  # reopened: mapping reloaded
+        sink.add_score(with_features(score(minute=4), {"KURTOSIS": 9.0, "kurtosis": 5.0}))  # reopened: mapping reloaded
         assert sink.count("features") == 3
     conn = other_connection(db_path)
     mapping = conn.execute("SELECT name, column_name FROM feature_columns ORDER BY position").fetchall()
@@ -185,7 +190,7 @@ def test_flush_is_one_transaction(db_path: Path) -> None:
     sink = SqliteSink(db_path)
     reader = other_connection(db_path)
     for minute in range(1, 101):
-        sink.add_score(score(minute=minute), {"rms": float(minute)})
+        sink.add_score(with_features(score(minute=minute), {"rms": float(minute)}))
     sink.add_alert(alert())
     sink.add_ground_truth([truth()])
     assert reader.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 0  # buffered, not written
@@ -245,6 +250,6 @@ def test_auto_flush_bounds_the_buffer(db_path: Path) -> None:
 def test_odd_feature_values_are_coerced_not_fatal(db_path: Path) -> None:
     odd: dict[str, Any] = {"a": Decimal("1.5"), "b": np.int64(7), "c": object(), "d": True}
     with SqliteSink(db_path) as sink:
-        sink.add_score(score(), odd)
+        sink.add_score(with_features(score(), odd))
     row = other_connection(db_path).execute("SELECT f_a, f_b, f_c, f_d FROM scores").fetchone()
     assert row == (1.5, 7.0, None, 1.0)

@@ -1,0 +1,263 @@
+"""`fusewatch sink` on the real broker and the real InfluxDB: one point per window, replays overwrite, an outage
+loses nothing and commits nothing unwritten, bad messages become dead letters, alerts reach webhooks once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from standardwebhooks import Webhook
+
+from connectors.kafka.consumer import read_topics
+from connectors.kafka.settings import KafkaSettings
+from connectors.simulator import PlantSimulator
+from connectors.webhooks.signing import WebhookSecret
+from fusewatch.events import Alert, Score
+from fusewatch.timeutil import NS_PER_MIN, format_time, parse_time
+from tests.integration.conftest import InfluxV1
+from tests.integration.sinks import PrivateInfluxDB, SinkProcess, committed
+from tests.integration.test_worker import cli, plant
+from tests.integration.workers import WorkerProcess, scores_in_topic, wait_until, window_key
+from tests.loopback import QuietHandler, serving
+
+pytestmark = pytest.mark.integration
+
+
+def fused_points(influx: InfluxV1) -> dict[str, set[int]]:
+    """Window ends of the fused-score points, per asset."""
+    result = influx.query("SELECT fused, asset_id FROM fusewatch_score")[0]
+    points: dict[str, set[int]] = {}
+    for end, _, asset in result.get("series", [{"values": []}])[0]["values"]:
+        points.setdefault(asset, set()).add(end)
+    return points
+
+
+def point_count(influx: InfluxV1, measurement: str, field: str) -> int:
+    result = influx.query(f"SELECT count({field}) FROM {measurement}")[0]
+    return int(result["series"][0]["values"][0][1]) if "series" in result else 0
+
+
+def windows_in_topic(kafka: KafkaSettings) -> dict[str, set[int]]:
+    windows: dict[str, set[int]] = {}
+    for score in scores_in_topic(kafka):
+        asset, end = window_key(score)
+        windows.setdefault(asset, set()).add(end)
+    return windows
+
+
+def simulate(kafka: KafkaSettings, simulated: PlantSimulator, registry: Path, speed: str = "max") -> None:
+    config = simulated.config
+    sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", str(config.assets), "--days",
+               str(config.days), "--seed", str(config.seed), "--start", format_time(config.start_ns), "--speed", speed,
+               "--assets-file", str(registry), "--no-progress")
+    assert sent.returncode == 0, sent.stderr
+
+
+def test_worker_then_sink_write_one_point_per_window_and_a_replay_changes_nothing(
+    kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
+) -> None:
+    simulated = plant(assets=2, days=0.25)
+    registry = tmp_path / "assets.json"
+    simulate(kafka, simulated, registry)
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "worker")
+    try:
+        wait_until(lambda: sum(map(len, windows_in_topic(kafka).values())) >= 2 * 360 - 4, 180, "windows scored",
+                   worker)
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    scored = windows_in_topic(kafka)
+    group = kafka.topic_prefix + "sink"
+    first = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, group, "--stop-when-idle", "5",
+                        "--worker-group", kafka.topic_prefix + "live", "--health-interval", "1", name="sink-1")
+    stats = first.wait(120)
+    assert fused_points(influxdb) == scored  # every window of the topic, once
+    windows = sum(map(len, scored.values()))
+    assert point_count(influxdb, "fusewatch_score", "fused") == windows
+    assert point_count(influxdb, "fusewatch_features", "kurtosis") == windows
+    logs = sum(1 for record in read_topics(kafka, [kafka.topics().maintenance_logs]))
+    assert logs > 0 and point_count(influxdb, "fusewatch_log", "text") == logs
+    alerts = {(a["asset_id"], a["transition"], a["ts"]) for r in read_topics(kafka, [kafka.topics().alerts])
+              if (a := json.loads(r.value))}
+    assert point_count(influxdb, "fusewatch_alert", "fused") == len(alerts)
+    health = influxdb.query("SELECT scores, worker_lag, sink_lag FROM fusewatch_pipeline")[0]["series"][0]
+    assert sum(row[1] for row in health["values"]) == stats["messages"][kafka.topics().scores] == windows
+    worker_lag, sink_lag = health["values"][-1][2:]
+    assert worker_lag >= 0 and sink_lag == 0  # both known; the sink drained
+
+    # the same range replayed: a second worker group scores the inputs again, the sink writes every score again
+    (tmp_path / "replay").mkdir()
+    replay = WorkerProcess(kafka, tmp_path / "replay", kafka.topic_prefix + "replay", registry, "replay")
+    try:
+        wait_until(lambda: len(scores_in_topic(kafka)) >= 2 * windows, 180, "replayed windows scored", replay)
+    finally:
+        assert replay.stop() == 0, replay.tail()
+    again = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, group, "--stop-when-idle", "5",
+                        name="sink-2").wait(120)
+    assert again["messages"][kafka.topics().scores] >= windows  # written again ...
+    assert fused_points(influxdb) == scored  # ... onto the same points
+    assert point_count(influxdb, "fusewatch_score", "fused") == windows
+    assert point_count(influxdb, "fusewatch_log", "text") == logs
+    assert point_count(influxdb, "fusewatch_alert", "fused") == len(alerts)
+
+
+def test_influxdb_down_60_s_mid_run_loses_nothing_and_commits_nothing_unwritten(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    influx = PrivateInfluxDB(tmp_path / "influxdb")
+    influx.start()
+    database = InfluxV1(influx.url, "fusewatch")
+    database.query('CREATE DATABASE "fusewatch"', database="")
+    simulated = plant(assets=3, days=0.1)
+    registry = tmp_path / "assets.json"
+    simulated.asset_registry().save(registry)
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "worker")
+    group = kafka.topic_prefix + "sink"
+    scores_topic = kafka.topics().scores
+    sink = SinkProcess(kafka, tmp_path, influx.url, "fusewatch", group, "--batch", "50", "--health-interval", "2",
+                       "--worker-group", kafka.topic_prefix + "live")
+    simulator = None
+    simulate_log = open(tmp_path / "simulate.log", "wb")  # noqa: SIM115  # closed in the finally clause
+    try:
+        env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
+        simulator = subprocess.Popen(  # 0.1 day at 100x plant speed: 86 s of wall time
+            [sys.executable, "-m", "fusewatch.cli", "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "3",
+             "--days", "0.1", "--seed", str(simulated.config.seed), "--start", format_time(simulated.config.start_ns),
+             "--speed", "100", "--no-progress"], env=env, stdout=simulate_log, stderr=subprocess.STDOUT)
+        wait_until(lambda: point_count(database, "fusewatch_score", "fused") >= 60, 90, "the first points", worker)
+        before = point_count(database, "fusewatch_score", "fused")
+        rss_before = sink.rss_bytes()
+        influx.stop()
+        stopped = time.monotonic()
+        time.sleep(5)  # a write that was already done when the server stopped may still commit
+        frozen = committed(kafka, group, scores_topic)
+        rss_peak = 0
+        while time.monotonic() - stopped < 60:
+            assert committed(kafka, group, scores_topic) == frozen, "an offset was committed while InfluxDB was down"
+            rss_peak = max(rss_peak, sink.rss_bytes())
+            time.sleep(2)
+        backlog = windows_behind(kafka, frozen)
+        influx.start()
+        restarted = time.monotonic()
+        stored = fused_points(database)
+        below = scores_below(kafka, frozen)
+        missing = [key for key in below if key[1] not in stored.get(key[0], set())]
+        assert not missing, f"committed past {len(missing)} unwritten points, e.g. {missing[:3]}"
+        assert simulator.wait(timeout=180) == 0, (tmp_path / "simulate.log").read_text()
+        wait_until(lambda: sum(map(len, windows_in_topic(kafka).values())) >= 3 * 144 - 6, 120,
+                   "every window scored", worker)
+
+        wait_until(lambda: committed(kafka, group, scores_topic) == end_offsets(kafka), 120, "the sink caught up")
+        drain_s = time.monotonic() - restarted
+        expected = windows_in_topic(kafka)
+        written = fused_points(database)
+        stats = sink.stop()
+    finally:
+        if simulator is not None and simulator.poll() is None:
+            simulator.kill()
+        simulate_log.close()
+        worker.stop()
+        influx.stop()
+    n_expected, n_written = sum(map(len, expected.values())), sum(map(len, written.values()))
+    print(f"\noutage 60 s: points before {before}, backlog at restart {backlog} windows; expected {n_expected},"
+          f" written {n_written}; drain {drain_s:.1f} s after restart; sink RSS {rss_before / 2**20:.1f} MiB before,"
+          f" peak {rss_peak / 2**20:.1f} MiB during; {json.dumps(stats)}")
+    assert written == expected and n_written == n_expected
+    assert backlog > 50, "the outage should leave a backlog larger than one batch"
+    assert stats["outages"] >= 1 and stats["outage_s"] >= 55
+    assert stats["max_batch"] <= 50
+    assert rss_peak - rss_before < 16 * 2**20, "memory grew during the outage"
+
+
+def end_offsets(kafka: KafkaSettings) -> dict[int, int]:
+    """The end offset of every non-empty partition of the scores topic."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka.servers())
+    try:
+        partitions = [TopicPartition(kafka.topics().scores, n) for n in range(kafka.partitions)]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items() if offset > 0}
+    finally:
+        consumer.close()
+
+
+def scores_below(kafka: KafkaSettings, offsets: dict[int, int]) -> set[tuple[str, int]]:
+    """(asset, window end) of the score messages below ``offsets`` (what the sink has committed)."""
+    return {window_key(json.loads(record.value)) for record in read_topics(kafka, [kafka.topics().scores])
+            if record.offset < offsets.get(record.partition, 0)}
+
+
+def windows_behind(kafka: KafkaSettings, offsets: dict[int, int]) -> int:
+    ends = end_offsets(kafka)
+    return sum(end - offsets.get(partition, 0) for partition, end in ends.items())
+
+
+# ------------------------------------------------------------------ bad messages and webhooks
+
+RECEIVED: list[tuple[dict[str, str], bytes]] = []
+
+
+class Receiver(QuietHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        RECEIVED.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+
+def score(asset: str, minute: int) -> Score:
+    end = parse_time("2026-11-30T00:00:00Z") + minute * NS_PER_MIN
+    return Score(asset_id=asset, window_start=end - NS_PER_MIN, window_end=end, fused=0.5,
+                 calibrated={"vibration": 0.5}, raw={"vibration": 1.0}, contributions={"vibration": 0.5},
+                 present={"vibration": True, "camera": False, "logs": False}, leading="vibration",
+                 top_features=[("kurtosis", 2.0)], warmup=False, model_version="v", run_id="live",
+                 features={"kurtosis": 3.0})
+
+
+def alert(asset: str, minute: int, transition: str) -> Alert:
+    end = parse_time("2026-11-30T00:00:00Z") + minute * NS_PER_MIN
+    return Alert(alert_id=f"{asset}-1", asset_id=asset, ts=end, transition=transition,  # type: ignore[arg-type]
+                 severity="warning", fused=0.9, contributions={"vibration": 0.9}, leading="vibration",
+                 top_features=[("kurtosis", 2.0)], opened_at=end, run_id="live")
+
+
+def test_bad_messages_are_dead_letters_and_alerts_reach_the_webhook_once(
+    kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
+) -> None:
+    topics = kafka.topics()
+    seed_ts = alert("pump-1", 1, "opened").ts  # the same shard as the alerts: `severity` is a float there now
+    influxdb.write(f"fusewatch_alert,asset_id=seed,run_id=x,transition=opened severity=1.0 {seed_ts}")
+    producer = KafkaProducer(bootstrap_servers=kafka.servers(), acks="all")
+    good = [score("pump-1", minute) for minute in range(1, 11)]
+    for message in good:
+        producer.send(topics.scores, key=b"pump-1", value=message.model_dump_json().encode())
+    producer.send(topics.scores, key=b"pump-1", value=b'{"asset_id": "pump-1", "fused": "high"}')
+    producer.send(topics.scores, key=b"pump-1", value=b"\xff not json")
+    transitions = [alert("pump-1", 3, "opened"), alert("pump-1", 9, "closed")]
+    for _ in range(2):  # the same transitions twice, as after a replay
+        for transition in transitions:
+            producer.send(topics.alerts, key=b"pump-1", value=transition.model_dump_json().encode())
+    producer.flush()
+    producer.close()
+    secret = WebhookSecret.generate()
+    RECEIVED.clear()
+    with serving(Receiver) as port:
+        sink = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, kafka.topic_prefix + "sink",
+                           "--stop-when-idle", "5", "--webhook", f"http://127.0.0.1:{port}/hook", "--webhook-secret",
+                           str(secret), "--allow-private-webhooks")
+        stats = sink.wait(120)
+        wait_until(lambda: len(RECEIVED) >= 2, 30, "two deliveries")
+        time.sleep(1)
+    assert point_count(influxdb, "fusewatch_score", "fused") == 10
+    letters = [json.loads(r.value) for r in read_topics(kafka, [topics.dead_letter])]
+    reasons = sorted(letter["error"].split(":")[0] for letter in letters)
+    assert reasons == ["invalid"] * 2 + ["refused by InfluxDB"] * 4, letters  # every alert message is refused
+    assert all(letter["source_topic"] in (topics.scores, topics.alerts) for letter in letters)
+    assert stats["dead_letters_sent"] == 6
+    delivered = sorted((json.loads(body)["transition"], headers["webhook-id"]) for headers, body in RECEIVED)
+    assert [transition for transition, _ in delivered] == ["closed", "opened"]  # each once, despite the repeat
+    for headers, body in RECEIVED:
+        Webhook(str(secret)).verify(body, headers)
