@@ -27,8 +27,10 @@ Commands:
   worker    run one stream-processing worker on Kafka (several share the partitions)
   sink      write the workers' scores and alerts to InfluxDB and deliver alert webhooks
   scores    follow the scores topic (`scores tail`)
+  alerts    acknowledge an asset's alert, or declare a maintenance window (`alerts ack|maintenance`)
   evaluate  evaluate the models on simulated or real data (mfpt, elpv, nestor, semi-real): a row per method
   config    print the effective configuration (defaults, file and environment) as TOML
+  grafana   export the Grafana dashboards as JSON, or push them with the data source to a running Grafana
 
 Run `fusewatch COMMAND --help` for a command's options.
 """
@@ -36,7 +38,7 @@ Run `fusewatch COMMAND --help` for a command's options.
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from fusewatch.commands import config, demo, evaluate, scores, simulate, sink, topics, worker
+    from fusewatch.commands import alerts, config, demo, evaluate, grafana, scores, simulate, sink, topics, worker
 
     parser = argparse.ArgumentParser(
         prog="fusewatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, worker, sink, scores, evaluate, config):
+    for command in (demo, topics, simulate, worker, sink, scores, alerts, evaluate, config, grafana):
         command.register(commands)
     return parser
 

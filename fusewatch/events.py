@@ -32,6 +32,7 @@ from pydantic import (
     PlainSerializer,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from fusewatch.errors import InvalidEventError
@@ -40,6 +41,7 @@ from fusewatch.timeutil import format_time, parse_time
 Modality = Literal["vibration", "camera", "logs"]
 MODALITIES: tuple[Modality, ...] = ("vibration", "camera", "logs")
 LogKind = Literal["inspection", "symptom", "repair", "failure", "note"]
+LogAction = Literal["acknowledge", "maintenance"]
 
 MAX_ID_LENGTH = 128
 MAX_SAMPLES = 10_000_000
@@ -129,13 +131,20 @@ class CameraFrame(Event):
 
 
 class MaintenanceLog(Event):
-    """A free-text entry written by a technician; ``kind`` is optional and may be inferred."""
+    """A free-text entry written by a technician; ``kind`` is optional and may be inferred.
+
+    An entry with an ``action`` is an operator's instruction to the alert policy rather than an observation of
+    the machine (the models do not read it): ``acknowledge`` acknowledges the asset's open alert at ``ts``;
+    ``maintenance`` declares planned work from ``ts`` to ``until``, during which no alert opens.
+    """
 
     asset_id: AssetId
     ts: EventTime
     text: Annotated[str, Field(min_length=1, max_length=MAX_LOG_TEXT)]
     author: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
     kind: LogKind | None = None
+    action: LogAction | None = None
+    until: EventTime | None = None
 
     @field_validator("text")
     @classmethod
@@ -143,6 +152,14 @@ class MaintenanceLog(Event):
         if not value.strip():
             raise ValueError("is blank")
         return value
+
+    @model_validator(mode="after")
+    def _check_action(self) -> MaintenanceLog:
+        if (self.action == "maintenance") != (self.until is not None):
+            raise ValueError("until is given with action 'maintenance', and only then")
+        if self.until is not None and self.until <= self.ts:
+            raise ValueError("until must be after ts")
+        return self
 
 
 class Score(Event):

@@ -107,7 +107,9 @@ class AlertPolicy:
 
     def add_maintenance_window(self, asset_id: str, start_ns: int, end_ns: int) -> None:
         """Suppress new alerts for ``asset_id`` between ``start_ns`` and ``end_ns`` (planned work)."""
-        self._state(asset_id).maintenance.append((start_ns, end_ns))
+        windows = self._state(asset_id).maintenance
+        if (start_ns, end_ns) not in windows:  # a replayed instruction adds nothing
+            windows.append((start_ns, end_ns))
 
     def acknowledge(self, asset_id: str, ts_ns: int) -> Alert | None:
         """Record an operator's acknowledgement of the open alert; returns the transition or None."""
@@ -136,6 +138,8 @@ class AlertPolicy:
             return []
         state.recent.append(score.fused)
         ts = score.window_end
+        if state.maintenance and min(end for _, end in state.maintenance) <= ts:
+            state.maintenance = [window for window in state.maintenance if window[1] > ts]  # past windows go
         if state.open_alert is not None:
             return self._update_open(state, score)
         if sum(value >= config.open_threshold for value in state.recent) < config.open_k or ts < state.cooldown_until:

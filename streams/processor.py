@@ -23,7 +23,7 @@ import numpy as np
 from fusewatch.codec import decode, decode_pixels
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import InvalidEventError
-from fusewatch.events import Alert, CameraFrame, DeadLetter, SimilarIncident
+from fusewatch.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
 from fusewatch.timeutil import format_time
 from fusewatch.topics import Topics
 from models.text import effective_kind
@@ -90,10 +90,25 @@ class StreamProcessor:
         except InvalidEventError as exc:
             self.dead_letter(raw, topic, partition, offset, now_ns, f"invalid: {exc}")
             return
+        if isinstance(event, MaintenanceLog) and event.action is not None:
+            self._operator_action(event)
+            return
         result = self.aligner.add(event, pixels, now_ns)
         if result.outcome == "late":
             self.dead_letter(raw, topic, partition, offset, now_ns, "late")
         self._score(result.windows)
+
+    def _operator_action(self, entry: MaintenanceLog) -> None:
+        """An operator's instruction to the alert policy (not a log entry the models read)."""
+        if entry.action == "maintenance" and entry.until is not None:
+            self.alerts.add_maintenance_window(entry.asset_id, entry.ts, entry.until)
+            log.info("maintenance window for %s from %s to %s", entry.asset_id, format_time(entry.ts),
+                     format_time(entry.until))
+        elif entry.action == "acknowledge":
+            acknowledged = self.alerts.acknowledge(entry.asset_id, entry.ts)
+            if acknowledged is not None:
+                self.stats.alerts += 1
+                self.output.alert(acknowledged)
 
     def tick(self, now_ns: int) -> None:
         """Close windows of idle assets (call regularly with the runner's clock)."""

@@ -102,11 +102,12 @@ def alert_line(alert: Alert) -> str:
 
 
 def log_line(entry: MaintenanceLog) -> str:
-    """A maintenance-log entry, for annotations: tags asset and kind (given or inferred), its text and author."""
+    """A maintenance-log entry, for annotations: tags asset and kind (the operator's action, or the kind given
+    or inferred), its text and author."""
     fields: dict[str, float | int | bool | str] = {"text": entry.text}
     if entry.author:
         fields["author"] = entry.author
-    tags = {"asset_id": entry.asset_id, "kind": effective_kind(entry.text, entry.kind)}
+    tags = {"asset_id": entry.asset_id, "kind": entry.action or effective_kind(entry.text, entry.kind)}
     return line(LOGS, tags, fields, entry.ts)
 
 

@@ -261,3 +261,21 @@ def test_bad_messages_are_dead_letters_and_alerts_reach_the_webhook_once(
     assert [transition for transition, _ in delivered] == ["closed", "opened"]  # each once, despite the repeat
     for headers, body in RECEIVED:
         Webhook(str(secret)).verify(body, headers)
+
+
+def test_operator_instructions_travel_with_the_log_and_are_stored_as_entries(
+    kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
+) -> None:
+    ack = cli(kafka, "alerts", "ack", "pump-1", "--kafka", kafka.bootstrap_servers, "--by", "ana", "--at",
+              "2026-11-30T10:00:00Z")
+    window = cli(kafka, "alerts", "maintenance", "pump-1", "--kafka", kafka.bootstrap_servers, "--by", "ben",
+                 "--from", "2026-11-30T11:00:00Z", "--to", "2026-11-30T13:00:00Z", "--note", "bearing swap")
+    assert ack.returncode == 0 and window.returncode == 0, ack.stderr + window.stderr
+    assert "acknowledge at 2026-11-30T10:00:00Z" in ack.stdout
+    records = list(read_topics(kafka, [kafka.topics().maintenance_logs]))
+    assert [r.key for r in records] == [b"pump-1", b"pump-1"]  # the asset's partition, in order with its data
+    SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, kafka.topic_prefix + "sink",
+                "--stop-when-idle", "3").wait(60)
+    rows = influxdb.query('SELECT "text", "kind", "author" FROM fusewatch_log')[0]["series"][0]["values"]
+    assert [row[2:] for row in rows] == [["acknowledge", "ana"], ["maintenance", "ben"]]
+    assert rows[1][1].endswith(": bearing swap") and rows[1][0] == parse_time("2026-11-30T11:00:00Z")

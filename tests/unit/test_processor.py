@@ -89,3 +89,35 @@ def test_duplicates_do_not_change_scores() -> None:
     assert processor.aligner.stats.duplicates == len(good)
     assert not processor.stats.dead_letters
     assert [s.score.fused for s in output.scored] == [s.score.fused for s in clean.scored]
+
+
+def test_operator_instructions_reach_the_alert_policy_and_not_the_models() -> None:
+    from fusewatch.events import Score
+
+    output = CollectingOutput()
+    processor = StreamProcessor(FusewatchConfig(), output, run_id="test")
+
+    def high(minute: int, asset: str) -> Score:
+        end = minute * NS_PER_MIN
+        return Score(asset_id=asset, window_start=end - NS_PER_MIN, window_end=end, fused=0.9, calibrated={},
+                     raw={}, contributions={"vibration": 0.9}, present={"vibration": True}, leading="vibration",
+                     top_features=[], warmup=False, model_version="v", run_id="test")
+
+    def instruct(offset: int, **fields: object) -> None:
+        entry = MaintenanceLog(asset_id=str(fields.pop("asset")), text="operator", **fields)  # type: ignore[arg-type]
+        processor.handle(encode(entry), TOPICS.maintenance_logs, 0, offset, now_ns=0)
+
+    opened = [a for minute in range(1, 4) for a in processor.alerts.update(high(minute, "pump-01"))]
+    assert [a.transition for a in opened] == ["opened"]
+    instruct(0, asset="pump-01", ts=4 * NS_PER_MIN, action="acknowledge")
+    instruct(1, asset="pump-01", ts=5 * NS_PER_MIN, action="acknowledge")  # again: nothing new
+    assert [(a.transition, a.alert_id) for a in output.alerts] == [("acknowledged", opened[0].alert_id)]
+    later = [a.transition for minute in range(4, 9) for a in processor.alerts.update(high(minute, "pump-01"))]
+    assert later == []  # acknowledged: no escalation
+
+    instruct(2, asset="motor-02", ts=0, action="maintenance", until=60 * NS_PER_MIN)
+    during = [a.transition for minute in range(1, 10) for a in processor.alerts.update(high(minute, "motor-02"))]
+    assert during == ["suppressed"]
+    after = [a.transition for minute in range(60, 63) for a in processor.alerts.update(high(minute, "motor-02"))]
+    assert after == ["opened"]
+    assert processor.aligner.stats.accepted == 0  # instructions are never aligned nor scored

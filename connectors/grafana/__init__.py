@@ -1,0 +1,1 @@
+"""Grafana: the dashboards generated as code (``dashboards``) and their provisioning over the HTTP API (``push``)."""
