@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from connectors.influx.points import alert_line, features_line, score_line
+from connectors.influx.points import alert_line, features_line, log_line, score_line
 from connectors.influx.sinks import InfluxSink
 from connectors.report import write_report
 from connectors.simulator import PlantSimulator, SimulatorConfig
@@ -30,6 +30,7 @@ from fusewatch.assets import AssetRegistry
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import SinkUnavailableError
+from fusewatch.events import MaintenanceLog
 from fusewatch.topics import Topics
 from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 from streams.evaluation import summarize_run
@@ -71,6 +72,8 @@ def simulate_and_score(
     for steps, step in enumerate(plant.steps(share), start=1):
         for event in step:
             runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)
+            if isinstance(event, MaintenanceLog):
+                output.logs.append(event)
         runner.pump()
         if steps % report_every == 0:
             reporter.send(steps, output)
@@ -165,6 +168,7 @@ def run_demo(
                     lines.append(score_line(scored.score))
                     if (features := features_line(scored.score)) is not None:
                         lines.append(features)
+                lines += [log_line(entry) for entry in report.logs]
                 for alert in report.alerts:
                     sink.add_alert(alert)
                     lines.append(alert_line(alert))

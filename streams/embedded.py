@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from fusewatch.events import Alert, DeadLetter
+from fusewatch.events import Alert, DeadLetter, MaintenanceLog
 from streams.bus import InProcessBus
 from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
@@ -55,11 +55,15 @@ class EmbeddedRunner:
 
 @dataclass
 class CollectingOutput:
-    """An output that keeps results until they are taken (to ship them to another process)."""
+    """An output that keeps results until they are taken (to ship them to another process).
+
+    ``logs``: maintenance-log entries the job fed in, when its parent stores them too (InfluxDB annotations).
+    """
 
     scored: list[ScoredWindow] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    logs: list[MaintenanceLog] = field(default_factory=list)
 
     def score(self, scored: ScoredWindow) -> None:
         self.scored.append(scored)
@@ -87,6 +91,7 @@ class WorkerReport:
     alerts: list[Alert]
     letters: list[DeadLetter]
     final: dict[str, Any] | None = None
+    logs: list[MaintenanceLog] = field(default_factory=list)
 
 
 class Reporter:
@@ -99,7 +104,8 @@ class Reporter:
     def send(self, progress: int, output: CollectingOutput, final: dict[str, Any] | None = None) -> None:
         """Ship what ``output`` collected; stop this worker if the parent is gone (nobody would read it)."""
         scored, alerts, letters = output.take()
-        report = WorkerReport(self.worker, progress, scored, alerts, letters, final)
+        logs, output.logs = output.logs, []
+        report = WorkerReport(self.worker, progress, scored, alerts, letters, final, logs)
         parent = mp.parent_process()
         while True:
             if parent is not None and not parent.is_alive():

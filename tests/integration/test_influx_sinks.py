@@ -15,6 +15,7 @@ from connectors.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import SinkRejectedError, SinkUnavailableError
+from fusewatch.events import MaintenanceLog
 from fusewatch.topics import Topics
 from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.processor import StreamProcessor
@@ -74,13 +75,18 @@ def test_the_api_is_detected_from_ping(influxdb: InfluxV1) -> None:
 
 
 def test_the_demo_writes_one_point_per_window_and_a_rerun_overwrites(influxdb: InfluxV1, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "0.1", "--out",
+    command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "0.1", "--seed", "1", "--out",
                str(tmp_path), "--influx", influxdb.url, "--influx-db", influxdb.database, "--no-progress"]
+    logs = sum(isinstance(e, MaintenanceLog) for e in PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=1)).events())
+    assert logs > 0
     for _ in range(2):
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
         assert done.returncode == 0, done.stderr
-        assert f"influxdb: 576 points to {influxdb.url} ({influxdb.database})" in done.stdout  # 288 scores + features
+        points = 2 * 288 + logs  # scores, features, log entries
+        assert f"influxdb: {points} points to {influxdb.url} ({influxdb.database})" in done.stdout
         assert _count(influxdb) == 288
+        stored_logs = influxdb.query("SELECT count(text) FROM fusewatch_log")[0]["series"][0]["values"][0][1]
+        assert stored_logs == logs
     unreachable = subprocess.run([*command[:-5], "--influx", "http://127.0.0.1:9", "--no-progress"],
                                  capture_output=True, text=True, timeout=120, check=False)
     assert unreachable.returncode == 2 and "is unreachable" in unreachable.stderr
