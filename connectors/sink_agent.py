@@ -21,6 +21,7 @@ and the sink's lag, dead letters, write time and pending webhooks (docs/influxdb
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import random
@@ -30,8 +31,9 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -99,6 +101,8 @@ class SinkAgent:
         self._interval_write_s = 0.0
         self._interval_started = time.monotonic()
         self._producer: KafkaProducer | None = None
+        self._admin: KafkaAdminClient | None = None
+        self._exits = contextlib.ExitStack()  # the admin client, opened on the first health report
         self._rng = random.Random()
         probe_broker(settings)
         self.consumer = KafkaConsumer(
@@ -157,6 +161,7 @@ class SinkAgent:
     def close(self) -> None:
         """Leave the group (without committing anything more) and close the producer."""
         self.consumer.close(autocommit=False)
+        self._exits.close()
         if self._producer is not None:
             self._producer.close(timeout=self.settings.timeout_s)
 
@@ -275,9 +280,13 @@ class SinkAgent:
                 offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
         mine = self.consumer.assignment()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in mine}  # revoked: the new owner repeats
-        if offsets:
+        if not offsets:
+            return
+        try:
             self.consumer.commit(offsets)
             self.stats.commits += 1
+        except CommitFailedError as exc:  # a rebalance took the partitions: their new owner writes them again
+            log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", record.topic, record.partition,
@@ -313,13 +322,16 @@ class SinkAgent:
         try:
             inputs = [TopicPartition(topic, number) for topic in self.topics.inputs
                       for number in sorted(self.consumer.partitions_for_topic(topic) or ())]
-            with admin_client(self.settings) as admin:
-                committed = admin.list_group_offsets({self.options.worker_group: inputs})
+            if self._admin is None:
+                self._admin = self._exits.enter_context(admin_client(self.settings))
+            committed = self._admin.list_group_offsets({self.options.worker_group: inputs})
             done = committed.get(self.options.worker_group, {})
             ends = self.consumer.end_offsets(inputs)
             return sum(max(0, ends[tp] - max(done[tp].offset, 0) if tp in done else ends[tp]) for tp in inputs)
-        except Exception as exc:
+        except Exception as exc:  # the broker is unavailable now: report "unknown", never fail the sink
             log.debug("worker lag unknown: %s", exc)
+            self._exits.close()
+            self._admin = None
             return -1
 
     def health(self) -> PipelineHealth:
