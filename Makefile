@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 SERVICES := deploy/local/services.sh
 STARTED := .cache/services-started
 
-.PHONY: demo test lint typecheck pytest install clean services-up services-down services-status
+.PHONY: demo test lint typecheck pytest bench install clean services-up services-down services-status
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy fusewatch streams models connectors tests
+	$(VENV)/bin/mypy fusewatch streams models connectors tests benchmarks
 
 pytest: $(STAMP)
 	$(PY) -m pytest
+
+# Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md.
+bench: $(STAMP)
+	$(PY) -m benchmarks
 
 # The services this run started (not those already running) are stopped afterwards, pass or fail.
 test: $(STAMP)

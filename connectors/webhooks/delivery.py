@@ -150,7 +150,7 @@ class WebhookSender:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     def submit(self, alert_id: str, transition: str, severity: Severity, body: bytes) -> int:
         """Queue one alert transition for every endpoint that wants its severity; returns how many."""
@@ -167,15 +167,21 @@ class WebhookSender:
                     queued += cursor.rowcount
         return queued
 
-    def deliver_due(self) -> int:
-        """Try every delivery that is due now, once; returns how many were delivered."""
+    def deliver_due(self, url: str | None = None) -> int:
+        """Try every delivery that is due now (to ``url`` only, when given), once; returns how many were delivered.
+
+        Stops early when :meth:`stop` was called (what is left stays due).
+        """
         now = self._clock()
+        only = "" if url is None else " AND endpoint = ?"
         with self._lock:
             due = self._db.execute(
                 "SELECT endpoint, webhook_id, body, attempts FROM deliveries WHERE state = 'pending' AND next_at <= ?"
-                " ORDER BY next_at", (now,)).fetchall()
+                + only + " ORDER BY next_at", (now,) if url is None else (now, url)).fetchall()
         delivered = 0
         for url, ident, body, attempts in due:
+            if self._stop.is_set():
+                break
             endpoint = self.endpoints.get(url)
             if endpoint is None or self._is_disabled(url):
                 continue  # an endpoint no longer configured, or disabled during this pass: kept
@@ -250,16 +256,29 @@ class WebhookSender:
         return cursor.rowcount
 
     def start(self, interval_s: float = 0.5) -> None:
-        """Deliver in a background thread until :meth:`stop`."""
-        def loop() -> None:
+        """Deliver in background threads, one per endpoint (a receiver that hangs delays only its own
+        deliveries), until :meth:`stop`."""
+        def loop(url: str) -> None:
             while not self._stop.wait(interval_s):
-                self.deliver_due()
-        self._thread = threading.Thread(target=loop, name="fusewatch-webhooks", daemon=True)
-        self._thread.start()
+                self.deliver_due(url)
+        for number, url in enumerate(self.endpoints):
+            thread = threading.Thread(target=loop, args=(url,), name=f"fusewatch-webhooks-{number}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-    def stop(self) -> None:
-        """Stop the background thread and close the outbox (pending deliveries stay in it)."""
+    def stop(self, wait_s: float = 2.0) -> None:
+        """Stop the background threads and close the outbox (pending deliveries stay in it).
+
+        A thread still waiting for a receiver's answer after ``wait_s`` is left to finish its request (it records
+        the outcome); the outbox is then closed when the process exits rather than under its feet.
+        """
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=self.policy.timeout_s + 5)
+        deadline = time.monotonic() + wait_s
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self._threads if thread.is_alive()]
+        if busy:
+            log.warning("webhook delivery still waiting for an answer in %s; the outbox keeps the delivery"
+                        " pending", ", ".join(busy))
+            return
         self._db.close()

@@ -77,7 +77,8 @@ def test_the_api_is_detected_from_ping(influxdb: InfluxV1) -> None:
 def test_the_demo_writes_one_point_per_window_and_a_rerun_overwrites(influxdb: InfluxV1, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "0.1", "--seed", "1", "--out",
                str(tmp_path), "--influx", influxdb.url, "--influx-db", influxdb.database, "--no-progress"]
-    logs = sum(isinstance(e, MaintenanceLog) for e in PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=1)).events())
+    plant = PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=1))
+    logs = sum(isinstance(event, MaintenanceLog) for event in plant.events())
     assert logs > 0
     for _ in range(2):
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)

@@ -175,3 +175,33 @@ def test_the_background_thread_delivers(receiver: Receiver, tmp_path: Path) -> N
         time.sleep(0.05)
     sender.stop()
     assert len(receiver.received) == 1
+
+
+def test_a_hanging_receiver_delays_only_its_own_deliveries(
+    receiver: Receiver, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    receiver.script["/hangs"] = [("hang", 3000, {}), ("hang", 3000, {})]
+    endpoints = [Endpoint(f"http://localhost:{receiver.port}{path}", SECRET, allow_private=True)
+                 for path in ("/hangs", "/fine")]
+    sender = WebhookSender(endpoints, tmp_path / "outbox.sqlite", RetryPolicy(timeout_s=5.0, base_backoff_s=10.0))
+    sender.start(interval_s=0.05)
+    sender.submit("a10", "opened", "warning", BODY)
+    sender.submit("a11", "opened", "warning", BODY)
+
+    def fine() -> int:
+        return sum(path == "/fine" for path, _, _ in receiver.received)
+
+    started = time.monotonic()
+    while time.monotonic() - started < 10 and fine() < 2:
+        time.sleep(0.02)
+    waited = time.monotonic() - started
+    assert fine() == 2 and waited < 2.0, f"the healthy receiver waited {waited:.1f} s behind the hanging one"
+    stopping = time.monotonic()
+    sender.stop(wait_s=0.5)  # the hanging request is still open
+    assert time.monotonic() - stopping < 1.5
+    time.sleep(3.5)  # the hanging request ends; its thread records the outcome and exits cleanly
+    assert errors == []

@@ -1,0 +1,14 @@
+"""fusewatch's benchmarks: ``python -m benchmarks`` (``make bench``) runs them and writes the results.
+
+Each benchmark is a module with a ``run(quick, log)`` function returning a :class:`~benchmarks.run.Result`-shaped
+dict (title, method, goal, parameters, tables, figures, notes); :data:`REGISTRY` names them. A new benchmark is
+a new module here plus one line in :data:`REGISTRY`. The results go to ``benchmarks/results.json`` and are
+rendered into ``docs/benchmarks.md`` (see :mod:`benchmarks.run`).
+"""
+
+from __future__ import annotations
+
+# name -> module; imported only when the benchmark runs.
+REGISTRY: dict[str, str] = {
+    "webhooks": "benchmarks.webhooks",
+}
