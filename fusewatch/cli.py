@@ -25,10 +25,13 @@ Commands:
   topics    create or describe the Kafka topics (co-partitioned inputs, scores, alerts, dead letters)
   simulate  stream a simulated plant into Kafka at plant speed, N times faster, or as fast as possible
   worker    run one stream-processing worker on Kafka (several share the partitions)
+  record    write the input topics of a time range to files (a recording)
+  replay    replay a recording or a Kafka time range into input topics at 1x, Nx or max speed
   sink      write the workers' scores and alerts to InfluxDB and deliver alert webhooks
   scores    follow the scores topic (`scores tail`)
   alerts    acknowledge an asset's alert, or declare a maintenance window (`alerts ack|maintenance`)
   evaluate  evaluate the models on simulated or real data (mfpt, elpv, nestor, semi-real): a row per method
+  backtest  score recorded history with a candidate configuration and measure it (`backtest compare A B`)
   config    print the effective configuration (defaults, file and environment) as TOML
   grafana   export the Grafana dashboards as JSON, or push them with the data source to a running Grafana
 
@@ -38,7 +41,21 @@ Run `fusewatch COMMAND --help` for a command's options.
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    from fusewatch.commands import alerts, config, demo, evaluate, grafana, scores, simulate, sink, topics, worker
+    from fusewatch.commands import (
+        alerts,
+        backtest,
+        config,
+        demo,
+        evaluate,
+        grafana,
+        record,
+        replay,
+        scores,
+        simulate,
+        sink,
+        topics,
+        worker,
+    )
 
     parser = argparse.ArgumentParser(
         prog="fusewatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -46,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, worker, sink, scores, alerts, evaluate, config, grafana):
+    for command in (demo, topics, simulate, worker, record, replay, sink, scores, alerts, evaluate, backtest, config,
+                    grafana):
         command.register(commands)
     return parser
 

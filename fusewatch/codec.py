@@ -60,7 +60,7 @@ def encode(event: InputEvent) -> bytes:
             "unit": event.unit,
             "n_samples": int(event.samples.size),
         }
-        return _envelope(KIND_VIBRATION, header, event.samples.astype(_LE_FLOAT32, copy=False).tobytes())
+        return join_envelope(KIND_VIBRATION, header, event.samples.astype(_LE_FLOAT32, copy=False).tobytes())
     if isinstance(event, CameraFrame):
         header = {
             "asset_id": event.asset_id,
@@ -71,20 +71,28 @@ def encode(event: InputEvent) -> bytes:
             "encoding": event.encoding,
             "n_bytes": len(event.data),
         }
-        return _envelope(KIND_FRAME, header, event.data)
+        return join_envelope(KIND_FRAME, header, event.data)
     if isinstance(event, MaintenanceLog):
         header = event.model_dump(mode="json", exclude_none=True)
-        return _envelope(KIND_LOG, header, b"")
+        return join_envelope(KIND_LOG, header, b"")
     raise TypeError(f"not an input event: {type(event).__name__}")
 
 
-def _envelope(kind: int, header: dict[str, Any], payload: bytes) -> bytes:
+def join_envelope(kind: int, header: dict[str, Any], payload: bytes) -> bytes:
+    """The message for a kind, a JSON header and a payload (the inverse of :func:`split_envelope`)."""
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
     return _PREFIX.pack(MAGIC, VERSION, kind, len(head)) + head + payload
 
 
-def decode(raw: bytes) -> InputEvent:
-    """Decode and validate one input message; raise :class:`InvalidEventError` naming the field."""
+
+def split_envelope(raw: bytes) -> tuple[int, dict[str, Any], bytes]:
+    """The kind, JSON header and payload of a message, the event itself not validated (recordings keep
+    invalid events as they are); raise :class:`InvalidEventError` when the envelope cannot be read.
+
+    >>> kind, header, payload = split_envelope(join_envelope(3, {"asset_id": "p", "ts": 0, "text": "ok"}, b""))
+    >>> kind, header["text"], payload
+    (3, 'ok', b'')
+    """
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise InvalidEventError("<message>", f"expected bytes, got {type(raw).__name__}")
     raw = bytes(raw)
@@ -103,7 +111,12 @@ def decode(raw: bytes) -> InputEvent:
         raise InvalidEventError("<header>", f"not valid UTF-8 JSON ({exc})") from None
     if not isinstance(header, dict):
         raise InvalidEventError("<header>", "must be a JSON object")
-    payload = raw[_PREFIX.size + head_len :]
+    return kind, header, raw[_PREFIX.size + head_len :]
+
+
+def decode(raw: bytes) -> InputEvent:
+    """Decode and validate one input message; raise :class:`InvalidEventError` naming the field."""
+    kind, header, payload = split_envelope(raw)
     if kind == KIND_VIBRATION:
         return _decode_vibration(header, payload)
     if kind == KIND_FRAME:

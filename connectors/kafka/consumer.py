@@ -31,8 +31,12 @@ class Record:
     value: bytes
 
 
-def _assigned_reader(settings: KafkaSettings, role: str, topics: Sequence[str]) -> KafkaConsumer:
-    """A consumer with no group, assigned every partition of ``topics``; clear errors for a dead broker or topic."""
+def assigned_reader(
+    settings: KafkaSettings, role: str, topics: Sequence[str], fetch_max_bytes: int = 64 * 1024 * 1024
+) -> KafkaConsumer:
+    """A consumer with no group, assigned every partition of ``topics``; clear errors for a dead broker or topic.
+
+    Close it after use."""
     probe_broker(settings)
     try:
         consumer = KafkaConsumer(
@@ -42,7 +46,7 @@ def _assigned_reader(settings: KafkaSettings, role: str, topics: Sequence[str]) 
             group_id=None,
             request_timeout_ms=max(settings.timeout_ms, 31_000),
             bootstrap_timeout_ms=settings.timeout_ms,
-            fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_bytes=max(fetch_max_bytes, settings.max_message_bytes),
             max_partition_fetch_bytes=settings.max_message_bytes,
         )
     except KafkaTimeoutError as exc:
@@ -54,7 +58,8 @@ def _assigned_reader(settings: KafkaSettings, role: str, topics: Sequence[str]) 
             if not numbers:
                 raise TopicMismatchError(f"topic {topic} does not exist")
             partitions += [TopicPartition(topic, number) for number in sorted(numbers)]
-        consumer.assign(partitions)
+        if partitions:
+            consumer.assign(partitions)
     except BaseException:
         consumer.close()
         raise
@@ -63,7 +68,7 @@ def _assigned_reader(settings: KafkaSettings, role: str, topics: Sequence[str]) 
 
 def read_topics(settings: KafkaSettings, topics: Sequence[str]) -> Iterator[Record]:
     """Yield every message now in ``topics``, partition by partition in offset order."""
-    consumer = _assigned_reader(settings, "reader", topics)
+    consumer = assigned_reader(settings, "reader", topics)
     try:
         partitions = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
         consumer.seek_to_beginning(*partitions)
@@ -92,7 +97,7 @@ def follow_topic(
     settings: KafkaSettings, topic: str, *, from_beginning: bool = False, idle_exit_s: float | None = None
 ) -> Iterator[Record]:
     """Yield the messages of ``topic`` as they arrive (all partitions, no group); stop after ``idle_exit_s``."""
-    consumer = _assigned_reader(settings, "tail", [topic])
+    consumer = assigned_reader(settings, "tail", [topic])
     try:
         partitions = list(consumer.assignment())
         if from_beginning:
@@ -106,5 +111,53 @@ def follow_topic(
                 for message in messages:
                     last = time.monotonic()
                     yield Record(tp.topic, tp.partition, message.offset, message.timestamp, message.key, message.value)
+    finally:
+        consumer.close()
+
+
+def offset_ranges(
+    settings: KafkaSettings, topics: Sequence[str], start_ns: int | None, end_ns: int | None
+) -> dict[TopicPartition, tuple[int, int]]:
+    """Per partition of ``topics``, the ``[first, end)`` offsets of a time range: from the first message with a
+    record timestamp at or after ``start_ns`` to the first at or after ``end_ns`` (``None``: the log's start or
+    its end now). Messages in between are all included, late ones (older timestamps) too."""
+    consumer = assigned_reader(settings, "ranges", topics)
+    try:
+        partitions = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
+        first, last = consumer.beginning_offsets(partitions), consumer.end_offsets(partitions)
+
+        def at(ns: int | None, default: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+            if ns is None:
+                return dict(default)
+            found = consumer.offsets_for_times({tp: ns // 1_000_000 for tp in partitions})
+            return {tp: last[tp] if found.get(tp) is None else found[tp].offset for tp in partitions}
+
+        starts, ends = at(start_ns, first), at(end_ns, last)
+        return {tp: (starts[tp], max(starts[tp], ends[tp])) for tp in partitions}
+    finally:
+        consumer.close()
+
+
+def read_partition(settings: KafkaSettings, tp: TopicPartition, start: int, end: int) -> Iterator[Record]:
+    """Yield the messages of one partition from offset ``start`` up to ``end`` (exclusive), in offset order."""
+    if start >= end:
+        return
+    consumer = assigned_reader(settings, "range", [], fetch_max_bytes=16 * 1024 * 1024)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + settings.timeout_s
+        while consumer.position(tp) < end:
+            batch = consumer.poll(timeout_ms=500, max_records=500)
+            messages = batch.get(tp, [])
+            if messages:
+                deadline = time.monotonic() + settings.timeout_s
+            elif time.monotonic() > deadline:
+                raise ServiceUnavailableError(f"{tp.topic}[{tp.partition}]: no progress for {settings.timeout_s:g} s"
+                                              f" at offset {consumer.position(tp)} (reading up to {end})")
+            for message in messages:
+                if message.offset >= end:
+                    return
+                yield Record(tp.topic, tp.partition, message.offset, message.timestamp, message.key, message.value)
     finally:
         consumer.close()

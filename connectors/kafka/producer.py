@@ -60,9 +60,14 @@ class EventProducer:
         self.send_raw(self.topics.for_event(event), event.asset_id, encode(event), event.ts // NS_PER_MS)
 
     def send_raw(self, topic: str, asset_id: str, value: bytes, timestamp_ms: int | None = None) -> None:
-        """Queue an already encoded message (replay, dead-letter tests)."""
+        """Queue an already encoded message (dead-letter tests)."""
+        self.send_record(topic, asset_id.encode(), value, timestamp_ms)
+
+    def send_record(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None,
+                    partition: int | None = None) -> None:
+        """Queue a message as recorded: its key, bytes, timestamp and (when given) partition (replays)."""
         try:
-            future = self._producer.send(topic, value=value, key=asset_id.encode(), timestamp_ms=timestamp_ms)
+            future = self._producer.send(topic, value=value, key=key, timestamp_ms=timestamp_ms, partition=partition)
         except KafkaTimeoutError as exc:
             raise DeliveryError(f"{topic}: no metadata within {self.settings.timeout_s:g} s ({exc}); does the"
                                 " topic exist? (`fusewatch topics create`)") from None

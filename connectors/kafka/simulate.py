@@ -15,42 +15,15 @@ and retention treats the data like live data.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from tqdm import tqdm
 
+from connectors.kafka.pacing import Pacer, SendResult
 from connectors.kafka.producer import EventProducer
 from connectors.simulator import PlantSimulator
 from fusewatch.timeutil import NS_PER_S
-
-
-@dataclass(frozen=True)
-class SimulateResult:
-    """What a run sent and how fast."""
-
-    messages: int
-    bytes: int
-    per_topic: dict[str, int]
-    plant_seconds: float
-    wall_seconds: float
-    requested_speed: float | None
-
-    @property
-    def achieved_speed(self) -> float:
-        """Plant seconds simulated per wall second."""
-        return self.plant_seconds / self.wall_seconds if self.wall_seconds > 0 else math.inf
-
-    def summary(self) -> str:
-        requested = "max" if self.requested_speed is None else f"{self.requested_speed:g}x"
-        seconds = max(self.wall_seconds, 1e-9)
-        return (
-            f"sent {self.messages} messages ({self.bytes / 1e6:.1f} MB) in {self.wall_seconds:.1f} s:"
-            f" {self.messages / seconds:.0f} msg/s, {self.bytes / 1e6 / seconds:.1f} MB/s;"
-            f" plant speed {self.achieved_speed:.1f}x (requested {requested})"
-        )
 
 
 def default_start_ns(now_ns: int, days: float, speed: float | None, step_s: float = 60.0) -> int:
@@ -70,29 +43,25 @@ def stream_plant(
     progress: bool = True,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> SimulateResult:
+) -> SendResult:
     """Send every event of ``simulator`` through ``producer``; ``speed=None`` sends as fast as possible."""
     cfg = simulator.config
-    wall0 = clock()
+    pacer = Pacer(speed, cfg.start_ns, clock, sleep)
     with tqdm(total=cfg.total_steps, unit="plant-min", disable=not progress, smoothing=0.1, mininterval=0.5) as bar:
         for step in simulator.steps():
             for event in step:
-                if speed is not None:
-                    due = wall0 + (event.ts - cfg.start_ns) / NS_PER_S / speed
-                    wait = due - clock()
-                    if wait > 0:
-                        sleep(wait)
+                pacer.wait_until(event.ts)
                 producer.send(event)
             bar.update(1)
             if bar.n % 60 == 0:
                 bar.set_postfix(msgs=sum(producer.sent.values()), MB=f"{producer.bytes_sent / 1e6:.0f}", refresh=False)
         producer.flush()
     stats = producer.stats()
-    return SimulateResult(
+    return SendResult(
         messages=stats["messages"],
         bytes=stats["bytes"],
         per_topic=stats["per_topic"],
         plant_seconds=cfg.total_steps * cfg.snapshot_interval_s,
-        wall_seconds=clock() - wall0,
+        wall_seconds=clock() - pacer.started,
         requested_speed=speed,
     )

@@ -7,17 +7,10 @@ import getpass
 import time
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, kafka_settings
+from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
 from fusewatch.errors import FusewatchError
 from fusewatch.events import MaintenanceLog, make_event
-from fusewatch.timeutil import format_time, parse_time
-
-
-def _time(text: str) -> int:
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc} (e.g. 2026-11-30T14:00:00Z)") from None
+from fusewatch.timeutil import format_time
 
 
 def register(commands: Any) -> None:
@@ -41,10 +34,10 @@ def register(commands: Any) -> None:
         add_config_option(sub)
         sub.add_argument("--by", default=None, help="who (default: the login name)")
         sub.add_argument("--note", default="", help="a note for the log")
-    ack.add_argument("--at", type=_time, default=None, metavar="TIME", help="event time (default: now)")
-    maintenance.add_argument("--from", dest="start", type=_time, default=None, metavar="TIME",
+    ack.add_argument("--at", type=event_time, default=None, metavar="TIME", help="event time (default: now)")
+    maintenance.add_argument("--from", dest="start", type=event_time, default=None, metavar="TIME",
                              help="start (RFC 3339; default: now)")
-    maintenance.add_argument("--to", dest="end", type=_time, required=True, metavar="TIME", help="end (RFC 3339)")
+    maintenance.add_argument("--to", dest="end", type=event_time, required=True, metavar="TIME", help="end (RFC 3339)")
     ack.set_defaults(run=run)
     maintenance.set_defaults(run=run)
 

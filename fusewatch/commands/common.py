@@ -31,6 +31,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def event_time(text: str) -> int:
+    """An RFC 3339 time with an offset (e.g. 2026-11-30T14:00:00Z), as nanoseconds since the epoch."""
+    from fusewatch.timeutil import parse_time
+
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (e.g. 2026-11-30T14:00:00Z)") from None
+
+
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (see docs/configuration.md)")
 

@@ -36,13 +36,14 @@ def free_port() -> int:
 class WorkerProcess:
     """One `fusewatch worker` subprocess with its log file and health endpoint."""
 
-    def __init__(self, kafka: KafkaSettings, workdir: Path, app_id: str, assets_file: Path, name: str) -> None:
+    def __init__(self, kafka: KafkaSettings, workdir: Path, app_id: str, assets_file: Path, name: str,
+                 run_id: str = "live") -> None:
         self.port = free_port()
         self.log = workdir / f"{name}.log"
         env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
         command = [sys.executable, "-m", "fusewatch.cli", "--log-level", "INFO", "worker", "--kafka",
                    kafka.bootstrap_servers, "--workdir", str(workdir), "--app-id", app_id, "--assets-file",
-                   str(assets_file), "--web-port", str(self.port), "--checkpoint-every", "500"]
+                   str(assets_file), "--web-port", str(self.port), "--checkpoint-every", "500", "--run-id", run_id]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 

@@ -1,0 +1,61 @@
+"""``fusewatch replay``: history (a recording or a Kafka time range) back into input topics, in event time.
+
+Every message keeps its key, bytes, record timestamp (= event time) and partition, and the messages of each
+partition keep their order, so a worker sees what the plant sent. ``into="live"`` writes to the deployment's
+own input topics (e.g. to feed a new deployment from a recording); ``into="backtest"`` writes to topics of their
+own, ``<prefix>backtest.<run id>.*``, which the live workers never read: a worker started on that prefix with the
+run id scores them without touching live state or live scores (docs/replay.md).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Literal
+
+from tqdm import tqdm
+
+from connectors.history import History, KafkaHistory
+from connectors.kafka.admin import create_topics, topic_names
+from connectors.kafka.pacing import Pacer, SendResult
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.settings import KafkaSettings
+from fusewatch.errors import FusewatchError
+
+Target = Literal["live", "backtest"]
+
+
+def target_settings(settings: KafkaSettings, into: Target, run_id: str) -> KafkaSettings:
+    """The Kafka settings of the topics a replay writes to."""
+    if into == "live":
+        return settings
+    return settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}backtest.{run_id}."})
+
+
+def replay(history: History, settings: KafkaSettings, into: Target, run_id: str, speed: float | None,
+           progress: bool = True) -> SendResult:
+    """Publish ``history`` into the target topics (created when missing), paced at ``speed`` x plant time."""
+    target = target_settings(settings, into, run_id)
+    if isinstance(history, KafkaHistory) and history.settings.topic_prefix == target.topic_prefix:
+        raise FusewatchError("replaying the live topics into themselves would duplicate the range; use"
+                             " --into backtest")
+    create_topics(target, topic_names(target))
+    sent: Counter[str] = Counter()
+    size = 0
+    first_ms = last_ms = None
+    with EventProducer(target) as producer:
+        pacer = Pacer(speed)
+        with tqdm(total=history.count(), unit="msg", disable=not progress, desc="replaying") as bar:
+            for message in history.messages():
+                pacer.wait_until(message.timestamp_ms * 1_000_000)
+                topic = target.topic_prefix + message.kind
+                partition = message.partition if message.partition < target.partitions else None
+                producer.send_record(topic, message.key, message.value, message.timestamp_ms, partition)
+                sent[topic] += 1
+                size += len(message.value)
+                first_ms = message.timestamp_ms if first_ms is None else min(first_ms, message.timestamp_ms)
+                last_ms = message.timestamp_ms if last_ms is None else max(last_ms, message.timestamp_ms)
+                bar.update(1)
+        producer.flush()
+        wall = pacer.clock() - pacer.started
+    plant = 0.0 if first_ms is None or last_ms is None else (last_ms - first_ms) / 1000
+    return SendResult(sum(sent.values()), size, dict(sent), plant, wall, speed)

@@ -1,0 +1,136 @@
+"""``fusewatch backtest``: score recorded history with a candidate configuration, and ``backtest compare``."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
+from fusewatch.errors import ConfigError
+
+DESCRIPTION = """\
+Score recorded history (the three input topics over a time range, read from Kafka or from a recording
+directory made by `fusewatch record`) with a candidate configuration, under its own run id, exactly as a
+worker would: the same messages in the same order, bad messages becoming dead letters. Then measure
+detection quality against labelled faults, per asset and overall, with the modality ablation (every single
+modality and fusion method replayed over the same windows), and write a report directory.
+
+Labels: by default the maintenance-log entries of the history whose kind is `failure` (fault start unknown:
+[models] label_horizon_hours before the failure); or --labels FILE, a CSV `asset_id,fault_start,failure`
+(RFC 3339 UTC; failure empty = still ongoing).
+
+Metrics (docs/backtest.md): faults detected (an alert opened between fault start and failure), lead time
+(failure - that first alert; a missed fault counts 0 h in the median), false alarms per asset-day (alerts
+opened outside every labelled fault), alerts opened, window ROC AUC and PR AUC.
+
+The report directory holds summary.json, windows.npz, alerts.json, methods_summary.png, report.html and,
+written last, run.json: a directory without run.json is an incomplete run.
+
+  fusewatch backtest --source rec/ --from 2026-01-05T00:00:00Z --to 2026-01-19T00:00:00Z \\
+      --config candidate.toml --report out/backtest/candidate
+  fusewatch backtest compare out/backtest/baseline out/backtest/candidate
+"""
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "backtest", help="score recorded history with a candidate configuration and measure it (`backtest compare`)",
+        usage="fusewatch backtest --source kafka|DIR --report DIR [--from T1] [--to T2] [options]\n"
+              "       fusewatch backtest compare RUN_A RUN_B [--out DIR]",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", metavar="kafka|DIR",
+                        help="where the history is: `kafka` (the input topics) or a recording directory (required)")
+    parser.add_argument("--from", dest="start", type=event_time, default=None, metavar="T1",
+                        help="first event time, RFC 3339 (default: the start of the history)")
+    parser.add_argument("--to", dest="end", type=event_time, default=None, metavar="T2",
+                        help="end of the range, RFC 3339, exclusive (default: the end of the history)")
+    add_config_option(parser)
+    parser.add_argument("--labels", type=Path, default=None, metavar="FILE",
+                        help="CSV asset_id,fault_start,failure of labelled faults (default: failure log entries)")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR", help="report directory (required)")
+    parser.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
+                        help="also write the summary JSON here (it is always in the report directory)")
+    parser.add_argument("--run-id", default=None, metavar="ID",
+                        help="run id of the scores and alerts (default: backtest-<UTC yyyymmddThhmmss>)")
+    add_kafka_option(parser)
+    parser.add_argument("--assets-file", type=Path, default=None, metavar="FILE",
+                        help="asset registry JSON: bearing frequencies; messages of other assets are dead letters")
+    parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    actions = parser.add_subparsers(dest="backtest_action", metavar="compare", required=False)
+    compare = actions.add_parser(
+        "compare", help="compare two backtest runs side by side",
+        description="Compare two complete backtest report directories: print one row per method with ROC AUC,"
+        " PR AUC, median lead time, false alarms per asset-day, faults detected and alerts opened for A, B and"
+        " B-A, and write an HTML report with both runs' traces per asset overlaid and a summary plot.",
+    )
+    compare.add_argument("run_a", type=Path, metavar="RUN_A", help="report directory of the first run (A)")
+    compare.add_argument("run_b", type=Path, metavar="RUN_B", help="report directory of the second run (B)")
+    compare.add_argument("--out", type=Path, default=None, metavar="DIR",
+                         help="folder of compare.html (default: RUN_B/compare-<run id of A>)")
+    parser.set_defaults(run=run, backtest_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.backtest_action == "compare":
+        return run_compare(args)
+    missing = [option for option, value in (("--source", args.source), ("--report", args.report)) if value is None]
+    if missing:
+        args.backtest_parser.error(f"the following arguments are required: {', '.join(missing)}")
+    return run_backtest_command(args)
+
+
+def run_backtest_command(args: argparse.Namespace) -> int:
+    from connectors.history import open_history
+    from fusewatch.assets import AssetRegistry
+    from fusewatch.backtest import run_backtest, summarize
+    from fusewatch.backtest_labels import read_labels_csv
+    from fusewatch.backtest_report import run_report_html, summary_plot
+    from fusewatch.backtest_store import write_run
+    from fusewatch.timeutil import NS_PER_HOUR
+    from streams.evaluation import format_table
+
+    config = config_of(args)
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ConfigError("--to must be after --from")
+    registry = AssetRegistry.load(args.assets_file) if args.assets_file is not None else None
+    horizon = int(config.models.label_horizon_hours * NS_PER_HOUR)
+    labels = read_labels_csv(args.labels, horizon) if args.labels is not None else None
+    run_id = args.run_id or f"backtest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+    settings = kafka_settings(args, config) if args.source == "kafka" else None
+    history = open_history(args.source, args.start, args.end, settings)
+    total = history.count() if not args.no_progress else None
+    outcome = run_backtest(history.messages(), config, run_id, registry=registry, labels=labels,
+                           progress=not args.no_progress, total=total, source=history.description,
+                           requested=(args.start, args.end), labels_from=f"labels file {args.labels}")
+    evaluation = summarize(outcome)
+    stored = write_run(outcome, evaluation, args.report, run_report_html, summary_plot)
+    details = stored.summary["details"]
+    print(format_table(stored.summary["rows"]))
+    print()
+    print(format_table(details["assets"]) if details["assets"] else "(no windows scored)")
+    letters = details["dead_letters"]
+    print(f"\nrun {run_id}: {details['messages']} messages, {details['windows']} windows, "
+          f"{details['alert_transitions']} alert transitions, {letters['count']} dead letters"
+          + (" (" + ", ".join(f"{k} {v}" for k, v in letters["by_reason"].items()) + ")" if letters["count"] else ""))
+    print(f"labels: {details['labels']}, {len(details['events'])} event(s)")
+    if args.summary_json is not None:
+        args.summary_json.parent.mkdir(parents=True, exist_ok=True)
+        args.summary_json.write_text((args.report / "summary.json").read_text(encoding="utf-8"), encoding="utf-8")
+        print(f"summary: {args.summary_json}")
+    print(f"report:  {args.report / 'report.html'}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from fusewatch.backtest_report import format_compare, write_compare
+    from fusewatch.backtest_store import load_run
+
+    first, second = load_run(args.run_a), load_run(args.run_b)
+    out = args.out or args.run_b / f"compare-{first.run_id}"
+    print(format_compare(first, second))
+    path = write_compare(first, second, out)
+    print(f"\ncompare report: {path}")
+    return 0
