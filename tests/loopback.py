@@ -15,6 +15,19 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
 
+class RecordingReceiver(QuietHandler):
+    """A webhook receiver answering 204 and keeping (lower-cased headers, body) of every POST in ``received``;
+    subclass it per test so each has a list of its own."""
+
+    received: list[tuple[dict[str, str], bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+
+
 @contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
     """Serve ``handler`` on 127.0.0.1 in a thread; yields the port; shuts the server down afterwards."""

@@ -36,6 +36,8 @@ class EventProducer:
         self.topics = settings.topics()
         self.sent: Counter[str] = Counter()
         self.bytes_sent = 0
+        self.max_pending_bytes = 64 * 1024 * 1024  # wait for the broker beyond this (bounds memory at max speed)
+        self._pending_bytes = 0
         self._failures: list[BaseException] = []
         probe_broker(settings)
         try:
@@ -74,7 +76,9 @@ class EventProducer:
         future.add_errback(self._failed)
         self.sent[topic] += 1
         self.bytes_sent += len(value)
-
+        self._pending_bytes += len(value)
+        if self._pending_bytes > self.max_pending_bytes:
+            self.flush()
     def _failed(self, exc: BaseException) -> None:
         if not self._failures:
             log.error("Kafka delivery failed: %s", exc)
@@ -82,6 +86,7 @@ class EventProducer:
 
     def flush(self) -> None:
         """Wait until every queued message is acknowledged; raise :class:`DeliveryError` if any failed."""
+        self._pending_bytes = 0
         try:
             self._producer.flush(timeout=self.settings.timeout_s * 6)
         except KafkaError as exc:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
+from fusewatch.commands.common import (
+    add_config_option,
+    add_kafka_option,
+    add_time_range_options,
+    config_of,
+    kafka_settings,
+)
 from fusewatch.errors import ConfigError
 
 DESCRIPTION = """\
@@ -43,10 +49,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--source", metavar="kafka|DIR",
                         help="where the history is: `kafka` (the input topics) or a recording directory (required)")
-    parser.add_argument("--from", dest="start", type=event_time, default=None, metavar="T1",
-                        help="first event time, RFC 3339 (default: the start of the history)")
-    parser.add_argument("--to", dest="end", type=event_time, default=None, metavar="T2",
-                        help="end of the range, RFC 3339, exclusive (default: the end of the history)")
+    add_time_range_options(parser, "the history to score")
     add_config_option(parser)
     parser.add_argument("--labels", type=Path, default=None, metavar="FILE",
                         help="CSV asset_id,fault_start,failure of labelled faults (default: failure log entries)")

@@ -41,6 +41,14 @@ def event_time(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{exc} (e.g. 2026-11-30T14:00:00Z)") from None
 
 
+def add_time_range_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--from T1`` and ``--to T2`` (exclusive), RFC 3339, both optional: ``what`` says what they select."""
+    parser.add_argument("--from", dest="start", type=event_time, default=None, metavar="T1",
+                        help=f"start of {what}, RFC 3339 (default: from the oldest message)")
+    parser.add_argument("--to", dest="end", type=event_time, default=None, metavar="T2",
+                        help=f"end of {what}, exclusive, RFC 3339 (default: up to the newest message)")
+
+
 def add_config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="TOML configuration file (see docs/configuration.md)")
 

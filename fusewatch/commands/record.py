@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
+from fusewatch.commands.common import (
+    add_config_option,
+    add_kafka_option,
+    add_time_range_options,
+    config_of,
+    kafka_settings,
+)
 
 
 def register(commands: Any) -> None:
@@ -20,10 +26,7 @@ def register(commands: Any) -> None:
     )
     add_kafka_option(parser)
     add_config_option(parser)
-    parser.add_argument("--from", dest="start", type=event_time, default=None, metavar="T1",
-                        help="start, RFC 3339 (default: the oldest message)")
-    parser.add_argument("--to", dest="end", type=event_time, default=None, metavar="T2",
-                        help="end, exclusive, RFC 3339 (default: the newest message now)")
+    add_time_range_options(parser, "the range to record")
     parser.add_argument("--out", type=Path, required=True, help="the recording directory (created, or resumed)")
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     parser.set_defaults(run=run)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
+from fusewatch.commands.common import (
+    add_config_option,
+    add_kafka_option,
+    add_time_range_options,
+    config_of,
+    kafka_settings,
+)
 
 
 def speed(text: str) -> float | None:
@@ -32,10 +38,7 @@ def register(commands: Any) -> None:
                         help="`kafka` (the live input topics) or a recording directory made by `fusewatch record`")
     add_kafka_option(parser)
     add_config_option(parser)
-    parser.add_argument("--from", dest="start", type=event_time, default=None, metavar="T1",
-                        help="start, RFC 3339 (default: all of the source)")
-    parser.add_argument("--to", dest="end", type=event_time, default=None, metavar="T2",
-                        help="end, exclusive, RFC 3339 (default: all of the source)")
+    add_time_range_options(parser, "the range to replay")
     parser.add_argument("--speed", type=speed, default=None, metavar="1|N|max",
                         help="times plant time, or max (default: max)")
     parser.add_argument("--into", choices=("backtest", "live"), default="backtest",

@@ -11,17 +11,13 @@ from pathlib import Path
 from standardwebhooks import Webhook
 
 from connectors.webhooks.signing import WebhookSecret
-from tests.loopback import QuietHandler, serving
+from tests.loopback import RecordingReceiver, serving
 
 RECEIVED: list[tuple[dict[str, str], bytes]] = []
 
 
-class Receiver(QuietHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        RECEIVED.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
+class Receiver(RecordingReceiver):
+    received = RECEIVED
 
 
 def test_every_alert_transition_is_delivered_once_and_verifies(tmp_path: Path) -> None:

@@ -138,6 +138,15 @@ def test_a_paced_replay_keeps_to_plant_time_and_a_damaged_recording_sends_nothin
         assert stamps and min(stamps) >= start // 10**6 and max(stamps) < end // 10**6
     finally:
         delete_topics(backtest, topic_names(backtest))
+    from_kafka = cli(kafka, "replay", "--source", "kafka", "--kafka", kafka.bootstrap_servers, "--from",
+                     format_time(start), "--to", format_time(end), "--run-id", "from-kafka", "--no-progress")
+    assert from_kafka.returncode == 0, from_kafka.stderr
+    copied = target_settings(kafka, "backtest", "from-kafka")
+    try:
+        in_range = [m for m in inputs(kafka) if start // 10**6 <= m[3] < end // 10**6]
+        assert [m[:2] + m[3:] for m in inputs(copied)] == [m[:2] + m[3:] for m in in_range]  # offsets start at 0
+    finally:
+        delete_topics(copied, topic_names(copied))
 
     damaged = tmp_path / "damaged"
     shutil.copytree(tmp_path / "rec", damaged)
@@ -150,3 +159,35 @@ def test_a_paced_replay_keeps_to_plant_time_and_a_damaged_recording_sends_nothin
     assert all(state.status == "missing" for state in describe_topics(broken, topic_names(broken)))
     into_itself = cli(kafka, "replay", "--source", "kafka", "--kafka", kafka.bootstrap_servers, "--into", "live")
     assert into_itself.returncode == 2 and "duplicate" in into_itself.stderr
+
+
+def test_an_interrupted_recording_resumes_and_equals_an_uninterrupted_one(
+    kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.kafka import record as record_module
+    from streams.recording import Recording
+
+    simulated = plant(assets=2, days=0.01)
+    sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.01", "--seed",
+               "5", "--start", format_time(simulated.config.start_ns), "--speed", "max", "--no-progress")
+    assert sent.returncode == 0, sent.stderr
+    record_module.record(kafka, None, None, tmp_path / "whole", progress=False)
+    from connectors.kafka.consumer import read_partition as reader
+
+    def failing(*args: object, **kwargs: object) -> object:  # the broker goes away after 7 messages
+        for count, message in enumerate(reader(*args, **kwargs), start=1):  # type: ignore[arg-type]
+            if count > 7:
+                raise KeyboardInterrupt
+            yield message
+
+    monkeypatch.setattr(record_module, "read_partition", failing)
+    with pytest.raises(KeyboardInterrupt):
+        record_module.record(kafka, None, None, tmp_path / "resumed", progress=False)
+    partial = Recording(tmp_path / "resumed")
+    assert not partial.complete and partial.count() == 7  # the complete part survives
+    monkeypatch.setattr(record_module, "read_partition", reader)
+    again = record_module.record(kafka, None, None, tmp_path / "resumed", progress=False)
+    assert again.resumed and again.messages == again.total - 7
+    whole, resumed = Recording(tmp_path / "whole"), Recording(tmp_path / "resumed")
+    resumed.verify()
+    assert list(resumed.messages()) == list(whole.messages())

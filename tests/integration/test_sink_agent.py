@@ -24,7 +24,7 @@ from tests.integration.conftest import InfluxV1
 from tests.integration.sinks import PrivateInfluxDB, SinkProcess, committed
 from tests.integration.test_worker import cli, plant
 from tests.integration.workers import WorkerProcess, scores_in_topic, wait_until, window_key
-from tests.loopback import QuietHandler, serving
+from tests.loopback import RecordingReceiver, serving
 
 pytestmark = pytest.mark.integration
 
@@ -200,12 +200,8 @@ def windows_behind(kafka: KafkaSettings, offsets: dict[int, int]) -> int:
 RECEIVED: list[tuple[dict[str, str], bytes]] = []
 
 
-class Receiver(QuietHandler):
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        RECEIVED.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
-        self.end_headers()
+class Receiver(RecordingReceiver):
+    received = RECEIVED
 
 
 def score(asset: str, minute: int) -> Score:
