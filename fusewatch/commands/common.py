@@ -31,6 +31,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def plant_speed(text: str) -> float | None:
+    """``max`` (``None``: as fast as possible) or a positive factor of plant time, e.g. ``10`` or ``10x``."""
+    if text == "max":
+        return None
+    try:
+        return positive_float(text.removesuffix("x"))
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError("must be a positive number (times plant speed) or 'max'") from None
+
+
 def event_time(text: str) -> int:
     """An RFC 3339 time with an offset (e.g. 2026-11-30T14:00:00Z), as nanoseconds since the epoch."""
     from fusewatch.timeutil import parse_time

@@ -11,17 +11,8 @@ from fusewatch.commands.common import (
     add_time_range_options,
     config_of,
     kafka_settings,
+    plant_speed,
 )
-
-
-def speed(text: str) -> float | None:
-    """``max`` or a positive factor of plant time."""
-    if text == "max":
-        return None
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be positive, or max")
-    return value
 
 
 def register(commands: Any) -> None:
@@ -39,7 +30,7 @@ def register(commands: Any) -> None:
     add_kafka_option(parser)
     add_config_option(parser)
     add_time_range_options(parser, "the range to replay")
-    parser.add_argument("--speed", type=speed, default=None, metavar="1|N|max",
+    parser.add_argument("--speed", type=plant_speed, default=None, metavar="1|N|max",
                         help="times plant time, or max (default: max)")
     parser.add_argument("--into", choices=("backtest", "live"), default="backtest",
                         help="backtest topics of their own (default), or the live input topics")

@@ -12,19 +12,11 @@ from fusewatch.commands.common import (
     add_kafka_option,
     config_of,
     kafka_settings,
+    plant_speed,
     positive_float,
     positive_int,
 )
 from fusewatch.errors import FusewatchError
-
-
-def _speed(text: str) -> float | None:
-    if text == "max":
-        return None
-    try:
-        return positive_float(text.removesuffix("x"))
-    except (ValueError, argparse.ArgumentTypeError):
-        raise argparse.ArgumentTypeError("must be a positive number (times plant speed) or 'max'") from None
 
 
 def register(commands: Any) -> None:
@@ -41,7 +33,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--days", type=positive_float, default=1.0, help="days of plant time (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the simulated plant (default: 0)")
     parser.add_argument(
-        "--speed", type=_speed, default=1.0, metavar="X|max",
+        "--speed", type=plant_speed, default=1.0, metavar="X|max",
         help="plant seconds per wall second, or max (default: 1, real time)",
     )
     parser.add_argument(
