@@ -10,5 +10,6 @@ from __future__ import annotations
 
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
+    "capacity": "benchmarks.capacity",
     "webhooks": "benchmarks.webhooks",
 }
