@@ -31,9 +31,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest
 
-# Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md.
+# Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md. The sink
+# benchmark needs the local InfluxDB: the services this run started are stopped afterwards, as for `make test`.
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	@mkdir -p .cache
+	$(SERVICES) up --record $(STARTED)
+	@status=0; $(PY) -m benchmarks || status=$$?; $(SERVICES) down --only $(STARTED); exit $$status
 
 # The services this run started (not those already running) are stopped afterwards, pass or fail.
 test: $(STAMP)

@@ -11,5 +11,6 @@ from __future__ import annotations
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",
+    "sink": "benchmarks.sink",
     "webhooks": "benchmarks.webhooks",
 }

@@ -143,6 +143,8 @@ class SinkAgent:
                     pending = []
                 if now - self._interval_started >= options.health_interval_s:
                     self._report_health()
+                if not self.consumer.assignment():
+                    last_message = now  # idle counts from joining the group, not from starting
                 idle = time.monotonic() - last_message
                 if not pending and options.stop_when_idle_s is not None and idle >= options.stop_when_idle_s:
                     break
