@@ -11,6 +11,7 @@ from __future__ import annotations
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",
+    "kafka_path": "benchmarks.kafka_path",
     "sink": "benchmarks.sink",
     "webhooks": "benchmarks.webhooks",
 }

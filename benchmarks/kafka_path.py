@@ -1,0 +1,138 @@
+"""Through Kafka: simulate → broker → one `fusewatch worker`, against the embedded runner on the same plant.
+
+The plant's messages are published to topics of the benchmark's own (a fresh prefix) before anything is timed.
+The embedded runner then scores them in this process (wall time from the first message to the last window).
+One `fusewatch worker` (a subprocess, the same processor fed by faust-streaming from the broker, with its
+checkpoints and outputs to the scores topic) scores the topics; its throughput is the windows on the scores
+topic divided by the time from the first score to the last, so the worker's start-up and group join are left
+out. Both use one process; the worker's faust runtime and the broker share the machine's two cores.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import stat
+from connectors.kafka.admin import create_topics, delete_topics, topic_names
+from connectors.kafka.consumer import offset_ranges
+from connectors.kafka.producer import EventProducer
+from connectors.kafka.settings import KafkaSettings
+from connectors.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.codec import encode
+from fusewatch.config import FusewatchConfig
+from fusewatch.topics import Topics
+from streams.embedded import CollectingOutput, EmbeddedRunner
+from streams.processor import StreamProcessor
+
+GOAL = 0.7
+
+
+def scored(settings: KafkaSettings) -> int:
+    """Messages on the scores topic now."""
+    return sum(end - start for start, end in offset_ranges(settings, [settings.topics().scores], None, None).values())
+
+
+def embedded_rate(simulated: PlantSimulator) -> tuple[float, int]:
+    """Windows per second of the embedded runner, from its first scored window to its last (as for the worker),
+    and the windows it scored."""
+    topics = Topics()
+    steps = [[(topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step] for step in simulated.steps()]
+    output = CollectingOutput()
+    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output,
+                                            bearings=simulated.asset_registry().bearings))
+    first_at, first_count = None, 0
+    for step in steps:
+        for topic, key, value, ts in step:
+            runner.publish(topic, key, value, ts)
+        runner.pump()
+        if first_at is None and output.scored:
+            first_at, first_count = time.perf_counter(), len(output.scored)
+    runner.finish()
+    assert first_at is not None
+    return (len(output.scored) - first_count) / (time.perf_counter() - first_at), len(output.scored)
+
+
+def worker_rate(settings: KafkaSettings, registry: Path, windows: int, workdir: Path, app_id: str) -> float:
+    """Start a worker of a new group (it reads the inputs from the start) and time its scores: the windows it
+    adds to the scores topic from its first to ``windows``."""
+    before = scored(settings)
+    expected = before + windows
+    env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": settings.topic_prefix}
+    command = [sys.executable, "-m", "fusewatch.cli", "worker", "--kafka", settings.bootstrap_servers, "--workdir",
+               str(workdir), "--app-id", app_id, "--assets-file", str(registry)]
+    with open(workdir / "worker.log", "wb") as output:
+        worker = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 900
+        first_at, first_count = None, 0
+        while True:
+            count = scored(settings)
+            now = time.monotonic()
+            if first_at is None and count > before:
+                first_at, first_count = now, count
+            if count >= expected:
+                break
+            if now > deadline or worker.poll() is not None:
+                raise RuntimeError(f"the worker scored {count} of {expected} windows; see {workdir / 'worker.log'}")
+            time.sleep(0.2)
+        assert first_at is not None
+        return (count - first_count) / max(now - first_at, 1e-9)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    assets, minutes, repetitions = (4, 30, 1) if quick else (12, 240, 3)
+    settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
+    create_topics(settings, topic_names(settings))
+    embedded, through_kafka = [], []
+    try:
+        simulated = PlantSimulator(SimulatorConfig(assets=assets, days=minutes / 1440, seed=0,
+                                                   start_ns=time.time_ns() // 60_000_000_000 * 60_000_000_000
+                                                   - minutes * 60_000_000_000))
+        with EventProducer(settings) as producer:
+            for event in simulated.events():
+                producer.send(event)
+        log(f"[kafka_path] published {assets} assets x {minutes} min to {settings.topic_prefix}*")
+        for repetition in range(1, repetitions + 1):
+            rate, windows = embedded_rate(simulated)
+            embedded.append(rate)
+            with tempfile.TemporaryDirectory() as directory:
+                workdir = Path(directory)
+                registry = workdir / "assets.json"
+                simulated.asset_registry().save(registry)
+                open_windows = 2 * assets  # the newest windows of each asset may stay open in a live worker
+                through_kafka.append(worker_rate(settings, registry, windows - open_windows, workdir,
+                                                 f"{settings.topic_prefix}bench-{repetition}"))
+            log(f"[kafka_path] repetition {repetition}: embedded {embedded[-1]:.0f} windows/s,"
+                f" worker {through_kafka[-1]:.0f} windows/s")
+    finally:
+        delete_topics(settings, topic_names(settings))
+    ratio = stat((k / e for k, e in zip(through_kafka, embedded, strict=True)), 3)
+    headline = stat(through_kafka, 1)["median"] / stat(embedded, 1)["median"]
+    return {
+        "title": "Through Kafka: one worker against the embedded runner",
+        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "goal": {"text": f"worker throughput ≥ {GOAL:g} × embedded throughput on the same plant",
+                 "met": headline >= GOAL,
+                 "value": f"worker / embedded = {headline:.3f} (per repetition {ratio['min']:.3f}–{ratio['max']:.3f})"},
+        "parameters": {"plant": f"{assets} assets x {minutes} min, seed 0", "repetitions": repetitions,
+                       "partitions": settings.partitions},
+        "tables": [{"caption": "Windows scored per second of wall time (median (min–max))",
+                    "columns": ["runner", "windows/s"],
+                    "rows": [["embedded (one process)", stat(embedded, 1)],
+                             ["fusewatch worker (one, via the broker)", stat(through_kafka, 1)]]}],
+        "figures": {"embedded_windows_per_s": stat(embedded, 1), "worker_windows_per_s": stat(through_kafka, 1),
+                    "ratio": ratio},
+        "notes": ["Not measured yet: the worker's decode throughput against a bare aiokafka consumer, latency at"
+                  " plant speed, and recovery time."],
+    }
