@@ -27,6 +27,7 @@ from fusewatch.assets import AssetRegistry
 from fusewatch.backtest_labels import LabelledEvent, Labels, LogLabels, asset_rows, method_row
 from fusewatch.config import FusewatchConfig, to_toml
 from fusewatch.events import Alert, DeadLetter, Score
+from fusewatch.history import RecordedMessage
 from fusewatch.scenarios.methods import WindowRecord, record_of, replay_methods
 from fusewatch.scenarios.summary import ScenarioSummary
 from fusewatch.timeutil import NS_PER_HOUR, format_time
@@ -34,7 +35,6 @@ from fusewatch.topics import Topics
 from streams.checkpoint import config_digest
 from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.fusion_stage import METHODS
-from streams.history import RecordedMessage
 from streams.processor import StreamProcessor
 
 CONFIGURED = "configured"

@@ -35,10 +35,10 @@ import numpy as np
 from fusewatch.codec import decode
 from fusewatch.errors import ConfigError, InvalidEventError
 from fusewatch.events import MaintenanceLog
+from fusewatch.history import RecordedMessage
 from fusewatch.timeutil import NS_PER_DAY, NS_PER_HOUR, format_time, parse_time
 from models.metrics import pr_auc, roc_auc
 from models.text import effective_kind
-from streams.history import RecordedMessage
 
 LABELS_HEADER = ("asset_id", "fault_start", "failure")
 

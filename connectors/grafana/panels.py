@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.alerts import AlertPolicyConfig
+from streams.alerts import ASSET_DASHBOARD, AlertPolicyConfig
 
 Json = dict[str, Any]
 
 DATASOURCE_UID = "fusewatch-influxdb"
 DATASOURCE: Json = {"type": "influxdb", "uid": DATASOURCE_UID}
 FLEET_UID = "fusewatch-fleet"
-ASSET_UID = "fusewatch-asset"
+ASSET_UID = ASSET_DASHBOARD  # the alerts' Grafana links point at it
 PIPELINE_UID = "fusewatch-pipeline"
 SCHEMA_VERSION = 39  # the dashboard schema of Grafana 11.3
 WARNING = AlertPolicyConfig().open_threshold  # an alert opens on windows at or above this score

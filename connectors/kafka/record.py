@@ -1,4 +1,4 @@
-"""``fusewatch record``: the input topics of a time range into a recording directory (streams/recording.py).
+"""``fusewatch record``: the input topics of a time range into a recording directory (connectors/recording.py).
 
 The offsets of the range are fixed when a recording starts (:func:`~connectors.kafka.consumer.offset_ranges`)
 and kept in its manifest; the partitions are then read one after the other, without a consumer group. An
@@ -15,8 +15,8 @@ from tqdm import tqdm
 
 from connectors.kafka.consumer import offset_ranges, read_partition
 from connectors.kafka.settings import KafkaSettings
-from streams.history import RecordedMessage, TopicKind
-from streams.recording import RecordingError, RecordingWriter
+from connectors.recording import RecordingError, RecordingWriter
+from fusewatch.history import RecordedMessage, TopicKind
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from connectors.history import History, KafkaHistory
+from connectors.history_source import History, KafkaHistory
 from connectors.kafka.admin import create_topics, topic_names
 from connectors.kafka.pacing import Pacer, SendResult
 from connectors.kafka.producer import EventProducer

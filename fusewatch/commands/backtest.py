@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
-    from connectors.history import open_history
+    from connectors.history_source import open_history
     from fusewatch.assets import AssetRegistry
     from fusewatch.backtest import run_backtest, summarize
     from fusewatch.backtest_labels import read_labels_csv

@@ -43,7 +43,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from connectors.history import open_history
+    from connectors.history_source import open_history
     from connectors.kafka.replay import replay, target_settings
 
     settings = kafka_settings(args, config_of(args))

@@ -165,7 +165,7 @@ def test_an_interrupted_recording_resumes_and_equals_an_uninterrupted_one(
     kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from connectors.kafka import record as record_module
-    from streams.recording import Recording
+    from connectors.recording import Recording
 
     simulated = plant(assets=2, days=0.01)
     sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.01", "--seed",

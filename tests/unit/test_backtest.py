@@ -19,6 +19,7 @@ from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
 from fusewatch.errors import ConfigError
 from fusewatch.events import GroundTruth, MaintenanceLog
+from fusewatch.history import RecordedMessage, TopicKind
 from fusewatch.scenarios.methods import WindowRecord
 from fusewatch.scenarios.scoring import compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
@@ -27,7 +28,6 @@ from fusewatch.topics import Topics
 from streams.alerts import AlertPolicyConfig
 from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.evaluation import summarize_run
-from streams.history import RecordedMessage, TopicKind
 from streams.model_config import ModelConfig
 from streams.processor import StreamProcessor
 
@@ -304,7 +304,7 @@ def test_report_dir_is_complete_and_compare_shows_the_differences(stored_dirs: t
 
 def test_cli_backtests_a_recording(plant: PlantSimulator, history: list[RecordedMessage], tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from streams.recording import RecordingWriter
+    from connectors.recording import RecordingWriter
 
     early = [m for m in history if m.timestamp_ms < history[0].timestamp_ms + 3 * 3_600_000]
     ranges = {(kind, 0): (min(m.offset for m in early if m.kind == kind),

@@ -34,8 +34,8 @@ import numpy as np
 
 from fusewatch.codec import KIND_FRAME, KIND_LOG, KIND_VIBRATION, join_envelope, split_envelope
 from fusewatch.errors import FusewatchError, InvalidEventError
+from fusewatch.history import TOPIC_KINDS, RecordedMessage, TopicKind, merged
 from fusewatch.timeutil import format_time
-from streams.history import TOPIC_KINDS, RecordedMessage, TopicKind, merged
 
 FORMAT = "fusewatch-recording"
 VERSION = 1
@@ -258,7 +258,7 @@ class Recording:
         return [self._messages_of(kind, partition, start_ns, end_ns) for kind, partition in keys]
 
     def messages(self, start_ns: int | None = None, end_ns: int | None = None) -> Iterator[RecordedMessage]:
-        """Every message in replay order (see :func:`streams.history.merged`)."""
+        """Every message in replay order (see :func:`fusewatch.history.merged`)."""
         return merged(self.partitions(start_ns, end_ns))
 
     def _messages_of(self, kind: TopicKind, partition: int, start_ns: int | None,

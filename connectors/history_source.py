@@ -1,7 +1,7 @@
 """Where history comes from: a recording directory, or a time range of the live input topics in Kafka.
 
 ``open_history(source, start_ns, end_ns, settings)`` returns a :class:`History` whose :meth:`~History.messages`
-are in replay order (:func:`streams.history.merged`). A recording is verified in full (every file's size and
+are in replay order (:func:`fusewatch.history.merged`). A recording is verified in full (every file's size and
 SHA-256) before its first message is read, so a damaged one fails at once, naming the file, and nothing runs on
 part of it.
 """
@@ -16,10 +16,10 @@ from kafka import TopicPartition
 
 from connectors.kafka.consumer import offset_ranges, read_partition
 from connectors.kafka.settings import KafkaSettings
+from connectors.recording import Recording
 from fusewatch.errors import FusewatchError
+from fusewatch.history import RecordedMessage, TopicKind, merged
 from fusewatch.timeutil import format_time
-from streams.history import RecordedMessage, TopicKind, merged
-from streams.recording import Recording
 
 
 class History(Protocol):
