@@ -74,7 +74,7 @@ class SimulatorConfig:
     unlabeled_log_fraction: float = 0.2
 
     def __post_init__(self) -> None:
-        _integer("assets", self.assets, 1, 999)
+        _integer("assets", self.assets, 1, 9_999)
         _integer("seed", self.seed, 0, 2**63 - 1)
         _integer("start_ns", self.start_ns, 0, 2**62)
         _integer("frame_size", self.frame_size, 16, 2048)
