@@ -8,6 +8,13 @@ rendered into ``docs/benchmarks.md`` (see :mod:`benchmarks.run`).
 
 from __future__ import annotations
 
+import os
+
+# As in `fusewatch` (fusewatch/cli.py): one thread per process for the numeric libraries, set before numpy is
+# imported, so CPU seconds measure the work and not idle BLAS threads spinning beside it.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",

@@ -1,15 +1,12 @@
 """Capacity of the embedded runner: machines watched in real time per core, beside the compute floor; memory.
 
-The plant's messages are generated and encoded before the clock starts. The embedded runner (bus, decode,
-alignment, features, models, calibration, fusion, alert policy) then processes them in one process; after
-``warm`` minutes (model creation, first frames) the rest is timed in CPU seconds. A machine sends one minute of
-data per minute, so one core watches ``60 × asset-minutes per CPU-second`` machines in real time.
-
-The compute floor runs only :meth:`streams.pipeline.Pipeline.process` (features, detectors, calibration, fusion)
-on the same windows, already decoded and aligned; the framework overhead is the runner's throughput divided by
-the floor's. Every run is a fresh process that generates each minute's messages just before the runner's timed
-calls; memory per asset is its resident memory at the end less that of a one-asset run, divided by the assets
-beyond the first.
+Every run is a fresh process. It generates the simulated plant's messages one minute at a time and times, in CPU
+seconds, only the embedded runner's calls on them (bus, decode, alignment, features, models, calibration,
+fusion, alert policy), after the first minutes (model creation, first frames). A machine sends one minute of
+data per minute, so one core watches 60 × asset-minutes per CPU-second machines in real time. The compute floor
+runs only `Pipeline.process` (features, detectors, calibration, fusion) on the same windows, already decoded and
+aligned; the framework overhead is the runner's throughput divided by the floor's. Memory per asset is the
+run's resident memory at the end less that of a one-asset run, divided by the assets beyond the first.
 """
 
 from __future__ import annotations

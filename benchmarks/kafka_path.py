@@ -1,7 +1,7 @@
 """Through Kafka: simulate → broker → one `fusewatch worker`, against the embedded runner on the same plant.
 
 The plant's messages are published to topics of the benchmark's own (a fresh prefix) before anything is timed.
-The embedded runner then scores them in this process (wall time from the first message to the last window).
+The embedded runner then scores them in this process (wall time from its first scored window to its last).
 One `fusewatch worker` (a subprocess, the same processor fed by faust-streaming from the broker, with its
 checkpoints and outputs to the scores topic) scores the topics; its throughput is the windows on the scores
 topic divided by the time from the first score to the last, so the worker's start-up and group join are left

@@ -2,10 +2,9 @@
 
 The points are the score and feature lines of a simulated run (made before the clock starts). Each condition
 writes all of them, in batches of 5,000 lines, into a database of its own (created before, dropped after):
-``sink`` is :class:`connectors.influx.sinks.InfluxV1Sink` (joins the lines, gzips each batch, POSTs, checks the
-answer); ``raw gzip`` POSTs the same gzip-compressed batches with ``http.client`` and nothing else; ``raw`` POSTs
-them uncompressed. The conditions run interleaved, several times; the ratio is sink ÷ raw gzip (the same bytes
-on the wire).
+`sink` is `InfluxV1Sink` (joins the lines, gzips each batch, POSTs, checks the answer); `raw gzip` POSTs the
+same gzip-compressed batches with `http.client` and nothing else; `raw` POSTs them uncompressed. The conditions
+run interleaved, several times; the ratio is sink ÷ raw gzip (the same bytes on the wire).
 """
 
 from __future__ import annotations
