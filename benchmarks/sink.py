@@ -46,17 +46,21 @@ def lines_of_a_run(assets: int, days: float) -> list[str]:
     return lines + [line for s in output.scored if (line := features_line(s.score))]
 
 
-def _query(statement: str) -> None:
+def _post(path: str, body: bytes, headers: dict[str, str], expected: int) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", 8086, timeout=30)
     try:
-        connection.request("POST", "/query", urllib.parse.urlencode({"q": statement}).encode(),
-                           {"Content-Type": "application/x-www-form-urlencoded"})
+        connection.request("POST", path, body, headers)
         answer = connection.getresponse()
         answer.read()
-        if answer.status != 200:
-            raise RuntimeError(f"InfluxDB answered {answer.status} to {statement!r}")
+        if answer.status != expected:
+            raise RuntimeError(f"InfluxDB answered {answer.status} to POST {path}")
     finally:
         connection.close()
+
+
+def _query(statement: str) -> None:
+    _post("/query", urllib.parse.urlencode({"q": statement}).encode(),
+          {"Content-Type": "application/x-www-form-urlencoded"}, 200)
 
 
 def _raw(lines: list[str], database: str, compress: bool) -> None:
@@ -67,15 +71,7 @@ def _raw(lines: list[str], database: str, compress: bool) -> None:
         if compress:
             body = gzip.compress(body, compresslevel=5)
             headers["Content-Encoding"] = "gzip"
-        connection = http.client.HTTPConnection("127.0.0.1", 8086, timeout=30)
-        try:
-            connection.request("POST", path, body, headers)
-            answer = connection.getresponse()
-            answer.read()
-            if answer.status != 204:
-                raise RuntimeError(f"InfluxDB answered {answer.status}")
-        finally:
-            connection.close()
+        _post(path, body, headers, 204)
 
 
 CONDITIONS: dict[str, Callable[[list[str], str], None]] = {
