@@ -1,9 +1,10 @@
 """Backtest: score recorded history with a candidate configuration under its own run id, and measure it.
 
-:func:`run_backtest` feeds every recorded message's bytes, in replay order, through the embedded runner as a
-worker does: one :class:`~streams.processor.StreamProcessor` per partition number (the co-partitioned input
-topics carry the same assets in partition N), its clock the newest record timestamp of the partition,
-messages of assets outside the registry and messages the processor fails on turned into dead letters. Dead
+:func:`run_backtest` feeds every recorded message's bytes, in replay order, through the stream processor as a
+worker's partition does (:func:`streams.partition.process_message`): one
+:class:`~streams.processor.StreamProcessor` per partition number (the co-partitioned input topics carry the same
+assets in partition N), its clock the newest record timestamp of the partition, messages of assets outside the
+registry and messages the processor fails on turned into dead letters. Dead
 letters keep the recorded partition and offset. Each scored window is kept as a compact trace point and as the
 record the method comparison replays (:mod:`fusewatch.scenarios.methods`), so the modality ablation (every
 single modality and every fusion method under the same alert settings) comes with the run.
@@ -33,8 +34,9 @@ from fusewatch.scenarios.summary import ScenarioSummary
 from fusewatch.timeutil import NS_PER_HOUR, format_time
 from fusewatch.topics import Topics
 from streams.checkpoint import config_digest
-from streams.embedded import CollectingOutput, EmbeddedRunner
+from streams.embedded import CollectingOutput
 from streams.fusion_stage import METHODS
+from streams.partition import process_message
 from streams.processor import StreamProcessor
 
 CONFIGURED = "configured"
@@ -86,35 +88,20 @@ class BacktestRun:
 
 
 class _Partition:
-    """The runner of one partition number, and the recorded coordinates of the message it is handling."""
+    """The processor of one partition number, its clock the newest record timestamp it was given."""
 
     def __init__(self, config: FusewatchConfig, run_id: str, registry: AssetRegistry | None) -> None:
         self.output = CollectingOutput()
         bearings = registry.bearings if registry is not None else None
-        self.runner = EmbeddedRunner(StreamProcessor(config, self.output, run_id=run_id, bearings=bearings))
+        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings)
+        self.registry = registry
+        self.clock_ns = 0
 
-    def handle(self, message: RecordedMessage, topic: str, registry: AssetRegistry | None) -> None:
-        runner, processor = self.runner, self.runner.processor
-        before = len(self.output.letters)
-        ts_ns = message.timestamp_ms * NS_PER_MS
-        key = message.key
-        try:
-            if registry is not None and (key is None or key.decode("utf-8", "replace") not in registry):
-                shown = "none" if key is None else repr(key[:64].decode("utf-8", "replace"))
-                runner.now_ns = max(runner.now_ns, ts_ns)
-                processor.dead_letter(message.value, topic, message.partition, message.offset, runner.now_ns,
-                                      f"unknown asset: key {shown} is not in the asset registry")
-                processor.tick(runner.now_ns)
-            else:
-                runner.publish(topic, key or b"", message.value, ts_ns)
-                runner.pump()
-        except Exception as exc:  # as a worker: a defect must not stop the stream, the message becomes a letter
-            processor.dead_letter(message.value, topic, message.partition, message.offset, runner.now_ns,
-                                  f"error: {type(exc).__name__}: {exc}")
-        letters = self.output.letters
-        for index in range(before, len(letters)):  # the recorded coordinates, not the in-process bus's
-            letters[index] = letters[index].model_copy(update={"partition": message.partition,
-                                                              "offset": message.offset})
+    def handle(self, message: RecordedMessage, topic: str) -> None:
+        """As the worker's partition does: dead letters carry the recorded partition and offset."""
+        self.clock_ns = max(self.clock_ns, message.timestamp_ms * NS_PER_MS)
+        process_message(self.processor, self.registry, topic, message.partition, message.offset, self.clock_ns,
+                        message.value, message.key)
 
 
 def run_backtest(
@@ -146,7 +133,7 @@ def run_backtest(
             partition = partitions.get(message.partition)
             if partition is None:
                 partition = partitions[message.partition] = _Partition(config, run_id, registry)
-            partition.handle(message, topic_of[message.kind], registry)
+            partition.handle(message, topic_of[message.kind])
             if registry is None or (message.key or b"").decode("utf-8", "replace") in registry:
                 logs.add(message)
             run.messages += 1
@@ -156,9 +143,9 @@ def run_backtest(
             if run.messages % 1000 == 0:
                 bar.set_postfix(windows=len(run.windows), alerts=len(run.alerts), refresh=False)
     for partition in partitions.values():
-        partition.runner.finish()
+        partition.processor.flush()
         _collect(run, partition.output)
-        run.dead_letter_reasons.update(partition.runner.processor.stats.dead_letters)
+        run.dead_letter_reasons.update(partition.processor.stats.dead_letters)
     run.label_with(labels, labels_from)
     run.wall_seconds = round(time.perf_counter() - started, 3)
     return run

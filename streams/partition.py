@@ -111,18 +111,7 @@ class PartitionProcessor:
         if offset < self.offsets.get(topic, 0):
             return None
         self.clock_ns = max(self.clock_ns, timestamp_ms * 1_000_000)
-        try:
-            if self.registry is not None and (key is None or key.decode("utf-8", "replace") not in self.registry):
-                shown = "none" if key is None else repr(key[:64].decode("utf-8", "replace"))
-                self.processor.dead_letter(raw, topic, self.partition, offset, self.clock_ns,
-                                           f"unknown asset: key {shown} is not in the asset registry")
-            else:
-                self.processor.handle(raw, topic, self.partition, offset, self.clock_ns)
-            self.processor.tick(self.clock_ns)
-        except Exception as exc:  # a defect must not stop the stream: the message becomes a dead letter
-            log.exception("stream error topic=%s partition=%d offset=%d", topic, self.partition, offset)
-            self.processor.dead_letter(raw, topic, self.partition, offset, self.clock_ns,
-                                        f"error: {type(exc).__name__}: {exc}")
+        process_message(self.processor, self.registry, topic, self.partition, offset, self.clock_ns, raw, key)
         self.offsets[topic] = offset + 1
         self.processed += 1
         return self.output.take()
@@ -132,3 +121,20 @@ class PartitionProcessor:
         self.processor.tick(now_ns)
         return self.output.take()
 
+
+
+def process_message(processor: StreamProcessor, registry: AssetRegistry | None, topic: str, partition: int,
+                    offset: int, clock_ns: int, raw: bytes, key: bytes | None) -> None:
+    """Process one input message as a worker does: a key outside the registry (when there is one) and a defect
+    in processing both become dead letters, the stream goes on; then the idle clock runs to ``clock_ns``."""
+    try:
+        if registry is not None and (key is None or key.decode("utf-8", "replace") not in registry):
+            shown = "none" if key is None else repr(key[:64].decode("utf-8", "replace"))
+            processor.dead_letter(raw, topic, partition, offset, clock_ns,
+                                  f"unknown asset: key {shown} is not in the asset registry")
+        else:
+            processor.handle(raw, topic, partition, offset, clock_ns)
+        processor.tick(clock_ns)
+    except Exception as exc:  # a defect must not stop the stream: the message becomes a dead letter
+        log.exception("stream error topic=%s partition=%d offset=%d", topic, partition, offset)
+        processor.dead_letter(raw, topic, partition, offset, clock_ns, f"error: {type(exc).__name__}: {exc}")

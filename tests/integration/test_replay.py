@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from connectors.kafka.admin import delete_topics, describe_topics, topic_names
-from connectors.kafka.consumer import read_topics
+from connectors.kafka.consumer import offset_ranges, read_topics
 from connectors.kafka.replay import target_settings
 from connectors.kafka.settings import KafkaSettings
 from fusewatch.timeutil import format_time
@@ -25,12 +24,9 @@ pytestmark = pytest.mark.integration
 
 
 def end_offsets(kafka: KafkaSettings) -> dict[tuple[str, int], int]:
-    consumer = KafkaConsumer(bootstrap_servers=kafka.servers())
-    try:
-        partitions = [TopicPartition(topic, n) for topic in topic_names(kafka) for n in range(kafka.partitions)]
-        return {(tp.topic, tp.partition): offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
+    """The end offset of every partition of the six topics."""
+    return {(tp.topic, tp.partition): end for tp, (_, end) in offset_ranges(kafka, topic_names(kafka), None,
+                                                                            None).items()}
 
 
 def inputs(kafka: KafkaSettings) -> list[tuple[str, int, int, int, bytes | None, bytes]]:

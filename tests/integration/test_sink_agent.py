@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from standardwebhooks import Webhook
 
-from connectors.kafka.consumer import read_topics
+from connectors.kafka.consumer import offset_ranges, read_topics
 from connectors.kafka.settings import KafkaSettings
 from connectors.simulator import PlantSimulator
 from connectors.webhooks.signing import WebhookSecret
@@ -176,12 +176,8 @@ def test_influxdb_down_60_s_mid_run_loses_nothing_and_commits_nothing_unwritten(
 
 def end_offsets(kafka: KafkaSettings) -> dict[int, int]:
     """The end offset of every non-empty partition of the scores topic."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.servers())
-    try:
-        partitions = [TopicPartition(kafka.topics().scores, n) for n in range(kafka.partitions)]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items() if offset > 0}
-    finally:
-        consumer.close()
+    ranges = offset_ranges(kafka, [kafka.topics().scores], None, None)
+    return {tp.partition: end for tp, (_, end) in ranges.items() if end > 0}
 
 
 def scores_below(kafka: KafkaSettings, offsets: dict[int, int]) -> set[tuple[str, int]]:
