@@ -1,24 +1,30 @@
 """Capacity of the embedded runner: machines watched in real time per core, beside the compute floor; memory.
 
-Every run is a fresh process. It generates the simulated plant's messages one minute at a time and times, in CPU
-seconds, only the embedded runner's calls on them (bus, decode, alignment, features, models, calibration,
-fusion, alert policy), after the first minutes (model creation, first frames). A machine sends one minute of
-data per minute, so one core watches 60 × asset-minutes per CPU-second machines in real time. The compute floor
-runs only `Pipeline.process` (features, detectors, calibration, fusion) on the same windows, already decoded and
-aligned; the framework overhead is the runner's throughput divided by the floor's. Memory per asset is the
-run's resident memory at the end less that of a one-asset run, divided by the assets beyond the first.
+The plant's messages (the input topics' bytes) are generated once per size, in a process of their own, into a
+file of one pickled list per minute. Every measurement is then a fresh process reading that file minute by
+minute, so it holds none of the simulator's state. The runner process times, in CPU seconds, only the embedded
+runner's calls on each minute's messages (bus, decode, alignment, features, models, calibration, fusion, alert
+policy), after the first minutes (model creation, first frames). A machine sends one minute of data per
+minute, so one core watches 60 × asset-minutes per CPU-second machines in real time. The compute floor is a
+process of its own that decodes and aligns the same messages untimed, then times only `Pipeline.process`
+(features, detectors, calibration, fusion) on the same windows after the same untimed minutes; the framework
+overhead is the runner's throughput divided by the floor's (runner and floor alternate). Memory per asset is
+the runner process's resident memory at the end less that of a one-asset run of the same length, divided by
+the assets beyond the first.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import pickle
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from benchmarks.run import stat
 from connectors.simulator import PlantSimulator, SimulatorConfig
@@ -42,12 +48,23 @@ class Size:
     minutes: int
     warm: int  # minutes not timed
     repetitions: int
+    floor: bool = True  # also run the compute floor (False: a memory row of a mature deployment)
+
+    @property
+    def label(self) -> str:
+        return str(self.assets) if self.floor else f"{self.assets} after {self.minutes / 60:g} h"
 
 
-SIZES = (Size(10, 240, 60, 3), Size(100, 30, 10, 3), Size(1000, 6, 3, 1))
+# Young deployments of 10 to 1,000 assets; then 10 assets after 26 h of plant time, when the day of values and
+# frames the models learn late is full (their memory per asset is that of a mature deployment).
+SIZES = (Size(10, 120, 30, 3), Size(100, 30, 10, 3), Size(1000, 6, 3, 1), Size(10, 1560, 1500, 1, floor=False))
 QUICK = (Size(10, 20, 5, 1), Size(30, 6, 2, 1))
 
+#: What the profiles showed and what was changed (kept with the code that measures it; see docs/benchmarks.md).
+PROFILE_NOTES: list[str] = []
+
 Message = tuple[str, bytes, bytes, int]
+T = TypeVar("T")
 
 
 def resident_bytes() -> int:
@@ -68,16 +85,38 @@ def encoded_steps(simulated: PlantSimulator) -> Iterator[list[Message]]:
         yield [(topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step]
 
 
-def run_embedded(simulated: PlantSimulator, size: Size) -> dict[str, float]:
+def write_steps(size: Size, path: Path) -> dict[str, int]:
+    """Generate the plant's messages into ``path`` (one pickled list per minute), in a process of its own, so the
+    measuring processes hold none of the simulator's state. Returns the messages and bytes written."""
+    messages = size_bytes = 0
+    with path.open("wb") as out:
+        for step in encoded_steps(plant(size)):
+            pickle.dump(step, out, protocol=5)
+            messages += len(step)
+            size_bytes += sum(len(value) for _, _, value, _ in step)
+    return {"messages": messages, "bytes": size_bytes}
+
+
+def read_steps(path: Path) -> Iterator[list[Message]]:
+    """The minutes written by :func:`write_steps`, read one at a time (as a consumer receives its bytes)."""
+    with path.open("rb") as source:
+        while True:
+            try:
+                yield pickle.load(source)
+            except EOFError:
+                return
+
+
+def run_embedded(steps: Iterable[list[Message]], size: Size) -> dict[str, float]:
     """The embedded runner, minute by minute; CPU seconds of the timed minutes and the resident memory at the end.
 
-    Only the runner's calls are timed; the messages of each minute are generated before them.
+    Only the runner's calls are timed; the messages of each minute are read before them.
     """
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=simulated.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant(size).asset_registry().bearings))
     cpu = 0.0
     windows = 0
-    for index, step in enumerate(encoded_steps(simulated)):
+    for index, step in enumerate(steps):
         started = time.process_time()
         for topic, key, value, ts in step:
             runner.publish(topic, key, value, ts)
@@ -91,12 +130,12 @@ def run_embedded(simulated: PlantSimulator, size: Size) -> dict[str, float]:
     return {"cpu_s": cpu, "windows": windows, "resident_bytes": resident_bytes()}
 
 
-def aligned_windows(simulated: PlantSimulator) -> list[list[AlignedWindow]]:
+def aligned_windows(steps: Iterable[list[Message]]) -> list[list[AlignedWindow]]:
     """The windows each step closes, decoded and aligned as the runner does (for the floor)."""
     aligner = Aligner(FusewatchConfig().aligner)
     out = []
     now = 0
-    for step in encoded_steps(simulated):
+    for step in steps:
         closed: list[AlignedWindow] = []
         for _, _, value, ts in step:
             event = decode(value)
@@ -108,9 +147,9 @@ def aligned_windows(simulated: PlantSimulator) -> list[list[AlignedWindow]]:
     return out
 
 
-def run_floor(plant: PlantSimulator, windows: list[list[AlignedWindow]], size: Size) -> dict[str, float]:
+def run_floor(windows: list[list[AlignedWindow]], size: Size) -> dict[str, float]:
     """Only the pipeline (features, models, calibration, fusion) on the aligned windows of the timed steps."""
-    pipeline = Pipeline(FusewatchConfig().models, bearings=plant.asset_registry().bearings)
+    pipeline = Pipeline(FusewatchConfig().models, bearings=plant(size).asset_registry().bearings)
     cpu, count = 0.0, 0
     for index, closed in enumerate(windows):
         started = time.process_time()
@@ -122,54 +161,71 @@ def run_floor(plant: PlantSimulator, windows: list[list[AlignedWindow]], size: S
     return {"cpu_s": cpu, "windows": count}
 
 
-def measure(size: Size) -> dict[str, float]:
-    """One run in this (fresh) process: the runner, then the floor on the same windows."""
-    simulated = plant(size)
-    embedded = run_embedded(simulated, size)
-    floor = run_floor(simulated, aligned_windows(simulated), size)
-    return {"runner_rate": embedded["windows"] / embedded["cpu_s"], "floor_rate": floor["windows"] / floor["cpu_s"],
-            "memory_bytes": embedded["resident_bytes"], "timed_windows": embedded["windows"]}
+def measure(size: Size, what: str, path: Path) -> dict[str, float]:
+    """One run of the runner or of the floor in this (fresh) process on the messages in ``path``: windows per
+    CPU-second of the timed minutes; for the runner also the resident memory at the end."""
+    if what == "runner":
+        embedded = run_embedded(read_steps(path), size)
+        return {"rate": embedded["windows"] / embedded["cpu_s"], "memory_bytes": embedded["resident_bytes"],
+                "timed_windows": embedded["windows"]}
+    floor = run_floor(aligned_windows(read_steps(path)), size)
+    return {"rate": floor["windows"] / floor["cpu_s"], "timed_windows": floor["windows"]}
 
 
-def in_fresh_process(size: Size) -> dict[str, float]:
+def in_fresh_process(function: Callable[..., T], *args: Any) -> T:
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, size).result()
+        return pool.submit(function, *args).result()
 
 
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     sizes = QUICK if quick else SIZES
     rows: list[list[Any]] = []
     figures: dict[str, dict[str, Any]] = {}
-    baseline_size = Size(1, sizes[0].minutes, sizes[0].warm, 1)
-    baseline = in_fresh_process(baseline_size)["memory_bytes"]
-    log(f"[capacity] one asset: {baseline / 2**20:.1f} MiB resident at the end")
+    baselines: dict[int, float] = {}
     for size in sizes:
         runner_rates, floor_rates, memory = [], [], []
         timed = 0
-        for repetition in range(1, size.repetitions + 1):
-            result = in_fresh_process(size)
-            runner_rates.append(result["runner_rate"])
-            floor_rates.append(result["floor_rate"])
-            memory.append((result["memory_bytes"] - baseline) / max(1, size.assets - 1) / 2**20)
-            timed = int(result["timed_windows"])
-            log(f"[capacity] {size.assets} assets, repetition {repetition}: runner {runner_rates[-1]:.0f},"
-                f" floor {floor_rates[-1]:.0f} asset-minutes per CPU-second; {memory[-1]:.2f} MiB per asset")
-        machines = stat((60 * r for r in runner_rates), 0)
-        overhead = stat((r / f for r, f in zip(runner_rates, floor_rates, strict=True)), 3)
-        figures[str(size.assets)] = {
+        with tempfile.TemporaryDirectory(prefix="fusewatch-capacity-") as directory:
+            if size.minutes not in baselines:  # a one-asset run as long as this one
+                one = Size(1, size.minutes, size.warm, 1)
+                in_fresh_process(write_steps, one, Path(directory) / "one.pickle")
+                baselines[size.minutes] = in_fresh_process(measure, one, "runner", Path(directory) / "one.pickle")[
+                    "memory_bytes"]
+                log(f"[capacity] one asset x {size.minutes} min: {baselines[size.minutes] / 2**20:.1f} MiB resident")
+            path = Path(directory) / "steps.pickle"
+            written = in_fresh_process(write_steps, size, path)
+            log(f"[capacity] {size.assets} assets x {size.minutes} min: {written['messages']} messages,"
+                f" {written['bytes'] / 1e6:.0f} MB")
+            for repetition in range(1, size.repetitions + 1):
+                result = in_fresh_process(measure, size, "runner", path)
+                runner_rates.append(result["rate"])
+                if size.floor:
+                    floor_rates.append(in_fresh_process(measure, size, "floor", path)["rate"])
+                memory.append((result["memory_bytes"] - baselines[size.minutes]) / max(1, size.assets - 1) / 2**20)
+                timed = int(result["timed_windows"])
+                log(f"[capacity] {size.label} assets, repetition {repetition}: runner {runner_rates[-1]:.0f}"
+                    + (f", floor {floor_rates[-1]:.0f}" if floor_rates else "")
+                    + f" asset-minutes per CPU-second; {memory[-1]:.2f} MiB per asset")
+        entry: dict[str, Any] = {
             "runner_asset_minutes_per_cpu_s": stat(runner_rates, 1),
-            "floor_asset_minutes_per_cpu_s": stat(floor_rates, 1),
-            "machines_per_core": machines, "floor_machines_per_core": stat((60 * f for f in floor_rates), 0),
+            "machines_per_core": stat((60 * r for r in runner_rates), 0),
             "runner_ms_per_window": stat((1000 / r for r in runner_rates), 3),
-            "floor_ms_per_window": stat((1000 / f for f in floor_rates), 3),
-            "overhead_ratio": overhead, "mib_per_asset": stat(memory, 3), "timed_windows": timed,
+            "mib_per_asset": stat(memory, 3), "timed_windows": timed, "floor_measured": size.floor,
         }
-        entry = figures[str(size.assets)]
-        rows.append([size.assets, f"{size.minutes - size.warm} of {size.minutes}", entry["runner_ms_per_window"],
-                     entry["floor_ms_per_window"], machines, entry["floor_machines_per_core"], overhead,
+        if floor_rates:
+            entry.update({
+                "floor_asset_minutes_per_cpu_s": stat(floor_rates, 1),
+                "floor_machines_per_core": stat((60 * f for f in floor_rates), 0),
+                "floor_ms_per_window": stat((1000 / f for f in floor_rates), 3),
+                "overhead_ratio": stat((r / f for r, f in zip(runner_rates, floor_rates, strict=True)), 3),
+            })
+        figures[size.label] = entry
+        rows.append([size.label, f"{size.minutes - size.warm} of {size.minutes}", entry["runner_ms_per_window"],
+                     entry.get("floor_ms_per_window", "–"), entry["machines_per_core"],
+                     entry.get("floor_machines_per_core", "–"), entry.get("overhead_ratio", "–"),
                      entry["mib_per_asset"]])
     worst = min(f["machines_per_core"]["median"] for f in figures.values())
-    worst_overhead = min(f["overhead_ratio"]["median"] for f in figures.values())
+    worst_overhead = min(f["overhead_ratio"]["median"] for f in figures.values() if "overhead_ratio" in f)
     worst_memory = max(f["mib_per_asset"]["median"] for f in figures.values())
     met = worst >= GOAL_MACHINES and worst_overhead >= GOAL_OVERHEAD and worst_memory <= GOAL_MIB_PER_ASSET
     return {
@@ -189,8 +245,10 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
                                 "MiB per asset"],
                     "rows": rows}],
         "figures": figures,
-        "notes": [f"A one-asset run ends with {baseline / 2**20:.1f} MiB resident (Python, torch, the models' code);"
-                  " that is subtracted before dividing by the assets beyond the first. The runs are minutes to"
-                  " hours of plant time: the calibrators' two-day histories, the day of values and frames waiting"
-                  " to be learned and the log horizon fill over days, so this is the memory of a young deployment."],
+        "notes": [f"A one-asset run ends with {min(baselines.values()) / 2**20:.0f}–"
+                  f"{max(baselines.values()) / 2**20:.0f} MiB resident (Python, torch, the models' code); that is"
+                  " subtracted before dividing by the assets beyond the first. The young rows are minutes to hours"
+                  " of plant time; the last row is 10 assets after 26 h, when the day of values and frames the"
+                  " models learn a day late is full (the calibrators' two-day histories grow for another day).",
+                  *PROFILE_NOTES],
     }

@@ -33,6 +33,7 @@ import struct
 from typing import Any
 
 import numpy as np
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from fusewatch.errors import InvalidEventError
@@ -93,9 +94,39 @@ def split_envelope(raw: bytes) -> tuple[int, dict[str, Any], bytes]:
     >>> kind, header["text"], payload
     (3, 'ok', b'')
     """
+    raw = _as_bytes(raw)
+    kind, header, start = _read_envelope(raw)
+    return kind, header, raw[start:]
+
+
+def decode(raw: bytes) -> InputEvent:
+    """Decode and validate one input message; raise :class:`InvalidEventError` naming the field.
+
+    The samples are a view of a copy of the payload, not of ``raw`` itself: a view at the header's offset
+    would be unaligned, and numpy's float sums then round differently from those on an aligned copy (a
+    restored checkpoint would no longer score exactly as the uninterrupted stream).
+    """
+    raw = _as_bytes(raw)
+    kind, header, start = _read_envelope(raw)
+    if kind == KIND_VIBRATION:
+        return _decode_vibration(header, raw[start:])
+    if kind == KIND_FRAME:
+        return _decode_frame(header, raw[start:])
+    if kind == KIND_LOG:
+        if len(raw) > start:
+            raise InvalidEventError("<payload>", f"a maintenance log has no payload, found {len(raw) - start} bytes")
+        return make_event(MaintenanceLog, **header)
+    raise InvalidEventError("<message>", f"unknown message kind {kind}")
+
+
+def _as_bytes(raw: Any) -> bytes:
     if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise InvalidEventError("<message>", f"expected bytes, got {type(raw).__name__}")
-    raw = bytes(raw)
+    return raw if type(raw) is bytes else bytes(raw)
+
+
+def _read_envelope(raw: bytes) -> tuple[int, dict[str, Any], int]:
+    """The kind, the JSON header and where the payload starts."""
     if len(raw) < _PREFIX.size:
         raise InvalidEventError("<message>", f"too short for the envelope ({len(raw)} bytes)")
     magic, version, kind, head_len = _PREFIX.unpack_from(raw)
@@ -111,21 +142,7 @@ def split_envelope(raw: bytes) -> tuple[int, dict[str, Any], bytes]:
         raise InvalidEventError("<header>", f"not valid UTF-8 JSON ({exc})") from None
     if not isinstance(header, dict):
         raise InvalidEventError("<header>", "must be a JSON object")
-    return kind, header, raw[_PREFIX.size + head_len :]
-
-
-def decode(raw: bytes) -> InputEvent:
-    """Decode and validate one input message; raise :class:`InvalidEventError` naming the field."""
-    kind, header, payload = split_envelope(raw)
-    if kind == KIND_VIBRATION:
-        return _decode_vibration(header, payload)
-    if kind == KIND_FRAME:
-        return _decode_frame(header, payload)
-    if kind == KIND_LOG:
-        if payload:
-            raise InvalidEventError("<payload>", f"a maintenance log has no payload, found {len(payload)} bytes")
-        return make_event(MaintenanceLog, **header)
-    raise InvalidEventError("<message>", f"unknown message kind {kind}")
+    return kind, header, _PREFIX.size + head_len
 
 
 def _take_count(header: dict[str, Any], key: str) -> int:
@@ -157,12 +174,19 @@ def _decode_frame(header: dict[str, Any], payload: bytes) -> CameraFrame:
 
 
 def decode_pixels(frame: CameraFrame) -> np.ndarray:
-    """Decode a frame's image into a 2-D ``uint8`` grayscale array, checking it against the header."""
+    """Decode a frame's image into a 2-D ``uint8`` grayscale array, checking it against the header.
+
+    JPEG goes through libjpeg-turbo directly (simplejpeg: a third of Pillow's time for a 128x128 frame, and no
+    per-image Python plugin machinery); other encodings through Pillow.
+    """
     try:
-        with Image.open(io.BytesIO(frame.data)) as image:
-            image.load()
-            gray = image if image.mode == "L" else image.convert("L")
-            pixels = np.asarray(gray, dtype=np.uint8)
+        if frame.encoding == "jpeg":
+            pixels: np.ndarray = simplejpeg.decode_jpeg(frame.data, colorspace="GRAY")[:, :, 0]
+        else:
+            with Image.open(io.BytesIO(frame.data)) as image:
+                image.load()
+                gray = image if image.mode == "L" else image.convert("L")
+                pixels = np.asarray(gray, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidEventError("data", f"truncated or corrupt {frame.encoding} image ({exc})") from None
     if pixels.shape != (frame.height, frame.width):

@@ -20,8 +20,12 @@ stopping at ``1 / window``.
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from typing import Any
+
+from models.fifo import FloatFifo
 
 
 class QuantileCalibrator:
@@ -55,8 +59,8 @@ class QuantileCalibrator:
         self.window = window
         self.min_samples = min_samples
         self.tail = tail
-        self._fifo: deque[float] = deque()
-        self._sorted: list[float] = []
+        self._fifo = FloatFifo()  # learned values in arrival order
+        self._sorted = array("d")  # the same values sorted (8 bytes each, not a float object + pointer)
 
     @property
     def n(self) -> int:
@@ -76,6 +80,13 @@ class QuantileCalibrator:
         if len(self._fifo) > self.window:
             old = self._fifo.popleft()
             del self._sorted[bisect_left(self._sorted, old)]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore, converting the lists of states pickled before the flat arrays."""
+        if isinstance(state.get("_fifo"), deque):
+            state["_fifo"] = FloatFifo(state["_fifo"])
+            state["_sorted"] = array("d", state["_sorted"])
+        self.__dict__.update(state)
 
     def score_one(self, x: float) -> float:
         """Return the calibrated score of ``x`` in (0, 1); 0.5 while the reference is empty."""

@@ -41,6 +41,7 @@ from fusewatch.events import MaintenanceLog, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.early import EarlyFusionDetector, early_features
+from models.fifo import FloatFifo
 from models.retrieval import IncidentMatch, IncidentMemory, signature
 from models.text import LogSeverityModel, effective_kind, normalize_log_text
 from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
@@ -82,10 +83,16 @@ class _AssetModels:
     early: EarlyFusionDetector
     calibrators: dict[str, QuantileCalibrator | ProbabilityCalibrator]
     smoothers: dict[str, Any]  # river stats.RollingQuantile
-    pending: dict[str, deque[tuple[int, float]]]
+    pending: dict[str, FloatFifo]  # values waiting to be learned, keyed by the window count they came at
     windows: int = 0
     log_cache: dict[tuple[int, int], tuple[float, bool, tuple[str, ...]]] = field(default_factory=dict)
     peak: tuple[float, dict[str, float], str | None] | None = None  # the most anomalous window since the last incident
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore, converting the pending deques of (window, value) of states pickled before :class:`FloatFifo`."""
+        state["pending"] = {m: FloatFifo([v for _, v in q], [k for k, _ in q]) if isinstance(q, deque) else q
+                            for m, q in state["pending"].items()}
+        self.__dict__.update(state)
 
 
 _LEARNED_CHANNELS = ("vibration", "camera", "early")
@@ -138,7 +145,7 @@ class Pipeline:
                 smoothers={
                     m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows) for m in _LEARNED_CHANNELS
                 },
-                pending={m: deque() for m in _LEARNED_CHANNELS},
+                pending={m: FloatFifo(keyed=True) for m in _LEARNED_CHANNELS},
             )
         return models
 
@@ -293,9 +300,9 @@ class Pipeline:
             if queue is None:
                 continue
             if warmup or calibrated[modality] < self.config.calibration_gate:
-                queue.append((models.windows, value))
-            while queue and queue[0][0] <= models.windows - self.config.learn_delay:
-                models.calibrators[modality].learn_one(queue.popleft()[1])
+                queue.append(value, models.windows)
+            while queue and queue.first_key() <= models.windows - self.config.learn_delay:
+                models.calibrators[modality].learn_one(queue.popleft())
         gate = self.config.learn_gate
         if "vibration" in smoothed and (warmup or calibrated["vibration"] < gate):
             models.vibration.learn_one(features)

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         web_port=args.web_port, registry=registry,
     )
     worker = Worker(config, settings, options)
-    level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}.get(args.log_level.upper(), "warn")
-    faust.Worker(worker.app, loglevel=level, quiet=True).execute_from_commandline()
+    # The CLI has configured logging (--log-level). faust's own set-up would add a spinner handler at DEBUG and
+    # lower the root logger to DEBUG, so every debug call of aiokafka and faust (one per message sent) would
+    # build a log record that is then thrown away: about 1.5 % of a worker's time in the profile.
+    faust.Worker(worker.app, quiet=True, override_logging=False).execute_from_commandline()
     return 0
