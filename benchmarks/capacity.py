@@ -243,7 +243,9 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
                     "columns": ["assets", "timed minutes", "runner ms / window", "floor ms / window",
                                 "machines per core", "floor: machines per core", "runner / floor",
                                 "MiB per asset"],
-                    "rows": rows}],
+                    "rows": rows,
+                    "goals": {"machines per core": GOAL_MACHINES, "runner / floor": GOAL_OVERHEAD,
+                              "MiB per asset": GOAL_MIB_PER_ASSET}}],
         "figures": figures,
         "notes": [f"A one-asset run ends with {min(baselines.values()) / 2**20:.0f}–"
                   f"{max(baselines.values()) / 2**20:.0f} MiB resident (Python, torch, the models' code); that is"

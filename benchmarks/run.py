@@ -35,6 +35,7 @@ from statistics import median
 from typing import Any
 
 from benchmarks import REGISTRY
+from benchmarks.plots import plot_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.json"
@@ -129,8 +130,10 @@ def _parameter(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else cell(value)
 
 
-def render_markdown(results: dict[str, Any]) -> str:
-    """``docs/benchmarks.md`` from a results dict (the content of ``results.json``)."""
+def render_markdown(results: dict[str, Any], images: dict[str, str] | None = None) -> str:
+    """``docs/benchmarks.md`` from a results dict (the content of ``results.json``); ``images`` maps a benchmark's
+    name to its plot's path relative to the markdown file."""
+    images = images or {}
     env = results.get("machine", {})
     lines = [
         "# Benchmarks",
@@ -159,6 +162,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             lines += [f"Goal: {str(goal.get('text', '')).rstrip('.')}. {verdict}{measured}", ""]
         for table in bench.get("tables", []):
             lines += _table(table)
+        if name in images:
+            lines += [f"![{bench.get('title', name)}]({images[name]})", ""]
         if bench.get("method"):
             lines += ["How it is measured: " + str(bench["method"]), ""]
         if bench.get("parameters"):
@@ -197,6 +202,20 @@ def run_benchmarks(names: Sequence[str], quick: bool, previous: dict[str, Any],
             "benchmarks": {name: benchmarks[name] for name in sorted(benchmarks)}}
 
 
+def write_plots(results: dict[str, Any], docs_dir: Path) -> dict[str, str]:
+    """One PNG per benchmark under ``docs_dir/img/benchmarks``: the module's own ``plot(result, path)`` when it has
+    one, else the bars of its tables' statistics (:func:`benchmarks.plots.plot_benchmark`). Returns the paths
+    relative to ``docs_dir``."""
+    images: dict[str, str] = {}
+    for name, bench in results.get("benchmarks", {}).items():
+        relative = f"img/benchmarks/{name}.png"
+        module = importlib.import_module(REGISTRY[name]) if name in REGISTRY else None
+        draw = getattr(module, "plot", None) or plot_benchmark
+        if draw(bench, docs_dir / relative):
+            images[name] = relative
+    return images
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(REGISTRY), action="append", help="run only this benchmark")
@@ -215,6 +234,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_benchmarks(args.only or sorted(REGISTRY), args.quick, previous)
         write_results(results, results_path)
     docs_path.parent.mkdir(parents=True, exist_ok=True)
-    docs_path.write_text(render_markdown(results), encoding="utf-8")
+    docs_path.write_text(render_markdown(results, write_plots(results, docs_path.parent)), encoding="utf-8")
     _log(f"wrote {results_path.relative_to(ROOT)} and {docs_path.relative_to(ROOT)}")
     return 0

@@ -75,3 +75,17 @@ def test_results_json_is_written_with_sorted_keys(tmp_path: Path) -> None:
 
 def test_every_registered_benchmark_is_a_module_of_the_package() -> None:
     assert REGISTRY and all(module.startswith("benchmarks.") for module in REGISTRY.values())
+
+
+def test_a_benchmark_with_statistics_gets_a_plot_and_the_report_links_it(tmp_path: Path) -> None:
+    from benchmarks.plots import plot_benchmark
+    from benchmarks.run import write_plots
+
+    results = _results(met=True)
+    images = write_plots(results, tmp_path)
+    assert images == {"webhooks": "img/benchmarks/webhooks.png"}
+    assert (tmp_path / images["webhooks"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![Scoring throughput with a hanging webhook endpoint](img/benchmarks/webhooks.png)" in render_markdown(
+        results, images)
+    no_statistics = {"title": "t", "tables": [{"columns": ["a", "b"], "rows": [["x", 1]]}]}
+    assert not plot_benchmark(no_statistics, tmp_path / "none.png") and not (tmp_path / "none.png").exists()
