@@ -18,7 +18,10 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",
+    "ingest": "benchmarks.ingest",
     "kafka_path": "benchmarks.kafka_path",
+    "latency": "benchmarks.latency",
+    "recovery": "benchmarks.recovery",
     "sink": "benchmarks.sink",
     "webhooks": "benchmarks.webhooks",
 }

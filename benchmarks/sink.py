@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.influxdb import INFLUX, influx_query
 from benchmarks.run import stat
 from connectors.influx.points import features_line, score_line
 from connectors.influx.sinks import InfluxV1Sink
@@ -27,7 +28,6 @@ from fusewatch.topics import Topics
 from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.processor import StreamProcessor
 
-URL = "http://127.0.0.1:8086"
 BATCH = 5000
 GOAL = 0.8
 
@@ -47,7 +47,8 @@ def lines_of_a_run(assets: int, days: float) -> list[str]:
 
 
 def _post(path: str, body: bytes, headers: dict[str, str], expected: int) -> None:
-    connection = http.client.HTTPConnection("127.0.0.1", 8086, timeout=30)
+    url = urllib.parse.urlsplit(INFLUX)
+    connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 8086, timeout=30)
     try:
         connection.request("POST", path, body, headers)
         answer = connection.getresponse()
@@ -56,11 +57,6 @@ def _post(path: str, body: bytes, headers: dict[str, str], expected: int) -> Non
             raise RuntimeError(f"InfluxDB answered {answer.status} to POST {path}")
     finally:
         connection.close()
-
-
-def _query(statement: str) -> None:
-    _post("/query", urllib.parse.urlencode({"q": statement}).encode(),
-          {"Content-Type": "application/x-www-form-urlencoded"}, 200)
 
 
 def _raw(lines: list[str], database: str, compress: bool) -> None:
@@ -75,7 +71,7 @@ def _raw(lines: list[str], database: str, compress: bool) -> None:
 
 
 CONDITIONS: dict[str, Callable[[list[str], str], None]] = {
-    "sink": lambda lines, database: InfluxV1Sink(URL, database, batch_lines=BATCH).write(lines),
+    "sink": lambda lines, database: InfluxV1Sink(INFLUX, database, batch_lines=BATCH).write(lines),
     "raw gzip": lambda lines, database: _raw(lines, database, True),
     "raw": lambda lines, database: _raw(lines, database, False),
 }
@@ -91,13 +87,13 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     for repetition in range(repetitions):
         for name in names[repetition % len(names):] + names[: repetition % len(names)]:
             database = f"fwbench_{uuid.uuid4().hex[:8]}"
-            _query(f'CREATE DATABASE "{database}"')
+            influx_query(f'CREATE DATABASE "{database}"')
             try:
                 started = time.perf_counter()
                 CONDITIONS[name](lines, database)
                 rates[name].append(len(lines) / (time.perf_counter() - started))
             finally:
-                _query(f'DROP DATABASE "{database}"')
+                influx_query(f'DROP DATABASE "{database}"')
             log(f"[sink] {name}, repetition {repetition + 1}: {rates[name][-1]:.0f} points/s")
     ratio = stat((s / r for s, r in zip(rates["sink"], rates["raw gzip"], strict=True)), 3)
     headline = stat(rates["sink"], 0)["median"] / stat(rates["raw gzip"], 0)["median"]
@@ -106,7 +102,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
         "goal": {"text": f"sink points/s ≥ {GOAL:g} × raw POSTs of the same batches", "met": headline >= GOAL,
                  "value": f"sink / raw gzip = {headline:.3f} (per repetition {ratio['min']:.3f}–{ratio['max']:.3f})"},
-        "parameters": {"points": len(lines), "batch_lines": BATCH, "repetitions": repetitions, "server": URL,
+        "parameters": {"points": len(lines), "batch_lines": BATCH, "repetitions": repetitions, "server": INFLUX,
                        "run": f"{assets} assets x {days:g} day (scores and vibration features)"},
         "tables": [{"caption": "Points per second (median (min–max))", "columns": ["condition", "points/s"],
                     "rows": [[name, stat(values, 0)] for name, values in rates.items()]}],

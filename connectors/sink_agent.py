@@ -2,7 +2,8 @@
 
 One consumer group (``fusewatch-sink`` by default) reads ``scores``, ``alerts``, ``dead-letter`` and
 ``maintenance-logs``; several agents share the partitions. For every batch (up to ``batch_messages`` messages,
-or what arrived within ``max_wait_s``):
+or what arrived within ``max_wait_s``; a batch is written as soon as a poll of ``linger_s`` brings nothing more,
+so a quiet stream is written within milliseconds and a busy one in large batches):
 
 1. each message becomes line-protocol points: a score → ``fusewatch_score`` and ``fusewatch_features``, an
    alert transition → ``fusewatch_alert``, a maintenance-log entry → ``fusewatch_log``; dead letters are counted;
@@ -56,7 +57,8 @@ class SinkOptions:
     group: str = "fusewatch-sink"
     worker_group: str = "fusewatch"  # whose input lag the health points report
     batch_messages: int = 2000
-    max_wait_s: float = 1.0
+    max_wait_s: float = 0.25  # the longest a message waits in a growing batch (a trickle of scores)
+    linger_s: float = 0.02  # with messages pending, how long a poll waits for more before the batch is written
     max_backoff_s: float = 10.0
     health_interval_s: float = 10.0
     stop_when_idle_s: float | None = None  # leave once nothing arrived this long and all is written
@@ -130,7 +132,8 @@ class SinkAgent:
         try:
             while not self.stop_event.is_set():
                 room = options.batch_messages - len(pending)
-                polled = self.consumer.poll(timeout_ms=200, max_records=max(room, 1))
+                wait_ms = round(options.linger_s * 1000) if pending else 200
+                polled = self.consumer.poll(timeout_ms=wait_ms, max_records=max(room, 1))
                 now = time.monotonic()
                 for records in polled.values():
                     if not pending and records:

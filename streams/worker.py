@@ -8,7 +8,8 @@ partition N of the three co-partitioned input topics to one worker, which owns t
    event-time order (a topic that is caught up does not hold the others);
 2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
    output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
-3. every ``checkpoint_every`` messages or ``checkpoint_interval_s`` seconds, and when a partition is revoked,
+3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
+   old, and when a partition is revoked,
    the outputs are flushed, the partition's state is written with the offsets it covers, and only then are the
    messages acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
 
@@ -23,6 +24,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -52,6 +54,30 @@ class WorkerOptions:
     web_port: int | None = None  # faust's web view (health, lag) when set
     report_interval_s: float = 10.0  # a progress line in the log
     registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
+
+
+def faust_app_settings(settings: KafkaSettings, options: WorkerOptions) -> dict[str, Any]:
+    """The keyword arguments of the worker's ``faust.App`` (all but the app id, ``options.app_id``): one
+    definition for the worker and for the benchmarks that read the topics the way it does."""
+    return {
+        "broker": [f"kafka://{server}" for server in settings.servers()],
+        "store": "memory://",
+        "datadir": str(options.workdir / "faust"),
+        "topic_partitions": settings.partitions,
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_wait_empty": False,  # held (unacknowledged) messages must not block a rebalance
+        "producer_acks": -1,
+        "producer_max_request_size": settings.max_message_bytes,
+        "consumer_max_fetch_size": settings.max_message_bytes,
+        "web_enabled": options.web_port is not None,
+        "web_port": options.web_port or 6066,
+        "web_bind": "127.0.0.1",
+        "broker_session_timeout": 10.0,  # a killed worker's partitions move after 10 s, not 60
+        "broker_heartbeat_interval": 2.0,
+        "broker_request_timeout": max(settings.timeout_s, 40.0),
+    }
 
 
 class OutputSink(Protocol):
@@ -84,9 +110,10 @@ class _Owned:
     merger: EventTimeMerger[EventT[Any]]
     delivered: dict[str, int] = field(default_factory=dict)  # topic -> next offset delivered to the agent
     unacked: list[EventT[Any]] = field(default_factory=list)
-    last_checkpoint: float = field(default_factory=time.monotonic)
+    unacked_since: float = 0.0  # when the oldest of ``unacked`` was processed (monotonic)
     last_message: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
+    saving: asyncio.Future[None] | None = None  # the last checkpoint's write and acknowledgement
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this worker expects: after the last delivered, or where the state ends."""
@@ -105,6 +132,8 @@ class Worker:
         self.topics = settings.topics()
         self.digest = config_digest(to_toml(config))
         self.store = CheckpointStore(options.workdir / "checkpoints")
+        # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
         self.owned: dict[int, _Owned] = {}
         self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
@@ -116,26 +145,7 @@ class Worker:
 
     def _build_app(self) -> faust.App:
         options = self.options
-        app = faust.App(
-            options.app_id,
-            broker=[f"kafka://{server}" for server in self.settings.servers()],
-            store="memory://",
-            datadir=str(options.workdir / "faust"),
-            topic_partitions=self.settings.partitions,
-            topic_allow_declare=False,
-            topic_disable_leader=True,
-            consumer_auto_offset_reset="earliest",
-            stream_wait_empty=False,  # held (unacknowledged) messages must not block a rebalance
-            producer_acks=-1,
-            producer_max_request_size=self.settings.max_message_bytes,
-            consumer_max_fetch_size=self.settings.max_message_bytes,
-            web_enabled=options.web_port is not None,
-            web_port=options.web_port or 6066,
-            web_bind="127.0.0.1",
-            broker_session_timeout=10.0,  # a killed worker's partitions move after 10 s, not 60
-            broker_heartbeat_interval=2.0,
-            broker_request_timeout=max(self.settings.timeout_s, 40.0),
-        )
+        app = faust.App(options.app_id, **faust_app_settings(self.settings, options))
         inputs = app.topic(
             *self.topics.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
@@ -228,9 +238,11 @@ class Worker:
             else:
                 self.stats["processed"] += 1
                 await self._send(outgoing)
+            if not owned.unacked:
+                owned.unacked_since = time.monotonic()
             owned.unacked.append(event)
         if len(owned.unacked) >= self.options.checkpoint_every:
-            await self._checkpoint(partition, owned)
+            await self._checkpoint(partition, owned, wait=False)
 
     def input_topic(self, topic: str, value: bytes | None) -> str:
         """The input topic of a message; under faust's test context (topic ``<internal>``) from its kind byte."""
@@ -283,17 +295,38 @@ class Worker:
         for message in messages:
             self.stats[message.topic.removeprefix(self.topics.prefix)] += 1
 
-    async def _checkpoint(self, partition: int, owned: _Owned) -> None:
-        """Flush outputs, write the state with its offsets, then acknowledge what it covers."""
-        if not owned.unacked and owned.processor.processed == 0:
+    async def _checkpoint(self, partition: int, owned: _Owned, wait: bool = True) -> None:
+        """Flush outputs, take the state with its offsets, write it, then acknowledge what it covers.
+
+        ``wait=False`` (the agent and the timer) returns once the state is taken: the write (tens of MB for many
+        assets, most of a second) runs on the checkpoint thread while processing goes on, and the messages are
+        acknowledged when it is done; a new checkpoint is not taken while the partition's last one is being
+        written. ``wait=True`` (revocation, shutdown) returns when every checkpoint of the partition is written.
+        """
+        writing = owned.saving is not None and not owned.saving.done()
+        if (owned.unacked or owned.processor.processed) and (wait or not writing):
+            await self.sink.flush()
+            checkpoint = owned.processor.checkpoint()
+            events, owned.unacked = owned.unacked, []
+            written = asyncio.get_running_loop().run_in_executor(self._writer, self.store.save, checkpoint)
+            owned.saving = asyncio.ensure_future(self._acknowledge(partition, owned, written, events))
+        if wait and owned.saving is not None:
+            await owned.saving
+
+    async def _acknowledge(self, partition: int, owned: _Owned, written: asyncio.Future[bool],
+                           events: list[EventT[Any]]) -> None:
+        """Acknowledge ``events`` once their checkpoint is written; if the write failed, the next checkpoint
+        (which covers them too) acknowledges them."""
+        try:
+            await written
+        except Exception:
+            log.exception("partition %d: writing the checkpoint failed; its messages stay unacknowledged", partition)
+            if not owned.unacked:
+                owned.unacked_since = time.monotonic()
+            owned.unacked[:0] = events
             return
-        await self.sink.flush()
-        checkpoint = owned.processor.checkpoint()
-        await asyncio.get_running_loop().run_in_executor(None, self.store.save, checkpoint)
-        for event in owned.unacked:
+        for event in events:
             event.ack()
-        owned.unacked.clear()
-        owned.last_checkpoint = time.monotonic()
         self.stats["checkpoints"] += 1
 
     async def on_timer(self) -> None:
@@ -315,8 +348,10 @@ class Worker:
                 idle_s = now - owned.last_message
                 if owned.processor.clock_ns and idle_s > 1.0:
                     await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
-                if owned.unacked and now - owned.last_checkpoint >= self.options.checkpoint_interval_s:
-                    await self._checkpoint(partition, owned)
+                # timed from the oldest unacknowledged message, not from the last checkpoint: a burst after a
+                # quiet spell is processed first and checkpointed after, instead of stalling in its middle
+                if owned.unacked and now - owned.unacked_since >= self.options.checkpoint_interval_s:
+                    await self._checkpoint(partition, owned, wait=False)
 
     # ------------------------------------------------------------------ operations
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -72,6 +73,9 @@ class SimulatorConfig:
     occlusion_probability: float = 0.003
     jpeg_quality: int = 90
     unlabeled_log_fraction: float = 0.2
+    stagger_s: float = 0.0
+    """Spread the assets' sampling phases over this many seconds: each asset's snapshot and frame come
+    :func:`stagger_offset_ns` later in every step (0: all assets sample at the same instants)."""
 
     def __post_init__(self) -> None:
         _integer("assets", self.assets, 1, 9_999)
@@ -92,6 +96,9 @@ class SimulatorConfig:
         _number("min_downtime_hours", self.min_downtime_hours, 0.0, 1000.0, low_open=True)
         _number("max_downtime_hours", self.max_downtime_hours, self.min_downtime_hours, 1000.0)
         _number("severity_exponent", self.severity_exponent, 0.0, 10.0, low_open=True)
+        _number("stagger_s", self.stagger_s, 0.0, self.snapshot_interval_s / 2)
+        if self.stagger_s > 0 and self.frame_interval_s != self.snapshot_interval_s:
+            raise ConfigError("stagger_s: needs frame_interval_s == snapshot_interval_s (one frame per step)")
         if not 1 <= self.n_samples <= MAX_SAMPLES:
             raise ConfigError(f"snapshot_seconds: {self.n_samples} samples per snapshot, allowed 1..{MAX_SAMPLES}")
         if self.days * 86_400.0 < self.snapshot_interval_s:
@@ -116,6 +123,17 @@ class SimulatorConfig:
     def end_ns(self) -> int:
         """End of the run (exclusive)."""
         return self.start_ns + self.total_steps * self.step_ns
+
+
+def stagger_offset_ns(asset_id: str, stagger_s: float) -> int:
+    """How much later than the step's nominal instants ``asset_id`` samples: a whole number of milliseconds in
+    ``[0, stagger_s)``, the same for an asset id in every run (a CRC-32 of the id).
+
+    >>> stagger_offset_ns("pump-01", 0.0), stagger_offset_ns("pump-01", 30.0) == stagger_offset_ns("pump-01", 30.0)
+    (0, True)
+    """
+    stagger_ms = round(stagger_s * 1000)
+    return (zlib.crc32(asset_id.encode()) * stagger_ms >> 32) * 1_000_000
 
 
 def _integer(name: str, value: object, low: int, high: int) -> None:
@@ -364,6 +382,7 @@ class _AssetStream:
             np.random.default_rng([seed, i, LOAD]), n_points, cfg.start_ns, cfg.end_ns
         )
         self.log_cursor = 0
+        self.offset_ns = stagger_offset_ns(asset.asset_id, cfg.stagger_s)
 
     def events(self, t0: int, t1: int, frames: list[int]) -> Iterator[tuple[int, int, int, InputEvent]]:
         cfg, asset, fault = self.cfg, self.asset, self.asset.fault
@@ -375,12 +394,12 @@ class _AssetStream:
             chunk = VibrationChunk(
                 asset_id=asset.asset_id,
                 sensor_id="de",
-                ts=t0,
+                ts=t0 + self.offset_ns,
                 sample_rate_hz=cfg.sample_rate_hz,
                 unit="g",
                 samples=samples,
             )
-            yield t0, i, 0, chunk
+            yield t0 + self.offset_ns, i, 0, chunk
         for ts in frames:
             if fault and fault.is_down(ts):
                 continue
@@ -388,13 +407,13 @@ class _AssetStream:
             frame = CameraFrame(
                 asset_id=asset.asset_id,
                 camera_id="cam-1",
-                ts=ts,
+                ts=ts + self.offset_ns,
                 width=cfg.frame_size,
                 height=cfg.frame_size,
                 encoding="jpeg",
                 data=data,
             )
-            yield ts, i, 1, frame
+            yield ts + self.offset_ns, i, 1, frame
         logs = asset.log_events
         while self.log_cursor < len(logs) and logs[self.log_cursor].ts < t1:
             yield logs[self.log_cursor].ts, i, 2, logs[self.log_cursor]

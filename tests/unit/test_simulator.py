@@ -15,7 +15,7 @@ from scipy import signal, stats
 from connectors.simulator import BearingKinematics, PlantSimulator, SimulatorConfig
 from connectors.simulator.camera import CameraRenderer, Scene, make_scene
 from connectors.simulator.logs import NOTICE, SHORTHAND, add_typo
-from connectors.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types
+from connectors.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types, stagger_offset_ns
 from connectors.simulator.vibration import BearingGeometry, VibrationSynth, make_profile
 from fusewatch.codec import InputEvent, decode, decode_pixels, encode
 from fusewatch.events import CameraFrame, FaultType, MaintenanceLog, VibrationChunk
@@ -356,3 +356,55 @@ def test_symptom_notes_appear_only_once_a_human_would_notice() -> None:
     bearings = relative_first["bearing_outer"] + relative_first["bearing_inner"]
     assert max(relative_first["winding"]) < 0.6 < math.sqrt(0.4) <= min(relative_first["leak"])
     assert math.sqrt(0.6) <= min(bearings)
+
+
+# ---------------------------------------------------------------- staggered sampling phases
+
+
+def _stagger_plant(stagger_s: float) -> PlantSimulator:
+    return PlantSimulator(SimulatorConfig(assets=8, days=4 / 1440, seed=5, sample_rate_hz=2_000.0,
+                                          snapshot_seconds=0.05, frame_size=16, stagger_s=stagger_s))
+
+
+def test_stagger_offsets_are_deterministic_per_asset_and_within_the_range() -> None:
+    ids = [f"pump-{n:02d}" for n in range(1, 200)]
+    offsets = [stagger_offset_ns(asset_id, 30.0) for asset_id in ids]
+    assert offsets == [stagger_offset_ns(asset_id, 30.0) for asset_id in ids]
+    assert all(0 <= offset < 30 * NS_PER_S and offset % 1_000_000 == 0 for offset in offsets)
+    assert len(set(offsets)) > 150  # spread, not a handful of phases
+    assert max(offsets) - min(offsets) > 25 * NS_PER_S
+    assert all(stagger_offset_ns(asset_id, 0.0) == 0 for asset_id in ids)
+
+
+def test_the_default_is_no_stagger_and_byte_identical() -> None:
+    assert SimulatorConfig().stagger_s == 0.0
+    unstaggered = _stagger_plant(0.0)
+    assert digest(unstaggered.events()) == digest(PlantSimulator(unstaggered.config).events())
+    for step_index, step in enumerate(unstaggered.steps()):
+        t0 = unstaggered.config.start_ns + step_index * unstaggered.config.step_ns
+        assert {e.ts for e in step if isinstance(e, VibrationChunk)} == {t0}
+        assert {e.ts for e in step if isinstance(e, CameraFrame)} == {t0 + 30 * NS_PER_S}
+
+
+def test_staggered_events_shift_by_the_assets_offset_stay_in_their_step_and_sorted() -> None:
+    plain, staggered = _stagger_plant(0.0), _stagger_plant(30.0)
+    config = staggered.config
+    for step_index, (before, after) in enumerate(zip(plain.steps(), staggered.steps(), strict=True)):
+        t0 = config.start_ns + step_index * config.step_ns
+        assert [e.ts for e in after] == sorted(e.ts for e in after)
+        assert all(t0 <= e.ts < t0 + config.step_ns for e in after)
+        key = lambda e: (e.asset_id, type(e).__name__, e.ts)  # noqa: E731
+        for old, new in zip(sorted(before, key=key), sorted(after, key=key), strict=True):
+            shift = 0 if isinstance(old, MaintenanceLog) else stagger_offset_ns(old.asset_id, 30.0)
+            assert new.ts == old.ts + shift
+            assert encode(new.model_copy(update={"ts": old.ts})) == encode(old)  # the same data, later
+    phases = {e.ts - config.start_ns for e in next(staggered.steps()) if isinstance(e, VibrationChunk)}
+    assert len(phases) == config.assets  # no longer all at the same instant
+
+
+@pytest.mark.parametrize(("changes", "match"), [({"stagger_s": -1.0}, r"^stagger_s:"),
+                                                 ({"stagger_s": 31.0}, r"^stagger_s:"),
+                                                 ({"stagger_s": 10.0, "frame_interval_s": 120.0}, r"^stagger_s:")])
+def test_invalid_stagger_is_refused(changes: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        SimulatorConfig(**changes)

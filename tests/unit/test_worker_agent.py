@@ -54,3 +54,30 @@ def test_the_agent_scores_windows_dead_letters_bad_input_and_checkpoints(tmp_pat
     assert len(letters) == 1 and dict(letters[0].headers)["reason"].startswith(b"invalid:")
     assert worker.stats["checkpoints"] >= 1 and sink.flushes >= 1
     assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
+
+
+def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old(tmp_path: Path) -> None:
+    plant = PlantSimulator(SimulatorConfig(assets=1, days=0.004, seed=1))
+    sink = ListSink()
+    options = WorkerOptions(app_id="fwtest-timer", workdir=tmp_path, checkpoint_every=10_000,
+                            checkpoint_interval_s=5.0, registry=plant.asset_registry())
+    worker = Worker(FusewatchConfig(), KafkaSettings(), options, sink=sink)
+    agent = worker.app.agents["fusewatch-process"]
+
+    async def feed() -> None:
+        async with agent.test_context() as tested:
+            for event in plant.events():
+                await tested.put(encode(event), key=event.asset_id.encode(), timestamp=event.ts / 1e9)
+            owned = worker.owned[0]
+            held = len(owned.unacked)
+            assert held > 0
+            await worker.on_timer()  # the messages were just processed: nothing is due
+            assert worker.stats["checkpoints"] == 0 and len(owned.unacked) == held
+            owned.unacked_since -= options.checkpoint_interval_s  # as if the oldest were 5 s old
+            await worker.on_timer()
+            assert owned.saving is not None
+            await owned.saving
+            assert worker.stats["checkpoints"] == 1 and not owned.unacked
+
+    asyncio.run(feed())
+    assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
