@@ -56,7 +56,7 @@ class Size:
     workers: int = 2
 
 
-FULL = Size(assets=4, days=0.75, repetitions=3)
+FULL = Size(assets=4, days=0.5, repetitions=3)
 QUICK = Size(assets=2, days=0.25, repetitions=1)
 DRAIN_S = 2.0  # the demo's wait for pending deliveries after scoring (its default is a minute)
 

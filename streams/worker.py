@@ -9,7 +9,7 @@ partition N of the three co-partitioned input topics to one worker, which owns t
 2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
    output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
 3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
-   old, and when a partition is revoked,
+   old (one partition per timer tick), and when a partition is revoked,
    the outputs are flushed, the partition's state is written with the offsets it covers, and only then are the
    messages acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
 
@@ -338,6 +338,7 @@ class Worker:
             log.info("progress partitions=%s processed=%d held=%d unacked=%d lag=%d", health["partitions"],
                      self.stats["processed"], sum(health["held"].values()), sum(health["unacked"].values()),
                      sum(health["lag"].values()))
+        due: list[tuple[float, int, _Owned]] = []
         for partition, owned in list(self.owned.items()):
             async with owned.lock:
                 if self.owned.get(partition) is not owned:  # revoked while we waited for the lock
@@ -350,7 +351,15 @@ class Worker:
                     await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
                 # timed from the oldest unacknowledged message, not from the last checkpoint: a burst after a
                 # quiet spell is processed first and checkpointed after, instead of stalling in its middle
-                if owned.unacked and now - owned.unacked_since >= self.options.checkpoint_interval_s:
+                writing = owned.saving is not None and not owned.saving.done()
+                if owned.unacked and not writing and now - owned.unacked_since >= self.options.checkpoint_interval_s:
+                    due.append((owned.unacked_since, partition, owned))
+        # one checkpoint per tick, the longest waiting: taking a state pauses processing while it is pickled, and
+        # the pauses of partitions that fall due together would add up to one long stall
+        if due:
+            _, partition, owned = min(due, key=lambda item: item[0])
+            async with owned.lock:
+                if self.owned.get(partition) is owned:
                     await self._checkpoint(partition, owned, wait=False)
 
     # ------------------------------------------------------------------ operations

@@ -56,7 +56,9 @@ def test_the_agent_scores_windows_dead_letters_bad_input_and_checkpoints(tmp_pat
     assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
 
 
-def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old(tmp_path: Path) -> None:
+def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old_one_partition_per_tick(
+    tmp_path: Path,
+) -> None:
     plant = PlantSimulator(SimulatorConfig(assets=1, days=0.004, seed=1))
     sink = ListSink()
     options = WorkerOptions(app_id="fwtest-timer", workdir=tmp_path, checkpoint_every=10_000,
@@ -66,18 +68,24 @@ def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old(tmp
 
     async def feed() -> None:
         async with agent.test_context() as tested:
-            for event in plant.events():
-                await tested.put(encode(event), key=event.asset_id.encode(), timestamp=event.ts / 1e9)
-            owned = worker.owned[0]
-            held = len(owned.unacked)
-            assert held > 0
+            for partition in (0, 1):
+                for event in plant.events():
+                    await tested.put(encode(event), key=event.asset_id.encode(), timestamp=event.ts / 1e9,
+                                     partition=partition)
+            first, second = worker.owned[0], worker.owned[1]
+            assert first.unacked and second.unacked
             await worker.on_timer()  # the messages were just processed: nothing is due
-            assert worker.stats["checkpoints"] == 0 and len(owned.unacked) == held
-            owned.unacked_since -= options.checkpoint_interval_s  # as if the oldest were 5 s old
+            assert worker.stats["checkpoints"] == 0 and first.unacked and second.unacked
+            first.unacked_since -= options.checkpoint_interval_s  # as if both oldest were 5 s old, the second's
+            second.unacked_since -= options.checkpoint_interval_s + 1  # older
+            await worker.on_timer()  # one partition per tick: the longest waiting
+            assert second.saving is not None and first.saving is None
+            await second.saving
+            assert worker.stats["checkpoints"] == 1 and not second.unacked and first.unacked
             await worker.on_timer()
-            assert owned.saving is not None
-            await owned.saving
-            assert worker.stats["checkpoints"] == 1 and not owned.unacked
+            assert first.saving is not None
+            await first.saving
+            assert worker.stats["checkpoints"] == 2 and not first.unacked
 
     asyncio.run(feed())
-    assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
+    assert {path.name for path in (tmp_path / "checkpoints").glob("*.ckpt")} == {"p0.ckpt", "p1.ckpt"}
