@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.processes import stop, worker_command
 from benchmarks.run import stat
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import offset_ranges
@@ -81,8 +81,7 @@ def worker_rate(settings: KafkaSettings, registry: Path, windows: int, workdir: 
     before = scored(settings)
     expected = before + windows
     env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": settings.topic_prefix}
-    command = [sys.executable, "-m", "fusewatch.cli", "worker", "--kafka", settings.bootstrap_servers, "--workdir",
-               str(workdir), "--app-id", app_id, "--assets-file", str(registry)]
+    command = worker_command(settings, workdir, app_id, registry)
     with open(workdir / "worker.log", "wb") as output:
         worker = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -101,8 +100,7 @@ def worker_rate(settings: KafkaSettings, registry: Path, windows: int, workdir: 
         assert first_at is not None
         return (count - first_count) / max(now - first_at, 1e-9)
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        stop(worker)
 
 
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from typing import Any
 from kafka import KafkaAdminClient
 
 from benchmarks.influxdb import INFLUX, POLL_S, InfluxPoller, influx_query
+from benchmarks.processes import stop, worker_command
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.pacing import Pacer
@@ -230,23 +231,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def worker_command(settings: KafkaSettings, workdir: Path, app_id: str, registry: Path) -> list[str]:
-    """`fusewatch worker` with its defaults, on the benchmark's topics and registry."""
-    return [sys.executable, "-m", "fusewatch.cli", "--log-level", "INFO", "worker", "--kafka",
-            settings.bootstrap_servers, "--workdir", str(workdir), "--app-id", app_id, "--assets-file", str(registry)]
-
-
-def _terminate(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=30)
-
-
 def produced_at(settings: KafkaSettings) -> dict[tuple[str, int], float]:
     """(asset, window end) → when the worker produced its score (the record timestamp, wall seconds)."""
     produced: dict[tuple[str, int], float] = {}
@@ -280,7 +264,7 @@ def burst_figures(closes: dict[tuple[str, int], Sent], produced: dict[tuple[str,
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     # history: the plant starts this long before the live run (two plant minutes and a little: the warm-up)
     assets, staggered_steps, synchronized_steps, history_s, ready_s = (
-        (50, 3, 1, 140, 0) if quick else (500, 5, 2, 130, 20))
+        (50, 3, 1, 140, 0) if quick else (500, 4, 2, 130, 20))
     settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     topics = settings.topics()
     aligner = FusewatchConfig().aligner
@@ -306,8 +290,8 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
             PlantSimulator(SimulatorConfig(**base, days=1 / 1440, start_ns=start_ns)).asset_registry().save(registry)
             worker_log, sink_log = workdir / "worker.log", workdir / "sink.log"
             with open(worker_log, "wb") as output:
-                worker = subprocess.Popen(worker_command(settings, workdir / "worker", app_id, registry), env=env,
-                                          stdout=output, stderr=subprocess.STDOUT)
+                command = worker_command(settings, workdir / "worker", app_id, registry, "INFO")
+                worker = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
             with open(sink_log, "wb") as output:
                 sink = subprocess.Popen(
                     [sys.executable, "-m", "fusewatch.cli", "--log-level", "INFO", "sink", "--kafka",
@@ -358,8 +342,8 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         finally:
             if poller is not None:
                 poller.stop()
-            _terminate(worker)
-            _terminate(sink)
+            stop(worker)
+            stop(sink)
             try:
                 produced = produced_at(settings) if worker is not None else {}
             except Exception as exc:
