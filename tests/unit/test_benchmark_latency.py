@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,14 @@ def test_burst_figures_measure_the_workers_spread_over_a_burst() -> None:
     assert burst["first_s"] == pytest.approx(0.1)
     assert burst["last_s"] == pytest.approx(0.14)
     assert burst["ms_per_window"] == pytest.approx(10.0)
+
+
+def test_the_plot_draws_the_recorded_distributions_and_nothing_without_them(tmp_path: Path) -> None:
+    from benchmarks.latency import plot
+
+    bench = {"title": "latency", "figures": {"staggered": {"close_to_visible_ms": [80, 90, 300]},
+                                             "synchronized": {"close_to_visible_ms": [900, 1500]}}}
+    assert plot(bench, tmp_path / "latency.png")
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plot({"figures": {"staggered": {"count": 0}}}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
