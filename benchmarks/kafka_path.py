@@ -132,13 +132,14 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         delete_topics(settings, topic_names(settings))
     ratio = stat((k / e for k, e in zip(through_kafka, embedded, strict=True)), 3)
     worker_median = float(stat(through_kafka, 1)["median"])
-    headline = stat(through_kafka, 1)["median"] / stat(embedded, 1)["median"]
+    headline = ratio["median"]  # of the per-repetition ratios: each worker run beside its own embedded run
     return {
         "title": "Through Kafka: one worker against the embedded runner",
         "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
         "goal": {"text": f"worker throughput ≥ {GOAL:g} × embedded throughput on the same plant",
                  "met": headline >= GOAL,
-                 "value": f"worker / embedded = {headline:.3f} (per repetition {ratio['min']:.3f}–{ratio['max']:.3f})"},
+                 "value": f"worker / embedded = {headline:.3f} (median of the repetitions' ratios,"
+                          f" {ratio['min']:.3f}–{ratio['max']:.3f})"},
         "parameters": {"plant": f"{assets} assets x {minutes} min, seed 0", "repetitions": repetitions,
                        "partitions": settings.partitions},
         "tables": [{"caption": "Windows scored per second of wall time (median (min–max))",
