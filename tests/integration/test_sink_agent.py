@@ -19,7 +19,7 @@ from connectors.kafka.settings import KafkaSettings
 from connectors.simulator import PlantSimulator
 from connectors.webhooks.signing import WebhookSecret
 from fusewatch.events import Alert, Score
-from fusewatch.timeutil import NS_PER_MIN, format_time, parse_time
+from fusewatch.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, format_time, parse_time
 from tests.integration.conftest import InfluxV1
 from tests.integration.sinks import PrivateInfluxDB, SinkProcess, committed
 from tests.integration.test_worker import cli, plant
@@ -62,7 +62,10 @@ def simulate(kafka: KafkaSettings, simulated: PlantSimulator, registry: Path, sp
 def test_worker_then_sink_write_one_point_per_window_and_a_replay_changes_nothing(
     kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
 ) -> None:
-    simulated = plant(assets=2, days=0.25)
+    # yesterday 10:00-16:00 UTC: technicians write logs on the day shift (07-17 UTC), so the plant has some
+    # whatever the time of day the test runs
+    yesterday = (time.time_ns() // NS_PER_DAY - 1) * NS_PER_DAY
+    simulated = plant(assets=2, days=0.25, start_ns=yesterday + 10 * NS_PER_HOUR)
     registry = tmp_path / "assets.json"
     simulate(kafka, simulated, registry)
     worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "worker")

@@ -35,8 +35,9 @@ from tests.integration.workers import (
 pytestmark = pytest.mark.integration
 
 
-def plant(assets: int, days: float, sample_rate_hz: float = 25_600.0) -> PlantSimulator:
-    start = default_start_ns(time.time_ns(), days, None)  # recent: the broker keeps 7 days
+def plant(assets: int, days: float, sample_rate_hz: float = 25_600.0, start_ns: int | None = None) -> PlantSimulator:
+    """A plant of seed 5 that ends now, or starts at ``start_ns`` (recent either way: the broker keeps 7 days)."""
+    start = default_start_ns(time.time_ns(), days, None) if start_ns is None else start_ns
     return PlantSimulator(
         SimulatorConfig(assets=assets, days=days, seed=5, start_ns=start, sample_rate_hz=sample_rate_hz)
     )
