@@ -47,7 +47,7 @@ def test_record_then_replay_into_a_backtest_reproduces_the_live_scores(
     assert sent.returncode == 0, sent.stderr
     live = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "live")
     try:
-        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= 720 - 4, 180, "live scores", live)
+        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= 720 - 2, 180, "live scores", live)
     finally:
         assert live.stop() == 0, live.tail()
     live_scores = {window_key(s): s for s in scores_in_topic(kafka)}
