@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.run import stat
+from benchmarks.run import method_text, stat
 from connectors.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.codec import decode, decode_pixels, encode
 from fusewatch.config import FusewatchConfig
@@ -257,7 +257,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     met = worst >= GOAL_MACHINES and worst_overhead >= GOAL_OVERHEAD and worst_memory <= GOAL_MIB_PER_ASSET
     return {
         "title": "Capacity, framework overhead and memory (embedded runner)",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"≥ {GOAL_MACHINES} machines in real time per core; runner / floor ≥ {GOAL_OVERHEAD};"
                          f" ≤ {GOAL_MIB_PER_ASSET:g} MiB per asset",
                  "met": met,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.ingest_worker import REPORT
-from benchmarks.run import ROOT, stat
+from benchmarks.run import ROOT, method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics
 from connectors.kafka.producer import EventProducer
 from connectors.kafka.settings import KafkaSettings
@@ -146,7 +146,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     headline = ratio["median"]
     return {
         "title": "Ingest: the worker's decode throughput against a bare aiokafka consumer",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"worker ingest messages/s ≥ {GOAL:g} × a bare aiokafka consumer's on the vibration topic",
                  "met": headline >= GOAL,
                  "value": f"worker ingest / aiokafka = {headline:.3f} (per repetition {ratio['min']:.3f}–"

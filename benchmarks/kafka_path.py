@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.processes import stop, worker_command
-from benchmarks.run import stat
+from benchmarks.run import method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import offset_ranges
 from connectors.kafka.producer import EventProducer
@@ -135,7 +135,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     headline = ratio["median"]  # of the per-repetition ratios: each worker run beside its own embedded run
     return {
         "title": "Through Kafka: one worker against the embedded runner",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"worker throughput ≥ {GOAL:g} × embedded throughput on the same plant",
                  "met": headline >= GOAL,
                  "value": f"worker / embedded = {headline:.3f} (median of the repetitions' ratios,"

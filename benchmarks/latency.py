@@ -42,6 +42,7 @@ from kafka import KafkaAdminClient
 
 from benchmarks.influxdb import INFLUX, POLL_S, InfluxPoller, influx_query
 from benchmarks.processes import stop, worker_command
+from benchmarks.run import method_text
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.pacing import Pacer
@@ -430,7 +431,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
                      f" {worker_tail[-500:]!r}; sink log tail: {sink_tail[-500:]!r}")
     return {
         "title": "Latency at plant speed: window close → score in InfluxDB",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"p99 of window close → score in InfluxDB ≤ {GOAL_P99_S:g} s at 1× plant speed for"
                          f" {assets} assets, in both conditions",
                  "met": all(met.values()),

@@ -37,7 +37,7 @@ from typing import Any, TypeVar
 from kafka import TopicPartition
 
 from benchmarks.processes import stop, worker_command
-from benchmarks.run import stat
+from benchmarks.run import method_text, stat
 from connectors.kafka.admin import admin_client, create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import assigned_reader, offset_ranges
 from connectors.kafka.pacing import Pacer
@@ -417,7 +417,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     worst = max(r["caught_up_s"] for r in results)
     return {
         "title": f"Recovery: worker restart to caught up, {assets} assets live",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"caught up within {GOAL_S:g} s of a restart (an operator's goal; the issue sets none)",
                  "met": worst <= GOAL_S,
                  "value": "restart → caught up " + ", ".join(

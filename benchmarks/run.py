@@ -55,6 +55,19 @@ def stat(values: Iterable[float], digits: int = 3) -> dict[str, Any]:
             "max": round(max(data), digits), "values": [round(v, digits) for v in data]}
 
 
+def method_text(doc: str | None) -> str:
+    r"""A benchmark module's method paragraph: its docstring after the title line, on one line.
+
+    >>> method_text("Title.\n\nFirst line\nsecond line.")
+    'First line second line.'
+    >>> method_text(None)
+    ''
+    """
+    if not doc or "\n\n" not in doc:
+        return ""
+    return doc.split("\n\n", 1)[1].strip().replace("\n", " ")
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.influxdb import INFLUX, influx_query
-from benchmarks.run import stat
+from benchmarks.run import method_text, stat
 from connectors.influx.points import features_line, score_line
 from connectors.influx.sinks import InfluxV1Sink
 from connectors.simulator import PlantSimulator, SimulatorConfig
@@ -99,7 +99,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     headline = stat(rates["sink"], 0)["median"] / stat(rates["raw gzip"], 0)["median"]
     return {
         "title": "InfluxDB v1 sink against raw line-protocol POSTs",
-        "method": __doc__.split("\n\n", 1)[1].replace("\n", " ") if __doc__ else "",
+        "method": method_text(__doc__),
         "goal": {"text": f"sink points/s ≥ {GOAL:g} × raw POSTs of the same batches", "met": headline >= GOAL,
                  "value": f"sink / raw gzip = {headline:.3f} (per repetition {ratio['min']:.3f}–{ratio['max']:.3f})"},
         "parameters": {"points": len(lines), "batch_lines": BATCH, "repetitions": repetitions, "server": INFLUX,
