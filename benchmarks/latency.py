@@ -66,10 +66,12 @@ PROFILE_NOTES = [
     "After: a partition's checkpoint falls due 5 s after its oldest unacknowledged message (a burst is scored"
     " first and checkpointed after) and the timer takes one checkpoint per tick, the longest-waiting partition's:"
     " no gap above 10 ms in most bursts, staggered p99 0.26–0.41 s over four runs.",
-    "Left as it is: an occasional gap of ~0.36 s in a burst matches a full garbage collection of the worker's"
-    " heap (a gen-2 `gc.collect()` of a 100-asset pipeline takes 172 ms here, ~430,000 tracked objects; 500"
-    " assets hold several times more). `gc.freeze()` after restoring the state would take the models out of"
-    " those collections; not done yet.",
+    "An occasional gap of ~0.3 s in a burst matched a full garbage collection of the worker's heap (logged with a"
+    " `gc.callbacks` probe in this benchmark: full collections of 250–345 ms over ~600,000 objects, ~310,000 of"
+    " them imported modules). The worker now collects and freezes its heap (`gc.freeze()`) once its partitions"
+    " are assigned and restored: here, where the worker starts fresh and builds its models afterwards, full"
+    " collections fell to 105–150 ms; in the recovery benchmark, where the state is restored, from ~220 ms to"
+    " 4–5 ms.",
     "What bounds the synchronized condition is the worker's time per window, 2.8–4.0 ms in a burst over four"
     " runs (the compute floor alone is ~1.8 ms per machine-minute, see the capacity benchmark), one window"
     " after another on one core: 500 windows closing at once need 1.4–2.1 s. Meeting 1 s for such a burst (the"

@@ -21,6 +21,7 @@ guarantee is not used (faust-streaming #323, #517, #47: duplicates and crashes);
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import defaultdict
@@ -54,6 +55,23 @@ class WorkerOptions:
     web_port: int | None = None  # faust's web view (health, lag) when set
     report_interval_s: float = 10.0  # a progress line in the log
     registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object the process holds into the collector's permanent generation.
+
+    What a worker holds once its partitions are assigned (imported modules: ~310,000 objects; a restored state
+    of 100 assets: ~180,000 more) lives as long as the assignment, and every full collection walked all of it,
+    pausing scoring for 0.2-0.35 s. Frozen, it is left out of those walks (a restored 100-asset worker's full
+    collections: ~220 ms before, 4-5 ms after); objects allocated later are collected as usual. A revoke
+    unfreezes everything, so the revoked state's cycles are collected.
+
+    >>> freeze_heap(); frozen = gc.get_freeze_count(); gc.unfreeze()
+    >>> frozen > 0
+    True
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def faust_app_settings(settings: KafkaSettings, options: WorkerOptions) -> dict[str, Any]:
@@ -190,12 +208,14 @@ class Worker:
         self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
         for partition in sorted(self.assigned):
             self._owned(partition)
+        freeze_heap()
         log.info("assigned partitions %s", sorted(self.owned))
 
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TP] = args[0] if args else kwargs["revoked"]
         numbers = {tp.partition for tp in revoked if tp.topic in self.topics.inputs}
         self.assigned -= numbers
+        gc.unfreeze()  # a revoked partition's state becomes garbage, and frozen cycles would never be collected
         for partition in sorted(numbers):
             owned = self.owned.pop(partition, None)
             if owned is not None:

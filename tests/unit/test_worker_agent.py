@@ -7,8 +7,11 @@ worker's own code.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from pathlib import Path
+
+from faust.types import TP
 
 from connectors.kafka.settings import KafkaSettings
 from connectors.simulator import PlantSimulator, SimulatorConfig
@@ -89,3 +92,32 @@ def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old_one
 
     asyncio.run(feed())
     assert {path.name for path in (tmp_path / "checkpoints").glob("*.ckpt")} == {"p0.ckpt", "p1.ckpt"}
+
+
+def test_a_restored_state_is_frozen_out_of_full_collections_until_a_revoke(tmp_path: Path) -> None:
+    plant = PlantSimulator(SimulatorConfig(assets=1, days=0.01, seed=1))
+    options = WorkerOptions(app_id="fwtest-freeze", workdir=tmp_path, checkpoint_every=10,
+                            registry=plant.asset_registry())
+    first = Worker(FusewatchConfig(), KafkaSettings(), options, sink=ListSink())
+
+    async def feed() -> None:
+        async with first.app.agents["fusewatch-process"].test_context() as tested:
+            for event in plant.events():
+                await tested.put(encode(event), key=event.asset_id.encode(), timestamp=event.ts / 1e9)
+
+    asyncio.run(feed())
+    assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
+
+    second = Worker(FusewatchConfig(), KafkaSettings(), options, sink=ListSink())
+    assigned = {TP(topic, 0) for topic in second.topics.inputs}
+    try:
+        asyncio.run(second._on_assigned(None, assigned))
+        restored = second.owned[0].processor
+        assert restored.clock_ns > 0  # the checkpoint's state, not a fresh one
+        pipeline = restored.processor.pipeline
+        assert gc.get_freeze_count() > 0
+        assert all(obj is not pipeline for obj in gc.get_objects())  # frozen: outside every generation
+        asyncio.run(second._on_revoked(None, assigned))
+        assert gc.get_freeze_count() == 0 and not second.owned
+    finally:
+        gc.unfreeze()
