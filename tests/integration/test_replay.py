@@ -17,7 +17,7 @@ from connectors.kafka.settings import KafkaSettings
 from fusewatch.timeutil import format_time
 from tests.integration.conftest import InfluxV1
 from tests.integration.sinks import SinkProcess
-from tests.integration.test_worker import cli, plant
+from tests.integration.test_worker import cli, plant, scored
 from tests.integration.workers import WorkerProcess, scores_in_topic, wait_until, window_key
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,7 @@ def test_record_then_replay_into_a_backtest_reproduces_the_live_scores(
     assert sent.returncode == 0, sent.stderr
     live = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "live")
     try:
-        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= 720 - 2, 180, "live scores", live)
+        wait_until(lambda: scored(kafka, 720 - 2), 180, "live scores", live)
     finally:
         assert live.stop() == 0, live.tail()
     live_scores = {window_key(s): s for s in scores_in_topic(kafka)}
