@@ -75,7 +75,7 @@ PROFILE_NOTES = [
     " 0.68 / 0.68 s → 0.48 / 0.47 s, p99 0.358 / 0.391 s → 0.319 / 0.305 s; synchronized p99 1.95 / 1.99 s →"
     " 1.98 / 2.35 s, within the run-to-run spread of the bursts' time per window (3.35–3.85 ms off, 3.41–4.43 ms"
     " on, no gap above 14 ms between two scores of a burst in any of the four runs).",
-    "What bounds the synchronized condition is the worker's time per window, 2.8–4.6 ms in a burst over nine"
+    "What bounds the synchronized condition is the worker's time per window, 2.8–4.6 ms in a burst over eleven"
     " runs (the compute floor alone is ~1.8 ms per machine-minute, see the capacity benchmark), one window"
     " after another on one core: 500 windows closing at once need 1.4–2.3 s. Meeting 1 s for such a burst (the"
     " sink and InfluxDB add 0.2–0.35 s) needs about 1.3 ms of worker time per window, less than the compute"
