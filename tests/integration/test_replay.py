@@ -48,6 +48,7 @@ def test_record_then_replay_into_a_backtest_reproduces_the_live_scores(
     live = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "live")
     try:
         wait_until(lambda: scored(kafka, 720 - 2), 180, "live scores", live)
+        wait_until(live.drained, 60, "every message processed", live)
     finally:
         assert live.stop() == 0, live.tail()
     live_scores = {window_key(s): s for s in scores_in_topic(kafka)}
@@ -86,6 +87,7 @@ def test_record_then_replay_into_a_backtest_reproduces_the_live_scores(
                                run_id="bt1")
         try:
             wait_until(lambda: len(scores_in_topic(backtest)) >= len(live_scores), 180, "backtest scores", worker)
+            wait_until(worker.drained, 60, "every message processed", worker)
         finally:
             assert worker.stop() == 0, worker.tail()
         again = {window_key(s): s for s in scores_in_topic(backtest)}

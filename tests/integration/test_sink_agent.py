@@ -72,6 +72,7 @@ def test_worker_then_sink_write_one_point_per_window_and_a_replay_changes_nothin
     try:
         wait_until(lambda: sum(map(len, windows_in_topic(kafka).values())) >= 2 * 360 - 4, 180, "windows scored",
                    worker)
+        wait_until(worker.drained, 60, "every message processed", worker)  # no window closing at the stop
     finally:
         assert worker.stop() == 0, worker.tail()
     scored = windows_in_topic(kafka)
@@ -98,12 +99,14 @@ def test_worker_then_sink_write_one_point_per_window_and_a_replay_changes_nothin
     replay = WorkerProcess(kafka, tmp_path / "replay", kafka.topic_prefix + "replay", registry, "replay")
     try:
         wait_until(lambda: len(scores_in_topic(kafka)) >= 2 * windows, 180, "replayed windows scored", replay)
+        wait_until(replay.drained, 60, "every message processed again", replay)
     finally:
         assert replay.stop() == 0, replay.tail()
     again = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, group, "--stop-when-idle", "5",
                         name="sink-2").wait(120)
     assert again["messages"][kafka.topics().scores] >= windows  # written again ...
-    assert fused_points(influxdb) == scored  # ... onto the same points
+    assert windows_in_topic(kafka) == scored  # the replay closed the same windows ...
+    assert fused_points(influxdb) == scored  # ... and they were written onto the same points
     assert point_count(influxdb, "fusewatch_score", "fused") == windows
     assert point_count(influxdb, "fusewatch_log", "text") == logs
     assert point_count(influxdb, "fusewatch_alert", "fused") == len(alerts)
@@ -154,7 +157,7 @@ def test_influxdb_down_60_s_mid_run_loses_nothing_and_commits_nothing_unwritten(
         assert simulator.wait(timeout=180) == 0, (tmp_path / "simulate.log").read_text()
         wait_until(lambda: sum(map(len, windows_in_topic(kafka).values())) >= 3 * 144 - 6, 120,
                    "every window scored", worker)
-
+        wait_until(worker.drained, 60, "every message processed", worker)  # no window scored after the next wait
         wait_until(lambda: committed(kafka, group, scores_topic) == end_offsets(kafka), 120, "the sink caught up")
         drain_s = time.monotonic() - restarted
         expected = windows_in_topic(kafka)

@@ -55,6 +55,11 @@ class WorkerProcess:
         except OSError:
             return None
 
+    def drained(self) -> bool:
+        """Nothing left to read, held back or unprocessed (so the windows it closed no longer depend on timing)."""
+        health = self.health()
+        return bool(health and sum(health["lag"].values()) == 0 and not any(health["held"].values()))
+
     def kill(self) -> None:
         """``kill -9``: no checkpoint, no commit, no goodbye to the group."""
         self.process.send_signal(signal.SIGKILL)
