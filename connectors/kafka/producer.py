@@ -79,6 +79,7 @@ class EventProducer:
         self._pending_bytes += len(value)
         if self._pending_bytes > self.max_pending_bytes:
             self.flush()
+
     def _failed(self, exc: BaseException) -> None:
         if not self._failures:
             log.error("Kafka delivery failed: %s", exc)
