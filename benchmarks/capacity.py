@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmarks.run import method_text, stat
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import decode, decode_pixels, encode
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import CameraFrame
-from fusewatch.topics import Topics
+from fusewatch.core.codec import decode, decode_pixels, encode
+from fusewatch.core.events import CameraFrame
+from fusewatch.core.topics import Topics
 from streams.aligner import AlignedWindow, Aligner
-from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.pipeline import Pipeline
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 
 GOAL_MACHINES = 4000
 GOAL_OVERHEAD = 0.8

@@ -7,9 +7,9 @@ that reads every message of the topic from the beginning and reports the time fr
 last, so interpreter start-up, connecting and the group join are left out. "aiokafka" is a bare
 ``AIOKafkaConsumer`` with the partitions assigned and the worker's fetch settings (``max_partition_fetch_bytes``
 = the largest message, faust's 1.5 s fetch wait), touching only the length of each value; "aiokafka + decode"
-adds the worker's decode (`fusewatch.codec.decode`: split the envelope, validate the header, the samples
+adds the worker's decode (`fusewatch.core.codec.decode`: split the envelope, validate the header, the samples
 as numpy) in the same loop; "worker ingest" is a faust app with the worker's settings
-(`streams.worker.faust_app_settings`) and a fresh consumer group, whose agent iterates the worker's three
+(`streams.runners.worker.faust_app_settings`) and a fresh consumer group, whose agent iterates the worker's three
 input topics with ``stream.noack().events()`` like the worker and decodes every message (acknowledging them in
 batches of the worker's checkpoint size), without the merge and the scoring. The ratio is worker ingest
 messages/s ÷ aiokafka messages/s of the same repetition; the conditions are interleaved in rotating order.
@@ -32,9 +32,9 @@ from benchmarks.ingest_worker import REPORT
 from benchmarks.run import ROOT, method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.events import VibrationChunk
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core.events import VibrationChunk
+from fusewatch.core.kafka_settings import KafkaSettings
 
 GOAL = 0.8
 # From a py-spy profile of the "worker ingest" subprocess (``py-spy record -t --idle``, start-up excluded).

@@ -3,8 +3,8 @@ of the vibration topic from the beginning, print one JSON line with the timing, 
 
 ``--mode aiokafka``: a bare :class:`aiokafka.AIOKafkaConsumer` with the vibration partitions assigned and the
 worker's fetch sizes, touching only ``len(value)``; ``aiokafka-decode``: the same loop decoding every message
-with :func:`fusewatch.codec.decode`; ``faust``: a faust app configured as the worker's
-(:func:`streams.worker.faust_app_settings`, a fresh consumer group), whose agent iterates the worker's input
+with :func:`fusewatch.core.codec.decode`; ``faust``: a faust app configured as the worker's
+(:func:`streams.runners.worker.faust_app_settings`, a fresh consumer group), whose agent iterates the worker's input
 topics with ``stream.noack().events()`` as the worker does and decodes every message, acknowledging them in
 batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up and
 the group join are left out.
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.codec import decode
+from fusewatch.core.codec import decode
+from fusewatch.core.kafka_settings import KafkaSettings
 
 MODES = ("aiokafka", "aiokafka-decode", "faust")
 REPORT = "ingest-report: "  # the line of the report on stdout
@@ -110,7 +110,7 @@ def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path) 
     """The worker's way: its faust app settings, its input topics, ``noack().events()``, then decode."""
     import faust
 
-    from streams.worker import WorkerOptions, faust_app_settings
+    from streams.runners.worker import WorkerOptions, faust_app_settings
 
     workdir.mkdir(parents=True, exist_ok=True)
     options = WorkerOptions(app_id=app_id, workdir=workdir)

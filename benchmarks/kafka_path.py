@@ -24,13 +24,13 @@ from benchmarks.run import method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import offset_ranges
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner
+from fusewatch.core.codec import encode
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 
 GOAL = 0.7
 GOAL_MACHINES = 2000  # machines watched in real time through Kafka, per worker (one core)

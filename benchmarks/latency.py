@@ -47,12 +47,12 @@ from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.pacing import Pacer
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import Score
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.codec import encode
+from fusewatch.core.events import Score
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import NS_PER_S
 
 GOAL_P99_S = 1.0
 # What the per-window dump (out/benchmarks/latency-windows.csv: close, produced and visible time of every window)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connectors.kafka.settings import KafkaSettings
+from fusewatch.core.kafka_settings import KafkaSettings
 
 
 def worker_command(settings: KafkaSettings, workdir: Path, app_id: str, registry: Path,

@@ -42,17 +42,17 @@ from connectors.kafka.admin import admin_client, create_topics, delete_topics, t
 from connectors.kafka.consumer import assigned_reader, offset_ranges
 from connectors.kafka.pacing import Pacer
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.simulate import default_start_ns
-from connectors.simulator import PlantSimulator, SimulatorConfig
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import NS_PER_S
 
 GOAL_S = 60.0
 SCORING_S = 6.0  # scoring before a stop: longer than the worker's checkpoint interval (5 s)
 # lines of the worker's log (at INFO): the group gave it partitions; it holds their state (checkpoints restored)
 JOINED = r"Setting newly assigned partitions \{"
-READY = r"streams\.worker assigned partitions \[\d"
+READY = r"streams\.runners\.worker assigned partitions \[\d"
 CONDITIONS = ("graceful (SIGTERM)", "crash (SIGKILL)")
 Key = TypeVar("Key")
 
@@ -136,8 +136,8 @@ def logged_at(log_text: str, marker: str) -> float | None:
     matches ``marker`` (a regular expression) after its timestamp; ``None`` while there is none.
 
     >>> import datetime
-    >>> text = ("2026-11-30 21:05:50,000 INFO streams.worker assigned partitions []\\n"
-    ...         "2026-11-30 21:05:53,196 INFO streams.worker assigned partitions [0, 1, 2]")
+    >>> text = ("2026-11-30 21:05:50,000 INFO streams.runners.worker assigned partitions []\\n"
+    ...         "2026-11-30 21:05:53,196 INFO streams.runners.worker assigned partitions [0, 1, 2]")
     >>> logged_at(text, READY) == datetime.datetime(2026, 11, 30, 21, 5, 53, 196000).timestamp()
     True
     >>> logged_at(text, JOINED)

@@ -19,14 +19,14 @@ from typing import Any
 
 from benchmarks.influxdb import INFLUX, influx_query
 from benchmarks.run import method_text, stat
-from connectors.influx.points import features_line, score_line
-from connectors.influx.sinks import InfluxV1Sink
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sinks.influx.points import features_line, score_line
+from connectors.sinks.influx.writers import InfluxV1Sink
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner
+from fusewatch.core.codec import encode
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 
 BATCH = 5000
 GOAL = 0.8

@@ -34,7 +34,7 @@ from statistics import median
 from typing import Any
 
 from benchmarks.run import stat
-from connectors.simulator import SimulatorConfig
+from connectors.sources.simulator import SimulatorConfig
 from connectors.webhooks.delivery import Endpoint, RetryPolicy
 from connectors.webhooks.signing import WebhookSecret
 from fusewatch.config import FusewatchConfig

@@ -22,9 +22,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from connectors.sqlite_sink import ScoreSeries, SqliteSink
-from fusewatch.events import MODALITIES, Alert, GroundTruth
-from fusewatch.timeutil import NS_PER_DAY, NS_PER_HOUR, to_datetime
+from connectors.sinks.sqlite import ScoreSeries, SqliteSink
+from fusewatch.core.events import MODALITIES, Alert, GroundTruth
+from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, to_datetime
 
 DISPLAY_BUCKETS = 2_000
 MODALITY_COLOURS = {"vibration": "#1f77b4", "camera": "#9467bd", "logs": "#17becf"}

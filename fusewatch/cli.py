@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from fusewatch import __version__
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 # One stream per core: numeric libraries must not start spinning thread pools that fight the simulator and
 # the other workers for the cores. Set before numpy, scipy or torch are imported; the environment can override.

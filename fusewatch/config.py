@@ -2,7 +2,7 @@
 
 Sections: ``[aligner]``, ``[models]``, ``[alerts]``, ``[kafka]``; see ``deploy/config/fusewatch.example.toml``. A nested
 setting is overridden from the environment with a double underscore, e.g. ``FUSEWATCH_ALERTS__OPEN_K=4``.
-A bad file or value raises :class:`~fusewatch.errors.ConfigError` naming the key and the problem:
+A bad file or value raises :class:`~fusewatch.core.errors.ConfigError` naming the key and the problem:
 
 >>> load_config(None).aligner.window_s
 60.0
@@ -12,7 +12,7 @@ A bad file or value raises :class:`~fusewatch.errors.ConfigError` naming the key
 >>> load_config(path)
 Traceback (most recent call last):
 ...
-fusewatch.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a valid integer, unable to parse ...
+fusewatch.core.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a valid integer, unable to parse ...
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connectors.kafka.settings import KafkaSettings
 from connectors.webhooks.settings import WebhookSettings
-from fusewatch.errors import ConfigError
+from fusewatch.core.errors import ConfigError
+from fusewatch.core.kafka_settings import KafkaSettings
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
 from streams.model_config import ModelConfig

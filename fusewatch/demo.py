@@ -20,21 +20,21 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from connectors.influx.points import alert_line, features_line, log_line, score_line
-from connectors.influx.sinks import InfluxSink
 from connectors.report import write_report
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from connectors.sqlite_sink import SqliteSink
+from connectors.sinks.influx.points import alert_line, features_line, log_line, score_line
+from connectors.sinks.influx.writers import InfluxSink
+from connectors.sinks.sqlite import SqliteSink
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from connectors.webhooks.delivery import Endpoint, WebhookSender
-from fusewatch.assets import AssetRegistry
-from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.errors import SinkUnavailableError
-from fusewatch.events import MaintenanceLog
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
-from streams.evaluation import summarize_run
+from fusewatch.core.assets import AssetRegistry
+from fusewatch.core.codec import encode
+from fusewatch.core.errors import SinkUnavailableError
+from fusewatch.core.events import MaintenanceLog
+from fusewatch.core.topics import Topics
+from fusewatch.evaluation.outcomes import summarize_run
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 
 
 class Plant(Protocol):

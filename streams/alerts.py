@@ -12,7 +12,7 @@
 
 Alert ids are deterministic (asset, opening window end, run id), so replays overwrite rather than duplicate.
 
->>> from fusewatch.events import Score
+>>> from fusewatch.core.events import Score
 >>> policy = AlertPolicy(AlertPolicyConfig(open_k=2, open_n=3, escalate_k=3, close_windows=2), run_id="demo")
 >>> def score(end, fused):
 ...     return Score(asset_id="pump-01", window_start=end - 60, window_end=end, fused=fused, calibrated={},
@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from fusewatch.events import Alert, Score
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.events import Alert, Score
+from fusewatch.core.timeutil import NS_PER_S
 
 Severity = Literal["warning", "critical"]
 ASSET_DASHBOARD = "fusewatch-asset"  # the uid of the asset drill-down dashboard (connectors/grafana)

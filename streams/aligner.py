@@ -13,7 +13,7 @@ scoring. A window is emitted when at least one event falls inside it; it then ca
 Events of an already closed window are *late*; repeated events (same asset, source and time) are
 *duplicates*. Both are counted and handed back to the caller (to dead-letter the late ones).
 
->>> from fusewatch.events import MaintenanceLog
+>>> from fusewatch.core.events import MaintenanceLog
 >>> aligner = Aligner(AlignerConfig(window_s=60, allowed_lateness_s=0))
 >>> log = MaintenanceLog(asset_id="pump-01", ts=5 * NS_PER_S, text="routine check")
 >>> aligner.add(log, frame_pixels=None, now_ns=0).windows
@@ -35,9 +35,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from fusewatch.codec import InputEvent
-from fusewatch.events import CameraFrame, MaintenanceLog, Modality, VibrationChunk
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.codec import InputEvent
+from fusewatch.core.events import CameraFrame, MaintenanceLog, Modality, VibrationChunk
+from fusewatch.core.timeutil import NS_PER_S
 
 Outcome = Literal["accepted", "late", "duplicate"]
 

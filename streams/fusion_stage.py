@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from fusewatch.timeutil import NS_PER_HOUR
+from fusewatch.core.timeutil import NS_PER_HOUR
 from models.fusion import FusionResult, LateFusion, blend, single, spread, surprise
 from models.labels import FailureLabeler
 from models.stacking import StackingFusion

@@ -37,7 +37,7 @@ import numpy as np
 from river import stats
 
 import fusewatch
-from fusewatch.events import MaintenanceLog, Score
+from fusewatch.core.events import MaintenanceLog, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.early import EarlyFusionDetector, early_features

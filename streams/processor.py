@@ -2,7 +2,7 @@
 
 ``handle`` decodes and validates one message, aligns it, scores the windows it closes, and runs the alert
 policy. Nothing it is given is lost: a message that cannot be decoded or validated, or that arrives later
-than the allowed lateness, becomes a :class:`~fusewatch.events.DeadLetter` with the reason, and processing
+than the allowed lateness, becomes a :class:`~fusewatch.core.events.DeadLetter` with the reason, and processing
 goes on. Duplicates are dropped and counted. Camera frames are personal-data-sensitive: a dead letter from
 the frames topic keeps the source topic, partition and offset but not the bytes.
 """
@@ -20,12 +20,12 @@ from typing import Protocol
 
 import numpy as np
 
-from fusewatch.codec import decode, decode_pixels
 from fusewatch.config import FusewatchConfig
-from fusewatch.errors import InvalidEventError
-from fusewatch.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
-from fusewatch.timeutil import format_time
-from fusewatch.topics import Topics
+from fusewatch.core.codec import decode, decode_pixels
+from fusewatch.core.errors import InvalidEventError
+from fusewatch.core.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
+from fusewatch.core.timeutil import format_time
+from fusewatch.core.topics import Topics
 from models.text import effective_kind
 from models.vibration import BearingFrequencies
 from streams.alerts import AlertPolicy

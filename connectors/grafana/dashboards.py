@@ -43,7 +43,7 @@ from connectors.grafana.panels import (
     timeseries,
     where,
 )
-from connectors.influx.points import ALERTS, FEATURES, LOGS, PIPELINE, SCORES
+from connectors.sinks.influx.points import ALERTS, FEATURES, LOGS, PIPELINE, SCORES
 
 DEFAULT_OUT = Path("deploy/grafana/dashboards")
 COLOURED = {"mode": "basic", "type": "color-background"}  # table cells coloured by the thresholds

@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors.grafana.dashboards import dashboards
 from connectors.grafana.panels import DATASOURCE_UID, Json
-from fusewatch.errors import FusewatchError, ServiceUnavailableError
+from fusewatch.core.errors import FusewatchError, ServiceUnavailableError
 
 HINTS = {
     401: "the token was refused: check --token or GRAFANA_TOKEN",

@@ -18,8 +18,8 @@ from typing import Any, Literal
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
 from connectors.kafka.admin import probe_broker, unavailable
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 
 @dataclass(frozen=True)

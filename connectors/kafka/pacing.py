@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.timeutil import NS_PER_S
 
 
 class Pacer:

@@ -17,16 +17,16 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from connectors.kafka.admin import probe_broker, unavailable
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.codec import InputEvent, encode
-from fusewatch.errors import DeliveryError
+from fusewatch.core.codec import InputEvent, encode
+from fusewatch.core.errors import DeliveryError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 NS_PER_MS = 1_000_000
 
 
 class EventProducer:
-    """Send :data:`~fusewatch.codec.InputEvent` objects to their input topics.
+    """Send :data:`~fusewatch.core.codec.InputEvent` objects to their input topics.
 
     Use as a context manager; leaving it flushes and raises :class:`DeliveryError` if any message failed.
     """

@@ -1,4 +1,4 @@
-"""``fusewatch record``: the input topics of a time range into a recording directory (connectors/recording.py).
+"""``fusewatch record``: the input topics of a time range into a recording directory (connectors/sources/recording.py).
 
 The offsets of the range are fixed when a recording starts (:func:`~connectors.kafka.consumer.offset_ranges`)
 and kept in its manifest; the partitions are then read one after the other, without a consumer group. An
@@ -14,9 +14,9 @@ from kafka import TopicPartition
 from tqdm import tqdm
 
 from connectors.kafka.consumer import offset_ranges, read_partition
-from connectors.kafka.settings import KafkaSettings
-from connectors.recording import RecordingError, RecordingWriter
-from fusewatch.history import RecordedMessage, TopicKind
+from connectors.sources.recording import RecordingError, RecordingWriter
+from fusewatch.core.history import RecordedMessage, TopicKind
+from fusewatch.core.kafka_settings import KafkaSettings
 
 
 @dataclass(frozen=True)

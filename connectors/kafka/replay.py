@@ -14,12 +14,12 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from connectors.history_source import History, KafkaHistory
 from connectors.kafka.admin import create_topics, topic_names
 from connectors.kafka.pacing import Pacer, SendResult
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.errors import FusewatchError
+from connectors.sources.history import History, KafkaHistory
+from fusewatch.core.errors import FusewatchError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 Target = Literal["live", "backtest"]
 

@@ -5,7 +5,7 @@ the data arrive as a plant would send it. By default the simulated history is pl
 run ends in wall time: event times never run ahead of the clock (brokers reject timestamps far in the future)
 and retention treats the data like live data.
 
->>> from fusewatch.timeutil import format_time, parse_time
+>>> from fusewatch.core.timeutil import format_time, parse_time
 >>> start = default_start_ns(now_ns=parse_time("2026-11-30T12:00:30Z"), days=1.0, speed=None)
 >>> format_time(start)
 '2026-11-29T12:00:00Z'
@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from connectors.kafka.pacing import Pacer, SendResult
 from connectors.kafka.producer import EventProducer
-from connectors.simulator import PlantSimulator
-from fusewatch.timeutil import NS_PER_S
+from connectors.sources.simulator import PlantSimulator
+from fusewatch.core.timeutil import NS_PER_S
 
 
 def default_start_ns(now_ns: int, days: float, speed: float | None, step_s: float = 60.0) -> int:

@@ -25,7 +25,7 @@ import secrets as random_secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 PREFIX = "whsec_"
 TOLERANCE_S = 300

@@ -23,7 +23,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 

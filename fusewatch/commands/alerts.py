@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, event_time, kafka_settings
-from fusewatch.errors import FusewatchError
-from fusewatch.events import MaintenanceLog, make_event
-from fusewatch.timeutil import format_time
+from fusewatch.core.errors import FusewatchError
+from fusewatch.core.events import MaintenanceLog, make_event
+from fusewatch.core.timeutil import format_time
 
 
 def register(commands: Any) -> None:

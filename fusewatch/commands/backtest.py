@@ -14,7 +14,7 @@ from fusewatch.commands.common import (
     config_of,
     kafka_settings,
 )
-from fusewatch.errors import ConfigError
+from fusewatch.core.errors import ConfigError
 
 DESCRIPTION = """\
 Score recorded history (the three input topics over a time range, read from Kafka or from a recording
@@ -86,14 +86,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
-    from connectors.history_source import open_history
-    from fusewatch.assets import AssetRegistry
-    from fusewatch.backtest import run_backtest, summarize
-    from fusewatch.backtest_labels import read_labels_csv
-    from fusewatch.backtest_report import run_report_html, summary_plot
-    from fusewatch.backtest_store import write_run
-    from fusewatch.timeutil import NS_PER_HOUR
-    from streams.evaluation import format_table
+    from connectors.sources.history import open_history
+    from fusewatch.backtest.report import run_report_html, summary_plot
+    from fusewatch.backtest.run import run_backtest, summarize
+    from fusewatch.backtest.store import write_run
+    from fusewatch.core.assets import AssetRegistry
+    from fusewatch.core.timeutil import NS_PER_HOUR
+    from fusewatch.evaluation.labels import read_labels_csv
+    from fusewatch.evaluation.outcomes import format_table
 
     config = config_of(args)
     if args.start is not None and args.end is not None and args.end <= args.start:
@@ -128,8 +128,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from fusewatch.backtest_report import format_compare, write_compare
-    from fusewatch.backtest_store import load_run
+    from fusewatch.backtest.report import format_compare, write_compare
+    from fusewatch.backtest.store import load_run
 
     first, second = load_run(args.run_a), load_run(args.run_b)
     out = args.out or args.run_b / f"compare-{first.run_id}"

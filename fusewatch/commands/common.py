@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from connectors.kafka.settings import KafkaSettings
 from fusewatch.config import FusewatchConfig, load_config
-from fusewatch.errors import ConfigError, FusewatchError
+from fusewatch.core.errors import ConfigError, FusewatchError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 if TYPE_CHECKING:
-    from connectors.influx.sinks import InfluxSink
+    from connectors.sinks.influx.writers import InfluxSink
     from connectors.webhooks.delivery import Endpoint
 
 
@@ -43,7 +43,7 @@ def plant_speed(text: str) -> float | None:
 
 def event_time(text: str) -> int:
     """An RFC 3339 time with an offset (e.g. 2026-11-30T14:00:00Z), as nanoseconds since the epoch."""
-    from fusewatch.timeutil import parse_time
+    from fusewatch.core.timeutil import parse_time
 
     try:
         return parse_time(text)
@@ -100,7 +100,7 @@ def open_influx(args: argparse.Namespace) -> InfluxSink | None:
     """The sink ``--influx`` names (``None`` without it); the server must answer now."""
     if not args.influx:
         return None
-    from connectors.influx.sinks import open_sink
+    from connectors.sinks.influx.writers import open_sink
 
     return open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
 

@@ -16,7 +16,7 @@ from fusewatch.commands.common import (
     positive_int,
     webhook_endpoints,
 )
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 
 def register(commands: Any) -> None:
@@ -48,9 +48,9 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from connectors.simulator import SimulatorConfig
+    from connectors.sources.simulator import SimulatorConfig
     from fusewatch.demo import run_demo
-    from streams.evaluation import format_table
+    from fusewatch.evaluation.outcomes import format_table
 
     config = config_of(args)
     try:

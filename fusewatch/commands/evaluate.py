@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fusewatch.commands.common import add_config_option, config_of
-from fusewatch.errors import ConfigError
+from fusewatch.core.errors import ConfigError
 
 
 def register(commands: Any) -> None:
@@ -42,8 +42,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fusewatch.evaluation.outcomes import format_table
     from fusewatch.scenarios import run_scenario
-    from streams.evaluation import format_table
 
     if args.records is not None and args.scenario not in ("simulated", "semi-real"):
         raise ConfigError(f"--records applies to the simulated and semi-real scenarios, not to {args.scenario}")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fusewatch.commands.common import positive_float
-from fusewatch.errors import ConfigError
+from fusewatch.core.errors import ConfigError
 
 TOKEN_ENV = "GRAFANA_TOKEN"
 

@@ -16,7 +16,7 @@ from fusewatch.commands.common import (
     positive_float,
     positive_int,
 )
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 
 def register(commands: Any) -> None:
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import check_topics
     from connectors.kafka.producer import EventProducer
     from connectors.kafka.simulate import default_start_ns, stream_plant
-    from connectors.simulator import PlantSimulator, SimulatorConfig
-    from fusewatch.timeutil import format_time, parse_time
+    from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+    from fusewatch.core.timeutil import format_time, parse_time
 
     settings = kafka_settings(args, config_of(args))
     try:

@@ -20,7 +20,7 @@ from fusewatch.commands.common import (
     positive_int,
     webhook_endpoints,
 )
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 
 
 def register(commands: Any) -> None:
@@ -55,7 +55,7 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import check_topics, topic_names
-    from connectors.sink_agent import SinkAgent, SinkOptions
+    from connectors.kafka.sink_agent import SinkAgent, SinkOptions
     from connectors.webhooks.delivery import WebhookSender
 
     config = config_of(args)

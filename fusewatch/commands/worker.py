@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from connectors.kafka.admin import check_topics, topic_names
-    from fusewatch.assets import AssetRegistry
-    from streams.worker import Worker, WorkerOptions
+    from fusewatch.core.assets import AssetRegistry
+    from streams.runners.worker import Worker, WorkerOptions
 
     config = config_of(args)
     settings = kafka_settings(args, config)

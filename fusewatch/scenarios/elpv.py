@@ -32,11 +32,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 from tqdm import tqdm
 
-from connectors.datasets.elpv import ElpvCell, load_elpv
+from connectors.sources.datasets.elpv import ElpvCell, load_elpv
+from fusewatch.evaluation.metrics import pr_auc, roc_auc
 from fusewatch.scenarios.summary import ScenarioSummary
 from models.camera import CameraDetector
 from models.camera_options import ErrorKind, Normalization
-from models.metrics import pr_auc, roc_auc
 
 HEATMAP_PLOT = "elpv_heatmaps.png"
 ROC_PLOT = "elpv_roc.png"

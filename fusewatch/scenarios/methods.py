@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from fusewatch.events import GroundTruth, Score
-from fusewatch.timeutil import NS_PER_HOUR
-from models.metrics import pr_auc, roc_auc
+from fusewatch.core.events import GroundTruth, Score
+from fusewatch.core.timeutil import NS_PER_HOUR
+from fusewatch.evaluation.metrics import pr_auc, roc_auc
+from fusewatch.evaluation.outcomes import summarize_asset
 from streams.alerts import AlertPolicy, AlertPolicyConfig
-from streams.evaluation import summarize_asset
 from streams.fusion_stage import METHODS, FusionStage
 from streams.model_config import ModelConfig
 from streams.pipeline import ScoredWindow

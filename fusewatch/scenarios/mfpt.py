@@ -34,9 +34,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from connectors.datasets.mfpt import MfptRecord, at_rate, load_mfpt
+from connectors.sources.datasets.mfpt import MfptRecord, at_rate, load_mfpt
+from fusewatch.evaluation.metrics import pr_auc, roc_auc
 from fusewatch.scenarios.summary import ScenarioSummary
-from models.metrics import pr_auc, roc_auc
 from models.vibration import VibrationDetector, VibrationFeatures, dominant_peak, envelope_spectrum
 
 SNAPSHOT_SECONDS = 0.5

@@ -7,7 +7,7 @@ Two targets fit what a maintenance log can tell:
 * **major system** — which subsystem the order is about (the experts' ``MajorSystem``: 36 values, combinations
   such as ``Engine_Hydraulic System`` included, and ``none`` when they named none — 44 % of the orders, about
   the cab, radio, air conditioning, grease lines ...);
-* **category** — ``routine`` or ``failure`` (:func:`connectors.datasets.nestor.category_of`; 9.8 % routine).
+* **category** — ``routine`` or ``failure`` (:func:`connectors.sources.datasets.nestor.category_of`; 9.8 % routine).
 
 :class:`WorkOrderClassifier` learns each target. Baselines: the majority label so far (both targets), and for
 the category the lexicon rules of :mod:`models.text` without any learning — :func:`infer_kind` (``failure``,
@@ -36,9 +36,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from connectors.datasets.nestor import WorkOrder, load_work_orders
+from connectors.sources.datasets.nestor import WorkOrder, load_work_orders
+from fusewatch.evaluation.metrics import pr_auc, roc_auc
 from fusewatch.scenarios.summary import ScenarioSummary
-from models.metrics import pr_auc, roc_auc
 from models.text import WorkOrderClassifier, infer_kind, lexicon_severity, normalize_log_text
 
 PLOT_NAME = "nestor_prequential.png"

@@ -13,9 +13,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from fusewatch.events import GroundTruth
+from fusewatch.core.events import GroundTruth
+from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.scenarios.methods import MethodSeries
-from fusewatch.timeutil import NS_PER_HOUR
 from streams.fusion_stage import MODALITIES
 
 SUMMARY_PLOT = "methods_summary.png"

@@ -16,13 +16,13 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from fusewatch.config import FusewatchConfig
+from fusewatch.core.events import GroundTruth
 from fusewatch.demo import Plant, default_workers, simulate_and_score
-from fusewatch.events import GroundTruth
 from fusewatch.scenarios.methods import WindowRecord, method_rows, record_of, replay_methods
 from fusewatch.scenarios.plots import SUMMARY_PLOT, TIMELINE_PLOT, plot_summary, plot_timelines
 from fusewatch.scenarios.summary import ScenarioSummary
-from streams.embedded import run_partitioned
 from streams.fusion_stage import METHODS, MODALITIES
+from streams.runners.embedded import run_partitioned
 
 
 def score_plant(

@@ -1,6 +1,6 @@
 """The ``semi-real`` scenario: a fleet whose modalities are drawn from real data, every fusion method compared.
 
-See :mod:`connectors.simulator.semi_real` for how the streams are stitched and the degradation schedules.
+See :mod:`connectors.sources.simulator.semi_real` for how the streams are stitched and the degradation schedules.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from connectors.simulator.semi_real import SCHEDULES, SemiRealConfig, SemiRealPlant
+from connectors.sources.simulator.semi_real import SCHEDULES, SemiRealConfig, SemiRealPlant
 from fusewatch.config import FusewatchConfig
 from fusewatch.scenarios.elpv import CONFIG
 from fusewatch.scenarios.scoring import evaluate_fleet

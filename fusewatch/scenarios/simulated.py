@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from connectors.simulator import PlantSimulator, SimulatorConfig
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
 from fusewatch.scenarios.scoring import evaluate_fleet
 from fusewatch.scenarios.summary import ScenarioSummary

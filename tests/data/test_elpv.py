@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from connectors.datasets.elpv import ElpvCell, load_elpv
-from fusewatch.errors import DatasetFetchError
+from connectors.sources.datasets.elpv import ElpvCell, load_elpv
+from fusewatch.core.errors import DatasetFetchError
 from fusewatch.scenarios import elpv
 from fusewatch.scenarios.summary import ScenarioSummary
 

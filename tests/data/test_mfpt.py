@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from connectors.datasets.fetch import PINNED
-from connectors.datasets.mfpt import EXPECTED_STEMS, MFPT_BEARING, MfptRecord, load_mfpt
-from fusewatch.errors import DatasetFetchError
+from connectors.sources.datasets.fetch import PINNED
+from connectors.sources.datasets.mfpt import EXPECTED_STEMS, MFPT_BEARING, MfptRecord, load_mfpt
+from fusewatch.core.errors import DatasetFetchError
 from fusewatch.scenarios import mfpt
 from fusewatch.scenarios.summary import ScenarioSummary
 

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-import connectors.simulator.logs as simulated_logs
-from connectors.datasets.nestor import (
+import connectors.sources.simulator.logs as simulated_logs
+from connectors.sources.datasets.nestor import (
     CLEANED_COLUMNS,
     RAW_COLUMNS,
     WorkOrder,
     load_raw_work_orders,
     load_work_orders,
 )
-from fusewatch.errors import DatasetFetchError
+from fusewatch.core.errors import DatasetFetchError
 from fusewatch.scenarios import nestor
 from fusewatch.scenarios.summary import ScenarioSummary
 from models.text import _TAG, _TOKEN, WORK_ORDER_SHORTHAND, WorkOrderClassifier

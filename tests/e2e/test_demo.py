@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.simulator import SimulatorConfig
-from connectors.sqlite_sink import SqliteSink
+from connectors.sinks.sqlite import SqliteSink
+from connectors.sources.simulator import SimulatorConfig
 from fusewatch.config import FusewatchConfig
 from fusewatch.demo import run_demo
 

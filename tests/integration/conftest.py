@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from connectors.kafka.admin import create_topics, delete_topics, describe_topics, topic_names
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.errors import ServiceUnavailableError
+from fusewatch.core.errors import ServiceUnavailableError
+from fusewatch.core.kafka_settings import KafkaSettings
 
 KAFKA = os.environ.get("FUSEWATCH_TEST_KAFKA", "127.0.0.1:9092")
 INFLUXDB = os.environ.get("FUSEWATCH_TEST_INFLUXDB", "http://127.0.0.1:8086")

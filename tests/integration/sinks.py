@@ -16,7 +16,7 @@ from typing import Any
 from kafka import TopicPartition
 
 from connectors.kafka.admin import admin_client
-from connectors.kafka.settings import KafkaSettings
+from fusewatch.core.kafka_settings import KafkaSettings
 from tests.integration.workers import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 
 from connectors.grafana.dashboards import dashboards
-from connectors.influx.points import PipelineHealth, alert_line, features_line, health_line, log_line, score_line
-from connectors.influx.sinks import InfluxV1Sink
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sinks.influx.points import PipelineHealth, alert_line, features_line, health_line, log_line, score_line
+from connectors.sinks.influx.writers import InfluxV1Sink
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import MaintenanceLog
-from fusewatch.topics import Topics
+from fusewatch.core.codec import encode
+from fusewatch.core.events import MaintenanceLog
+from fusewatch.core.topics import Topics
 from streams.alerts import AlertPolicyConfig
-from streams.embedded import CollectingOutput, EmbeddedRunner
 from streams.model_config import ModelConfig
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 from tests.integration.conftest import InfluxV1
 
 pytestmark = pytest.mark.integration

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from connectors.influx.points import SCORES, alert_line, features_line, score_line
-from connectors.influx.sinks import InfluxV1Sink, detect_api
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sinks.influx.points import SCORES, alert_line, features_line, score_line
+from connectors.sinks.influx.writers import InfluxV1Sink, detect_api
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.errors import SinkRejectedError, SinkUnavailableError
-from fusewatch.events import MaintenanceLog
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner
+from fusewatch.core.codec import encode
+from fusewatch.core.errors import SinkRejectedError, SinkUnavailableError
+from fusewatch.core.events import MaintenanceLog
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 from tests.integration.conftest import InfluxV1
 
 pytestmark = pytest.mark.integration

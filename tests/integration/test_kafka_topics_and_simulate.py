@@ -14,12 +14,12 @@ import pytest
 from connectors.kafka.admin import create_topics, delete_topics, describe_topics, topic_names
 from connectors.kafka.consumer import Record, read_topics
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.simulate import default_start_ns
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
-from fusewatch.errors import ServiceUnavailableError, TopicMismatchError
-from fusewatch.timeutil import format_time, parse_time
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core.codec import encode
+from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import format_time, parse_time
 from tests.integration import kcat as kc
 from tests.integration.conftest import unique_prefix
 

@@ -11,10 +11,10 @@ import pytest
 
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.codec import InputEvent, decode, encode_png
-from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk, make_event
-from fusewatch.timeutil import parse_time
+from fusewatch.core.codec import InputEvent, decode, encode_png
+from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk, make_event
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import parse_time
 from tests.integration import kcat as kc
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import pytest
 from connectors.kafka.admin import delete_topics, describe_topics, topic_names
 from connectors.kafka.consumer import offset_ranges, read_topics
 from connectors.kafka.replay import target_settings
-from connectors.kafka.settings import KafkaSettings
-from fusewatch.timeutil import format_time
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import format_time
 from tests.integration.conftest import InfluxV1
 from tests.integration.sinks import SinkProcess
 from tests.integration.test_worker import cli, plant, scored
@@ -163,7 +163,7 @@ def test_an_interrupted_recording_resumes_and_equals_an_uninterrupted_one(
     kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from connectors.kafka import record as record_module
-    from connectors.recording import Recording
+    from connectors.sources.recording import Recording
 
     simulated = plant(assets=2, days=0.01)
     sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.01", "--seed",

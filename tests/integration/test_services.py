@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient
 
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
+from fusewatch.core.kafka_settings import KafkaSettings
 from tests.integration.conftest import InfluxV1
 
 pytestmark = pytest.mark.integration

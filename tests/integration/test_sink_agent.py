@@ -15,11 +15,11 @@ from kafka import KafkaProducer
 from standardwebhooks import Webhook
 
 from connectors.kafka.consumer import offset_ranges, read_topics
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator
+from connectors.sources.simulator import PlantSimulator
 from connectors.webhooks.signing import WebhookSecret
-from fusewatch.events import Alert, Score
-from fusewatch.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, format_time, parse_time
+from fusewatch.core.events import Alert, Score
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, format_time, parse_time
 from tests.integration.conftest import InfluxV1
 from tests.integration.sinks import PrivateInfluxDB, SinkProcess, committed
 from tests.integration.test_worker import cli, plant

@@ -18,11 +18,11 @@ import pytest
 
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.producer import EventProducer
-from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.simulate import default_start_ns
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
-from fusewatch.timeutil import format_time
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core.codec import encode
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import format_time
 from tests.integration.workers import (
     WorkerProcess,
     assert_same_scores,

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka.consumer import read_topics
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator
-from fusewatch.codec import encode
+from connectors.sources.simulator import PlantSimulator
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import Score
-from fusewatch.timeutil import parse_time
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner
+from fusewatch.core.codec import encode
+from fusewatch.core.events import Score
+from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import parse_time
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 
 
 def free_port() -> int:

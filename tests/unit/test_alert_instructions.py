@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from fusewatch.cli import build_parser
-from fusewatch.codec import decode, encode
 from fusewatch.commands.alerts import instruction
-from fusewatch.errors import FusewatchError, InvalidEventError
-from fusewatch.events import MaintenanceLog, make_event
-from fusewatch.timeutil import parse_time
+from fusewatch.core.codec import decode, encode
+from fusewatch.core.errors import FusewatchError, InvalidEventError
+from fusewatch.core.events import MaintenanceLog, make_event
+from fusewatch.core.timeutil import parse_time
 
 NOW = parse_time("2026-11-30T12:00:00Z")
 

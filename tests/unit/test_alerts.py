@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fusewatch.events import Alert, Score
-from fusewatch.timeutil import NS_PER_HOUR, NS_PER_MIN
+from fusewatch.core.events import Alert, Score
+from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_MIN
 from streams.alerts import AlertPolicy, AlertPolicyConfig
 
 CONFIG = AlertPolicyConfig(

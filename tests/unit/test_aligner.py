@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk
-from fusewatch.timeutil import NS_PER_HOUR, NS_PER_S
+from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk
+from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_S
 from streams.aligner import AlignedWindow, Aligner, AlignerConfig
 
 JPEG = b"\xff\xd8\xff\xe0fake"

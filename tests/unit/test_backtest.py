@@ -9,27 +9,27 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.backtest import CONFIGURED, BacktestRun, TracePoint, run_backtest, summarize
-from fusewatch.backtest_labels import LabelledEvent, Labels, LogLabels, method_row, read_labels_csv
-from fusewatch.backtest_report import compare_rows, run_report_html, summary_plot
-from fusewatch.backtest_store import REQUIRED_FILES, load_run, write_run
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.backtest.report import compare_rows, run_report_html, summary_plot
+from fusewatch.backtest.run import CONFIGURED, BacktestRun, TracePoint, run_backtest, summarize
+from fusewatch.backtest.store import REQUIRED_FILES, load_run, write_run
 from fusewatch.cli import main
-from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.errors import ConfigError
-from fusewatch.events import GroundTruth, MaintenanceLog
-from fusewatch.history import RecordedMessage, TopicKind
+from fusewatch.core.codec import encode
+from fusewatch.core.errors import ConfigError
+from fusewatch.core.events import GroundTruth, MaintenanceLog
+from fusewatch.core.history import RecordedMessage, TopicKind
+from fusewatch.core.timeutil import NS_PER_HOUR, format_time
+from fusewatch.core.topics import Topics
+from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels, method_row, read_labels_csv
+from fusewatch.evaluation.outcomes import summarize_run
 from fusewatch.scenarios.methods import WindowRecord
 from fusewatch.scenarios.scoring import compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
-from fusewatch.timeutil import NS_PER_HOUR, format_time
-from fusewatch.topics import Topics
 from streams.alerts import AlertPolicyConfig
-from streams.embedded import CollectingOutput, EmbeddedRunner
-from streams.evaluation import summarize_run
 from streams.model_config import ModelConfig
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 
 TOPICS = Topics()
 H = NS_PER_HOUR
@@ -304,7 +304,7 @@ def test_report_dir_is_complete_and_compare_shows_the_differences(stored_dirs: t
 
 def test_cli_backtests_a_recording(plant: PlantSimulator, history: list[RecordedMessage], tmp_path: Path,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from connectors.recording import RecordingWriter
+    from connectors.sources.recording import RecordingWriter
 
     early = [m for m in history if m.timestamp_ms < history[0].timestamp_ms + 3 * 3_600_000]
     ranges = {(kind, 0): (min(m.offset for m in early if m.kind == kind),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from benchmarks.latency import Sent, burst_figures, close_times, latencies, percentile, summarize
-from fusewatch.events import MaintenanceLog
-from fusewatch.timeutil import NS_PER_S
+from fusewatch.core.events import MaintenanceLog
+from fusewatch.core.timeutil import NS_PER_S
 from streams.aligner import Aligner, AlignerConfig
 
 S = NS_PER_S

@@ -58,10 +58,10 @@ def test_rescored_counts_repeated_ids_only() -> None:
 
 
 def test_logged_at_finds_the_join_and_the_restored_state_in_either_log_format() -> None:
-    text = ("2026-11-30 21:05:50,000 INFO streams.worker assigned partitions []\n"
+    text = ("2026-11-30 21:05:50,000 INFO streams.runners.worker assigned partitions []\n"
             "[2026-11-30 21:05:51,500] [7] [INFO] Setting newly assigned partitions {TopicPartition(topic='v')}\n"
-            "2026-11-30 21:05:53,250 INFO streams.worker assigned partitions [0, 1, 2, 3, 4, 5]\n"
-            "2026-11-30 21:06:00,000 INFO streams.worker assigned partitions [0]\n")
+            "2026-11-30 21:05:53,250 INFO streams.runners.worker assigned partitions [0, 1, 2, 3, 4, 5]\n"
+            "2026-11-30 21:06:00,000 INFO streams.runners.worker assigned partitions [0]\n")
     assert logged_at(text, JOINED) == datetime.datetime(2026, 11, 30, 21, 5, 51, 500000).timestamp()
     assert logged_at(text, READY) == datetime.datetime(2026, 11, 30, 21, 5, 53, 250000).timestamp()
     assert logged_at("nothing yet", READY) is None

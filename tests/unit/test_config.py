@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from fusewatch.config import FusewatchConfig, load_config, to_toml
-from fusewatch.errors import ConfigError
+from fusewatch.core.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config" / "fusewatch.example.toml"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import VibrationChunk
-from fusewatch.timeutil import NS_PER_MIN, NS_PER_S
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
+from fusewatch.core.codec import encode
+from fusewatch.core.events import VibrationChunk
+from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
 
 TOPICS = Topics()
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fusewatch.codec import decode, decode_pixels, encode, encode_png
-from fusewatch.errors import InvalidEventError
-from fusewatch.events import CameraFrame, MaintenanceLog, Score, VibrationChunk, make_event
-from fusewatch.timeutil import format_time, parse_time
+from fusewatch.core.codec import decode, decode_pixels, encode, encode_png
+from fusewatch.core.errors import InvalidEventError
+from fusewatch.core.events import CameraFrame, MaintenanceLog, Score, VibrationChunk, make_event
+from fusewatch.core.timeutil import format_time, parse_time
 
 
 def vibration(**overrides: object) -> VibrationChunk:

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from fusewatch.timeutil import NS_PER_HOUR
+from fusewatch.core.timeutil import NS_PER_HOUR
 from streams.fusion_stage import METHODS, FusionStage
 from streams.model_config import ModelConfig
 

@@ -19,7 +19,7 @@ import pytest
 from connectors.grafana.dashboards import dashboards, datasource
 from connectors.grafana.push import GrafanaPushError, GrafanaUnreachableError, push
 from fusewatch.cli import main
-from fusewatch.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError
 from tests.loopback import QuietHandler, serving
 
 TOKEN = "glsa_test-token-0123456789"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from connectors.influx.sinks import InfluxV2Sink, detect_api
-from fusewatch.errors import SinkRejectedError, SinkUnavailableError
+from connectors.sinks.influx.writers import InfluxV2Sink, detect_api
+from fusewatch.core.errors import SinkRejectedError, SinkUnavailableError
 from tests.loopback import QuietHandler, serving
 
 

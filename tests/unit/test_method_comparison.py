@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import GroundTruth
+from fusewatch.core.events import GroundTruth
+from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.scenarios.methods import WindowRecord
 from fusewatch.scenarios.scoring import add_verdict, compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
-from fusewatch.timeutil import NS_PER_HOUR
 
 MINUTE = 60 * 10**9
 HOURS = 72

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from fusewatch.topics import Topics
+from fusewatch.core.codec import encode
+from fusewatch.core.topics import Topics
 from streams.checkpoint import CheckpointStore
-from streams.merge import EventTimeMerger
-from streams.partition import OutgoingMessage, PartitionProcessor
+from streams.runners.merge import EventTimeMerger
+from streams.runners.partition import OutgoingMessage, PartitionProcessor
 
 TOPICS = Topics()
 Message = tuple[str, int, int, bytes, bytes]  # topic, offset, timestamp ms, value, key

@@ -9,13 +9,13 @@ import struct
 import numpy as np
 from PIL import Image
 
-from fusewatch.codec import encode
 from fusewatch.config import FusewatchConfig
-from fusewatch.events import CameraFrame, MaintenanceLog, VibrationChunk
-from fusewatch.timeutil import NS_PER_MIN, NS_PER_S
-from fusewatch.topics import Topics
-from streams.embedded import CollectingOutput
+from fusewatch.core.codec import encode
+from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk
+from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S
+from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput
 
 TOPICS = Topics()
 
@@ -92,7 +92,7 @@ def test_duplicates_do_not_change_scores() -> None:
 
 
 def test_operator_instructions_reach_the_alert_policy_and_not_the_models() -> None:
-    from fusewatch.events import Score
+    from fusewatch.core.events import Score
 
     output = CollectingOutput()
     processor = StreamProcessor(FusewatchConfig(), output, run_id="test")

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.recording import MANIFEST, Recording, RecordingError, RecordingWriter
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import decode, encode
-from fusewatch.history import RecordedMessage, TopicKind
-from fusewatch.topics import Topics
+from connectors.sources.recording import MANIFEST, Recording, RecordingError, RecordingWriter
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core.codec import decode, encode
+from fusewatch.core.history import RecordedMessage, TopicKind
+from fusewatch.core.topics import Topics
 
 TOPICS = Topics()
 

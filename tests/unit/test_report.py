@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from connectors.report import asset_figure, peak_indices, write_report
-from connectors.sqlite_sink import SqliteSink
-from fusewatch.events import MODALITIES, Alert, GroundTruth, Score
-from fusewatch.timeutil import NS_PER_MIN, parse_time
+from connectors.sinks.sqlite import SqliteSink
+from fusewatch.core.events import MODALITIES, Alert, GroundTruth, Score
+from fusewatch.core.timeutil import NS_PER_MIN, parse_time
 
 T0 = parse_time("2026-11-30T00:00:00Z")
 WINDOWS = 300

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from fusewatch.events import MaintenanceLog
+from fusewatch.core.events import MaintenanceLog
 from streams.aligner import AlignedWindow
 from streams.model_config import ModelConfig
 from streams.pipeline import Pipeline

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from connectors.simulator import BearingKinematics, PlantSimulator, SimulatorConfig
-from connectors.simulator.camera import CameraRenderer, Scene, make_scene
-from connectors.simulator.logs import NOTICE, SHORTHAND, add_typo
-from connectors.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types, stagger_offset_ns
-from connectors.simulator.vibration import BearingGeometry, VibrationSynth, make_profile
-from fusewatch.codec import InputEvent, decode, decode_pixels, encode
-from fusewatch.events import CameraFrame, FaultType, MaintenanceLog, VibrationChunk
-from fusewatch.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_S
+from connectors.sources.simulator import BearingKinematics, PlantSimulator, SimulatorConfig
+from connectors.sources.simulator.camera import CameraRenderer, Scene, make_scene
+from connectors.sources.simulator.logs import NOTICE, SHORTHAND, add_typo
+from connectors.sources.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types, stagger_offset_ns
+from connectors.sources.simulator.vibration import BearingGeometry, VibrationSynth, make_profile
+from fusewatch.core.codec import InputEvent, decode, decode_pixels, encode
+from fusewatch.core.events import CameraFrame, FaultType, MaintenanceLog, VibrationChunk
+from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_S
 
 FS = 25_600.0
 NOON = 12 * NS_PER_HOUR

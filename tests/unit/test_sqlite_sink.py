@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from connectors.sqlite_sink import ScoreSeries, SqliteSink
-from fusewatch.errors import FusewatchError
-from fusewatch.events import Alert, DeadLetter, GroundTruth, Score, make_event
-from fusewatch.timeutil import NS_PER_MIN, parse_time
+from connectors.sinks.sqlite import ScoreSeries, SqliteSink
+from fusewatch.core.errors import FusewatchError
+from fusewatch.core.events import Alert, DeadLetter, GroundTruth, Score, make_event
+from fusewatch.core.timeutil import NS_PER_MIN, parse_time
 
 T0 = parse_time("2026-11-30T00:00:00Z")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from faust.types import TP
 
-from connectors.kafka.settings import KafkaSettings
-from connectors.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.codec import encode
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
-from streams.partition import OutgoingMessage
-from streams.worker import Worker, WorkerOptions
+from fusewatch.core.codec import encode
+from fusewatch.core.kafka_settings import KafkaSettings
+from streams.runners.partition import OutgoingMessage
+from streams.runners.worker import Worker, WorkerOptions
 
 
 class ListSink:

@@ -1,0 +1,360 @@
+"""The sink agent: Kafka's output topics into InfluxDB and alert webhooks, committing only what is stored.
+
+One consumer group (``fusewatch-sink`` by default) reads ``scores``, ``alerts``, ``dead-letter`` and
+``maintenance-logs``; several agents share the partitions. For every batch (up to ``batch_messages`` messages,
+or what arrived within ``max_wait_s``; a batch is written as soon as a poll of ``linger_s`` brings nothing more,
+so a quiet stream is written within milliseconds and a busy one in large batches):
+
+1. each message becomes line-protocol points: a score → ``fusewatch_score`` and ``fusewatch_features``, an
+   alert transition → ``fusewatch_alert``, a maintenance-log entry → ``fusewatch_log``; dead letters are counted;
+2. the points are written synchronously (gzip batches); while InfluxDB is unavailable the agent **pauses**
+   consumption, keeps its group membership, and retries with backoff (1 s doubling to ``max_backoff_s``, 10 s,
+   or the server's ``Retry-After``) — nothing is dropped and memory stays at one batch;
+3. alert transitions are put into the webhook outbox (a SQLite file; a background thread delivers them);
+4. only then are the batch's offsets committed. A crash repeats at most the uncommitted batch, and the repeat
+   overwrites the same points (deterministic identity) and is deduplicated by the outbox.
+
+A message that is not a valid score or alert, or whose points InfluxDB refuses, goes to the dead-letter topic
+with the reason. Every ``health_interval_s`` a ``fusewatch_pipeline`` point records throughput, the workers'
+and the sink's lag, dead letters, write time and pending webhooks (docs/influxdb.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError
+from kafka.structs import OffsetAndMetadata
+from pydantic import ValidationError
+
+from connectors.kafka.admin import admin_client, probe_broker
+from connectors.sinks.influx.points import PipelineHealth, alert_line, features_line, health_line, log_line, score_line
+from connectors.sinks.influx.writers import InfluxSink
+from connectors.webhooks.delivery import WebhookSender
+from fusewatch.core.codec import decode
+from fusewatch.core.errors import FusewatchError, SinkRejectedError, SinkUnavailableError
+from fusewatch.core.events import Alert, DeadLetter, MaintenanceLog, Score
+from fusewatch.core.kafka_settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """How the sink agent batches, retries and reports."""
+
+    group: str = "fusewatch-sink"
+    worker_group: str = "fusewatch"  # whose input lag the health points report
+    batch_messages: int = 2000
+    max_wait_s: float = 0.25  # the longest a message waits in a growing batch (a trickle of scores)
+    linger_s: float = 0.02  # with messages pending, how long a poll waits for more before the batch is written
+    max_backoff_s: float = 10.0
+    health_interval_s: float = 10.0
+    stop_when_idle_s: float | None = None  # leave once nothing arrived this long and all is written
+
+
+@dataclass
+class SinkStats:
+    """What the agent did since it started."""
+
+    messages: Counter[str] = field(default_factory=Counter)  # per topic
+    points: int = 0
+    batches: int = 0
+    commits: int = 0
+    dead_letters_sent: int = 0
+    outages: int = 0
+    outage_s: float = 0.0
+    max_batch: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"messages": dict(self.messages), "points": self.points, "batches": self.batches,
+                "commits": self.commits, "dead_letters_sent": self.dead_letters_sent, "outages": self.outages,
+                "outage_s": round(self.outage_s, 3), "max_batch": self.max_batch}
+
+
+class _Stopped(Exception):
+    """The agent was asked to stop while it waited for InfluxDB (the batch stays uncommitted)."""
+
+
+class SinkAgent:
+    """Consume the output topics and write them to InfluxDB (and webhooks) before committing their offsets."""
+
+    def __init__(self, settings: KafkaSettings, influx: InfluxSink | None, sender: WebhookSender | None = None,
+                 options: SinkOptions | None = None) -> None:
+        self.settings = settings
+        self.topics = settings.topics()
+        self.influx = influx
+        self.sender = sender
+        self.options = options or SinkOptions()
+        self.stats = SinkStats()
+        self.stop_event = threading.Event()
+        self._interval: Counter[str] = Counter()
+        self._interval_write_s = 0.0
+        self._interval_started = time.monotonic()
+        self._producer: KafkaProducer | None = None
+        self._admin: KafkaAdminClient | None = None
+        self._exits = contextlib.ExitStack()  # the admin client, opened on the first health report
+        self._rng = random.Random()
+        probe_broker(settings)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.servers(),
+            client_id=f"{settings.client_id}-sink",
+            group_id=self.options.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.options.batch_messages,
+            max_partition_fetch_bytes=settings.max_message_bytes,
+            fetch_max_bytes=max(settings.max_message_bytes, 16 * 1024 * 1024),
+            request_timeout_ms=max(settings.timeout_ms, 31_000),
+        )
+        self.subscribed = (self.topics.scores, self.topics.alerts, self.topics.dead_letter,
+                           self.topics.maintenance_logs)
+        self.consumer.subscribe(list(self.subscribed))
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> SinkStats:
+        """Run until :meth:`stop` (or, with ``stop_when_idle_s``, until the topics are drained)."""
+        options = self.options
+        pending: list[ConsumerRecord] = []
+        first_at = last_message = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                room = options.batch_messages - len(pending)
+                wait_ms = round(options.linger_s * 1000) if pending else 200
+                polled = self.consumer.poll(timeout_ms=wait_ms, max_records=max(room, 1))
+                now = time.monotonic()
+                for records in polled.values():
+                    if not pending and records:
+                        first_at = now
+                    pending.extend(records)
+                    last_message = now
+                if pending and (len(pending) >= options.batch_messages or now - first_at >= options.max_wait_s
+                                or not polled):
+                    self._flush(pending)
+                    pending = []
+                if now - self._interval_started >= options.health_interval_s:
+                    self._report_health()
+                if not self.consumer.assignment():
+                    last_message = now  # idle counts from joining the group, not from starting
+                idle = time.monotonic() - last_message
+                if not pending and options.stop_when_idle_s is not None and idle >= options.stop_when_idle_s:
+                    break
+            if pending:
+                self._flush(pending)
+            self._report_health()
+        except _Stopped:
+            log.warning("stopped while InfluxDB was unavailable: %d messages left uncommitted (read again on"
+                        " restart)", len(pending))
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (from another thread or a signal handler)."""
+        self.stop_event.set()
+
+    def close(self) -> None:
+        """Leave the group (without committing anything more) and close the producer."""
+        self.consumer.close(autocommit=False)
+        self._exits.close()
+        if self._producer is not None:
+            self._producer.close(timeout=self.settings.timeout_s)
+
+    # ------------------------------------------------------------------ one batch
+
+    def _flush(self, records: Sequence[ConsumerRecord]) -> None:
+        groups: list[tuple[ConsumerRecord, list[str]]] = []
+        alerts: list[Alert] = []
+        for record in records:
+            self.stats.messages[record.topic] += 1
+            lines = self._translate(record, alerts)
+            if lines:
+                groups.append((record, lines))
+        self._write_groups(groups)
+        if self.sender is not None:
+            for alert in alerts:
+                self.sender.submit(alert.alert_id, alert.transition, alert.severity, alert.model_dump_json().encode())
+        if self._producer is not None:
+            self._producer.flush(timeout=self.settings.timeout_s * 6)
+        self._commit(records)
+        self.stats.batches += 1
+        self.stats.max_batch = max(self.stats.max_batch, len(records))
+
+    def _translate(self, record: ConsumerRecord, alerts: list[Alert]) -> list[str]:
+        """The points of one message (appending alert transitions to ``alerts``); bad ones are dead-lettered."""
+        topic, value = record.topic, record.value or b""
+        if topic == self.topics.dead_letter:
+            self._interval["dead_letters"] += 1
+            return []
+        if topic == self.topics.maintenance_logs:
+            try:
+                event = decode(value)
+            except FusewatchError:
+                return []  # an invalid input message: the workers dead-letter it already
+            return [log_line(event)] if isinstance(event, MaintenanceLog) else []
+        try:
+            if topic == self.topics.scores:
+                score = Score.model_validate_json(value)
+                self._interval["scores"] += 1
+                return [score_line(score)] + ([line] if (line := features_line(score)) else [])
+            alert = Alert.model_validate_json(value)
+        except ValidationError as exc:
+            kind = "score" if topic == self.topics.scores else "alert"
+            problem = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "<message>"
+            self._dead_letter(record, f"invalid: not a fusewatch {kind}: {where}: {problem['msg']}")
+            return []
+        self._interval["alerts"] += 1
+        alerts.append(alert)
+        return [alert_line(alert)]
+
+    def _write_groups(self, groups: list[tuple[ConsumerRecord, list[str]]]) -> None:
+        lines = [line for _, group in groups for line in group]
+        try:
+            self._write(lines)
+        except SinkRejectedError as exc:  # find the messages InfluxDB refuses; store the others
+            log.error("InfluxDB refused a batch (%s); writing it message by message", exc)
+            for record, group in groups:
+                try:
+                    self._write(group)
+                except SinkRejectedError as refused:
+                    self._dead_letter(record, f"refused by InfluxDB: {refused}")
+
+    def _write(self, lines: list[str], counted: bool = True) -> None:
+        """Write ``lines``; while InfluxDB is unavailable, pause consumption and retry (never drop).
+
+        ``counted``: the lines are data points (not the agent's own health point) for the statistics.
+        """
+        if self.influx is None or not lines:
+            return
+        delay, outage_started = 1.0, None
+        while True:
+            started = time.monotonic()
+            try:
+                self.influx.write(lines)
+            except SinkUnavailableError as exc:
+                if outage_started is None:
+                    outage_started = started
+                    self.stats.outages += 1
+                    log.warning("InfluxDB unavailable (%s); consumption paused, retrying", exc)
+                wait = min(max(delay, exc.retry_after_s), self.options.max_backoff_s)
+                self._wait_paused(wait * self._rng.uniform(0.8, 1.0))
+                delay = min(delay * 2, self.options.max_backoff_s)
+                continue
+            finally:
+                self._interval_write_s += time.monotonic() - started
+            if outage_started is not None:
+                self.stats.outage_s += time.monotonic() - outage_started
+                log.warning("InfluxDB available again after %.1f s; consumption resumed",
+                            time.monotonic() - outage_started)
+                self.consumer.resume(*self.consumer.paused())
+            if counted:
+                self.stats.points += len(lines)
+                self._interval["points"] += len(lines)
+            return
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Wait with every partition paused, polling so the group keeps this member (nothing new is read)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stop_event.is_set():
+                raise _Stopped
+            self.consumer.pause(*self.consumer.assignment())
+            polled = self.consumer.poll(timeout_ms=200)
+            if any(polled.values()):  # fetched for a partition assigned in between: read again later
+                for tp, records in polled.items():
+                    if records:
+                        self.consumer.seek(tp, records[0].offset)
+                self.consumer.pause(*self.consumer.assignment())
+
+    def _commit(self, records: Sequence[ConsumerRecord]) -> None:
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if tp not in offsets or offsets[tp].offset <= record.offset:
+                offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        mine = self.consumer.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in mine}  # revoked: the new owner repeats
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+            self.stats.commits += 1
+        except CommitFailedError as exc:  # a rebalance took the partitions: their new owner writes them again
+            log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
+
+    def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
+        log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", record.topic, record.partition,
+                    record.offset, reason)
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.settings.servers(), acks="all",
+                                           client_id=f"{self.settings.client_id}-sink",
+                                           max_request_size=self.settings.max_message_bytes)
+        letter = DeadLetter(source_topic=record.topic, partition=record.partition, offset=record.offset,
+                            error=reason[:2000], raw_base64=base64.b64encode(record.value or b"").decode("ascii"),
+                            ts=max(record.timestamp, 0) * 1_000_000)
+        key = f"{record.topic}|{record.partition}|{record.offset}".encode()
+        headers = [("source-topic", record.topic.encode()), ("source-partition", str(record.partition).encode()),
+                   ("source-offset", str(record.offset).encode()), ("reason", reason.encode()[:1000])]
+        self._producer.send(self.topics.dead_letter, key=key, value=letter.model_dump_json().encode(),
+                            headers=headers)
+        self.stats.dead_letters_sent += 1
+
+    # ------------------------------------------------------------------ health
+
+    def lags(self) -> tuple[int, int]:
+        """(workers' lag on the input topics, this agent's lag on its topics); -1 when unknown."""
+        try:
+            assignment = list(self.consumer.assignment())
+            ends = self.consumer.end_offsets(assignment) if assignment else {}
+            sink_lag = sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assignment)
+        except Exception as exc:  # the broker is unavailable now: report "unknown", never fail the sink
+            log.debug("sink lag unknown: %s", exc)
+            sink_lag = -1
+        return self._worker_lag(), sink_lag
+
+    def _worker_lag(self) -> int:
+        try:
+            inputs = [TopicPartition(topic, number) for topic in self.topics.inputs
+                      for number in sorted(self.consumer.partitions_for_topic(topic) or ())]
+            if self._admin is None:
+                self._admin = self._exits.enter_context(admin_client(self.settings))
+            committed = self._admin.list_group_offsets({self.options.worker_group: inputs})
+            done = committed.get(self.options.worker_group, {})
+            ends = self.consumer.end_offsets(inputs)
+            return sum(max(0, ends[tp] - max(done[tp].offset, 0) if tp in done else ends[tp]) for tp in inputs)
+        except Exception as exc:  # the broker is unavailable now: report "unknown", never fail the sink
+            log.debug("worker lag unknown: %s", exc)
+            self._exits.close()
+            self._admin = None
+            return -1
+
+    def health(self) -> PipelineHealth:
+        """The health of the interval since the last report."""
+        worker_lag, sink_lag = self.lags()
+        pending = self.sender.states().get("pending", 0) if self.sender is not None else 0
+        interval = self._interval
+        return PipelineHealth(
+            interval_s=round(time.monotonic() - self._interval_started, 3), scores=interval["scores"],
+            alerts=interval["alerts"], dead_letters=interval["dead_letters"], points=interval["points"],
+            write_ms=round(self._interval_write_s * 1000, 3), worker_lag=worker_lag, sink_lag=sink_lag,
+            pending_webhooks=pending,
+        )
+
+    def _report_health(self) -> None:
+        health = self.health()
+        log.info("progress %s", json.dumps({**health.__dict__, "total_points": self.stats.points}))
+        self._interval = Counter()
+        self._interval_write_s = 0.0
+        self._interval_started = time.monotonic()
+        self._write([health_line(health, self.options.group, time.time_ns())], counted=False)

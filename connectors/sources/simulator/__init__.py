@@ -1,0 +1,11 @@
+"""The plant simulator: pumps and motors emitting vibration, camera frames and maintenance logs with known faults.
+
+See ``docs/simulator.md`` for the physics, the fault schedule and the cost per asset-minute.
+"""
+
+from __future__ import annotations
+
+from connectors.sources.simulator.plant import FaultPlan, PlantSimulator, SimulatorConfig
+from connectors.sources.simulator.vibration import BearingKinematics
+
+__all__ = ["BearingKinematics", "FaultPlan", "PlantSimulator", "SimulatorConfig"]

@@ -1,0 +1,140 @@
+"""The stream state of one partition number, as a worker owns it.
+
+Partition N of the three co-partitioned input topics carries the same assets; the worker that is assigned it
+keeps one :class:`PartitionProcessor`: a :class:`~streams.processor.StreamProcessor` for those assets plus, per
+input topic, the next offset not yet processed. Messages below those offsets are already in the state (after
+a checkpoint was restored) and are skipped, so nothing is counted twice.
+
+The processor's clock is the newest record timestamp of the partition (event time), as in the embedded runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass, field
+
+from fusewatch.config import FusewatchConfig
+from fusewatch.core.assets import AssetRegistry
+from fusewatch.core.events import Alert, DeadLetter
+from fusewatch.core.topics import Topics
+from streams.checkpoint import Checkpoint
+from streams.pipeline import ScoredWindow
+from streams.processor import StreamProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message for an output topic, with the id consumers deduplicate on."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+@dataclass
+class OutputBuffer:
+    """Collects the processor's results as messages for the scores, alerts and dead-letter topics."""
+
+    topics: Topics
+    messages: list[OutgoingMessage] = field(default_factory=list)
+
+    def score(self, scored: ScoredWindow) -> None:
+        score = scored.score
+        ident = f"{score.asset_id}|{score.window_end}|{score.run_id}"
+        self.messages.append(OutgoingMessage(self.topics.scores, score.asset_id.encode(),
+                                             score.model_dump_json().encode(), (("fusewatch-id", ident.encode()),)))
+
+    def alert(self, alert: Alert) -> None:
+        ident = f"{alert.alert_id}|{alert.transition}|{alert.ts}"
+        self.messages.append(OutgoingMessage(self.topics.alerts, alert.asset_id.encode(),
+                                             alert.model_dump_json().encode(), (("fusewatch-id", ident.encode()),)))
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        headers = (
+            ("source-topic", letter.source_topic.encode()),
+            ("source-partition", str(letter.partition).encode()),
+            ("source-offset", str(letter.offset).encode()),
+            ("reason", letter.error.encode()[:1000]),
+        )
+        key = f"{letter.source_topic}|{letter.partition}|{letter.offset}".encode()
+        self.messages.append(OutgoingMessage(self.topics.dead_letter, key, letter.model_dump_json().encode(), headers))
+
+    def take(self) -> list[OutgoingMessage]:
+        messages, self.messages = self.messages, []
+        return messages
+
+
+class PartitionProcessor:
+    """A stream processor for the assets of one partition number, with the offsets its state covers."""
+
+    def __init__(
+        self,
+        partition: int,
+        config: FusewatchConfig,
+        topics: Topics,
+        run_id: str,
+        registry: AssetRegistry | None,
+        config_digest: str,
+    ) -> None:
+        self.partition = partition
+        self.config_digest = config_digest
+        self.output = OutputBuffer(topics)
+        self.registry = registry
+        bearings = registry.bearings if registry is not None else None
+        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings, topics=topics)
+        self.offsets: dict[str, int] = {}
+        self.clock_ns = 0
+        self.processed = 0
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a checkpoint of this partition."""
+        if checkpoint.config_digest != self.config_digest:
+            log.warning("partition %d: checkpoint made with another configuration; its models are kept",
+                        self.partition)
+        self.clock_ns, snapshot = pickle.loads(checkpoint.state)
+        self.processor.restore(snapshot)
+        self.offsets = dict(checkpoint.offsets)
+
+    def checkpoint(self) -> Checkpoint:
+        """The state now, with the offsets it covers."""
+        state = pickle.dumps((self.clock_ns, self.processor.snapshot()), protocol=5)
+        return Checkpoint(self.partition, dict(self.offsets), self.config_digest, state)
+
+    def handle(
+        self, topic: str, offset: int, timestamp_ms: int, raw: bytes, key: bytes | None = None
+    ) -> list[OutgoingMessage] | None:
+        """Process one message; ``None`` when its offset is already in the state (skipped)."""
+        if offset < self.offsets.get(topic, 0):
+            return None
+        self.clock_ns = max(self.clock_ns, timestamp_ms * 1_000_000)
+        process_message(self.processor, self.registry, topic, self.partition, offset, self.clock_ns, raw, key)
+        self.offsets[topic] = offset + 1
+        self.processed += 1
+        return self.output.take()
+
+    def tick(self, now_ns: int) -> list[OutgoingMessage]:
+        """Close idle assets' windows on a clock that runs on while no message comes."""
+        self.processor.tick(now_ns)
+        return self.output.take()
+
+
+
+def process_message(processor: StreamProcessor, registry: AssetRegistry | None, topic: str, partition: int,
+                    offset: int, clock_ns: int, raw: bytes, key: bytes | None) -> None:
+    """Process one input message as a worker does: a key outside the registry (when there is one) and a defect
+    in processing both become dead letters, the stream goes on; then the idle clock runs to ``clock_ns``."""
+    try:
+        if registry is not None and (key is None or key.decode("utf-8", "replace") not in registry):
+            shown = "none" if key is None else repr(key[:64].decode("utf-8", "replace"))
+            processor.dead_letter(raw, topic, partition, offset, clock_ns,
+                                  f"unknown asset: key {shown} is not in the asset registry")
+        else:
+            processor.handle(raw, topic, partition, offset, clock_ns)
+        processor.tick(clock_ns)
+    except Exception as exc:  # a defect must not stop the stream: the message becomes a dead letter
+        log.exception("stream error topic=%s partition=%d offset=%d", topic, partition, offset)
+        processor.dead_letter(raw, topic, partition, offset, clock_ns, f"error: {type(exc).__name__}: {exc}")

@@ -1,0 +1,403 @@
+"""The distributed runner: a faust-streaming app whose one agent feeds the shared stream processor from Kafka.
+
+Workers started with the same app id form a consumer group and share the partitions; faust's assignor gives
+partition N of the three co-partitioned input topics to one worker, which owns those assets' state in a
+:class:`~streams.runners.partition.PartitionProcessor`. The agent stays thin:
+
+1. messages are buffered per partition number in an :class:`~streams.runners.merge.EventTimeMerger` and released in
+   event-time order (a topic that is caught up does not hold the others);
+2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
+   output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
+3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
+   old (one partition per timer tick), and when a partition is revoked,
+   the outputs are flushed, the partition's state is written with the offsets it covers, and only then are the
+   messages acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
+
+Processing is at-least-once with idempotent outputs: after a crash the new owner restores the checkpoint,
+skips what it covers and processes the rest again, repeating the same output ids. Faust's ``exactly_once``
+guarantee is not used (faust-streaming #323, #517, #47: duplicates and crashes); see docs/worker.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import faust
+from faust.types import TP, EventT, StreamT
+
+from fusewatch.config import FusewatchConfig, to_toml
+from fusewatch.core.assets import AssetRegistry
+from fusewatch.core.kafka_settings import KafkaSettings
+from streams.checkpoint import CheckpointStore, config_digest
+from streams.runners.merge import EventTimeMerger
+from streams.runners.partition import OutgoingMessage, PartitionProcessor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerOptions:
+    """How one worker runs (the rest comes from the configuration)."""
+
+    app_id: str = "fusewatch"
+    run_id: str = "live"
+    workdir: Path = Path("fusewatch-worker")
+    checkpoint_every: int = 2000
+    checkpoint_interval_s: float = 5.0
+    web_port: int | None = None  # faust's web view (health, lag) when set
+    report_interval_s: float = 10.0  # a progress line in the log
+    registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object the process holds into the collector's permanent generation.
+
+    What a worker holds once its partitions are assigned (imported modules: ~310,000 objects; a restored state
+    of 100 assets: ~180,000 more) lives as long as the assignment, and every full collection walked all of it,
+    pausing scoring for 0.2-0.35 s. Frozen, it is left out of those walks (a restored 100-asset worker's full
+    collections: ~220 ms before, 4-5 ms after); objects allocated later are collected as usual. A revoke
+    unfreezes everything, so the revoked state's cycles are collected.
+
+    >>> freeze_heap(); frozen = gc.get_freeze_count(); gc.unfreeze()
+    >>> frozen > 0
+    True
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def faust_app_settings(settings: KafkaSettings, options: WorkerOptions) -> dict[str, Any]:
+    """The keyword arguments of the worker's ``faust.App`` (all but the app id, ``options.app_id``): one
+    definition for the worker and for the benchmarks that read the topics the way it does."""
+    return {
+        "broker": [f"kafka://{server}" for server in settings.servers()],
+        "store": "memory://",
+        "datadir": str(options.workdir / "faust"),
+        "topic_partitions": settings.partitions,
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_wait_empty": False,  # held (unacknowledged) messages must not block a rebalance
+        "producer_acks": -1,
+        "producer_max_request_size": settings.max_message_bytes,
+        "consumer_max_fetch_size": settings.max_message_bytes,
+        "web_enabled": options.web_port is not None,
+        "web_port": options.web_port or 6066,
+        "web_bind": "127.0.0.1",
+        "broker_session_timeout": 10.0,  # a killed worker's partitions move after 10 s, not 60
+        "broker_heartbeat_interval": 2.0,
+        "broker_request_timeout": max(settings.timeout_s, 40.0),
+    }
+
+
+class OutputSink(Protocol):
+    """Where a worker's output messages go: the Kafka topics (``ProducerSink``), or a list in agent tests."""
+
+    async def send(self, messages: list[OutgoingMessage]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class ProducerSink:
+    """Sends output messages with the faust app's producer (keys hashed with murmur2, like the inputs)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(self, messages: list[OutgoingMessage]) -> None:
+        for message in messages:
+            await self.app.producer.send(message.topic, message.key, message.value, None, None, list(message.headers))
+
+    async def flush(self) -> None:
+        await self.app.producer.flush()
+
+
+@dataclass
+class _Owned:
+    """What the worker holds for one assigned partition number."""
+
+    processor: PartitionProcessor
+    merger: EventTimeMerger[EventT[Any]]
+    delivered: dict[str, int] = field(default_factory=dict)  # topic -> next offset delivered to the agent
+    unacked: list[EventT[Any]] = field(default_factory=list)
+    unacked_since: float = 0.0  # when the oldest of ``unacked`` was processed (monotonic)
+    last_message: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
+    saving: asyncio.Future[None] | None = None  # the last checkpoint's write and acknowledgement
+
+    def next_offset(self, topic: str) -> int:
+        """The next offset of ``topic`` this worker expects: after the last delivered, or where the state ends."""
+        return self.delivered.get(topic, self.processor.offsets.get(topic, 0))
+
+
+class Worker:
+    """Builds the faust app and keeps the per-partition state of one worker process."""
+
+    def __init__(
+        self, config: FusewatchConfig, settings: KafkaSettings, options: WorkerOptions, sink: OutputSink | None = None
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.options = options
+        self.topics = settings.topics()
+        self.digest = config_digest(to_toml(config))
+        self.store = CheckpointStore(options.workdir / "checkpoints")
+        # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
+        self.owned: dict[int, _Owned] = {}
+        self.assigned: set[int] = set()  # partition numbers the group gave this worker
+        self.stats: dict[str, int] = defaultdict(int)
+        self._last_report = time.monotonic()
+        self.app = self._build_app()
+        self.sink: OutputSink = sink or ProducerSink(self.app)
+
+    # ------------------------------------------------------------------ app
+
+    def _build_app(self) -> faust.App:
+        options = self.options
+        app = faust.App(options.app_id, **faust_app_settings(self.settings, options))
+        inputs = app.topic(
+            *self.topics.inputs, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+
+        async def process(stream: StreamT[bytes]) -> None:
+            async for event in cast(Any, stream).noack().events():
+                await self.on_event(event)
+
+        app.agent(inputs, name="fusewatch-process")(process)
+        app.timer(0.5)(self.on_timer)
+        app.on_partitions_revoked.connect(cast(Any, self._on_revoked))
+        app.on_partitions_assigned.connect(cast(Any, self._on_assigned))
+        app.on_before_shutdown.connect(cast(Any, self._on_shutdown))
+        if options.web_port is not None:
+
+            async def health(web: Any, request: Any) -> Any:
+                return web.json(self.health())
+
+            app.page("/fusewatch/health/")(health)
+        return app
+
+    # ------------------------------------------------------------------ partitions
+
+    def _owned(self, partition: int) -> _Owned:
+        owned = self.owned.get(partition)
+        if owned is None:
+            processor = PartitionProcessor(partition, self.config, self.topics, self.options.run_id,
+                                           self.options.registry, self.digest)
+            checkpoint = self.store.load(partition)
+            if checkpoint is not None:
+                try:
+                    processor.restore(checkpoint)
+                    log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
+                except ValueError as exc:
+                    log.error("partition %d: checkpoint not restored (%s); learning starts afresh", partition, exc)
+            owned = _Owned(processor, EventTimeMerger(self.topics.inputs))
+            self.owned[partition] = owned
+        return owned
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0] if args else kwargs["assigned"]
+        self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
+        for partition in sorted(self.assigned):
+            self._owned(partition)
+        freeze_heap()
+        log.info("assigned partitions %s", sorted(self.owned))
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TP] = args[0] if args else kwargs["revoked"]
+        numbers = {tp.partition for tp in revoked if tp.topic in self.topics.inputs}
+        self.assigned -= numbers
+        gc.unfreeze()  # a revoked partition's state becomes garbage, and frozen cycles would never be collected
+        for partition in sorted(numbers):
+            owned = self.owned.pop(partition, None)
+            if owned is not None:
+                async with owned.lock:
+                    await self._checkpoint(partition, owned)
+        log.info("revoked; still own partitions %s", sorted(self.owned))
+
+    async def _on_shutdown(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        """A stopping worker checkpoints what it processed, so whoever takes over repeats as little as possible."""
+        for partition, owned in sorted(self.owned.items()):
+            async with owned.lock:
+                await self._checkpoint(partition, owned)
+        log.info("checkpointed partitions %s on shutdown", sorted(self.owned))
+
+    # ------------------------------------------------------------------ processing
+
+    async def on_event(self, event: EventT[Any]) -> None:
+        message = event.message
+        if self.assigned and message.partition not in self.assigned:
+            # in flight when its partition was revoked: the new owner reads it again from the committed offset
+            self.stats["dropped_after_revoke"] += 1
+            return
+        owned = self._owned(message.partition)
+        topic = self.input_topic(message.topic, message.value)
+        owned.delivered[topic] = message.offset + 1
+        owned.last_message = time.monotonic()
+        owned.merger.add(topic, round(message.timestamp * 1000), event)
+        async with owned.lock:
+            await self._drain(message.partition, owned)
+
+    async def _drain(self, partition: int, owned: _Owned) -> None:
+        """Process what the merger releases (hold ``owned.lock``: processing order is the state's order)."""
+        caught_up = self._caught_up(partition, owned) if owned.merger.blocked_by() else set()
+        for event in owned.merger.release(caught_up):
+            message = event.message
+            outgoing = owned.processor.handle(self.input_topic(message.topic, message.value), message.offset,
+                                              round(message.timestamp * 1000), message.value or b"", message.key)
+            if outgoing is None:
+                self.stats["skipped"] += 1
+            else:
+                self.stats["processed"] += 1
+                await self._send(outgoing)
+            if not owned.unacked:
+                owned.unacked_since = time.monotonic()
+            owned.unacked.append(event)
+        if len(owned.unacked) >= self.options.checkpoint_every:
+            await self._checkpoint(partition, owned, wait=False)
+
+    def input_topic(self, topic: str, value: bytes | None) -> str:
+        """The input topic of a message; under faust's test context (topic ``<internal>``) from its kind byte."""
+        if topic in self.topics.inputs:
+            return topic
+        kind = value[3] if value and len(value) > 3 and value[:2] == b"FW" else 1
+        return self.topics.inputs[min(max(kind, 1), 3) - 1]
+
+    def _caught_up(self, partition: int, owned: _Owned) -> set[str]:
+        """Input topics of this partition number with nothing more to read now."""
+        caught = set()
+        for topic in owned.merger.blocked_by():
+            try:
+                highwater = self.app.consumer.highwater(TP(str(topic), partition))
+            except Exception:  # no consumer to ask (faust's agent test context): hold nothing back
+                caught.add(str(topic))
+                continue
+            delivered = owned.next_offset(str(topic))
+            if highwater is not None and 0 <= highwater <= delivered:
+                caught.add(str(topic))
+        return caught
+
+    async def _resume_stalled(self, partition: int, owned: _Owned, now: float) -> None:
+        """Make faust fetch again, from the next offset the merge needs, an input partition that stalled.
+
+        Seen after a takeover: frames[N] had hundreds of messages on the broker and none was delivered for
+        minutes, while vibration[N] waited in the merge (faust drops fetched messages from its buffers on a
+        rebalance and did not fetch them again). A topic that holds the merge back, has messages on the broker
+        and delivered nothing for 5 s is sought to the offset after the last one delivered and resumed.
+        """
+        if now - owned.last_message < 5.0 or self.app.rebalancing:
+            return
+        for topic in owned.merger.blocked_by():
+            tp = TP(str(topic), partition)
+            try:
+                highwater = self.app.consumer.highwater(tp)
+            except Exception:
+                continue
+            delivered = owned.next_offset(str(topic))
+            if highwater is not None and highwater > delivered:
+                log.warning("resuming stalled input %s[%d] at offset %d: %d messages on the broker, none delivered"
+                            " for %.0f s", topic, partition, delivered, highwater - delivered, now - owned.last_message)
+                await self.app.consumer.seek(tp, delivered)
+                self.app.consumer.resume_partitions({tp})
+                owned.last_message = now  # give the fetch time before trying again
+                self.stats["resumed_stalled"] += 1
+
+    async def _send(self, messages: list[OutgoingMessage]) -> None:
+        await self.sink.send(messages)
+        for message in messages:
+            self.stats[message.topic.removeprefix(self.topics.prefix)] += 1
+
+    async def _checkpoint(self, partition: int, owned: _Owned, wait: bool = True) -> None:
+        """Flush outputs, take the state with its offsets, write it, then acknowledge what it covers.
+
+        ``wait=False`` (the agent and the timer) returns once the state is taken: the write (tens of MB for many
+        assets, most of a second) runs on the checkpoint thread while processing goes on, and the messages are
+        acknowledged when it is done; a new checkpoint is not taken while the partition's last one is being
+        written. ``wait=True`` (revocation, shutdown) returns when every checkpoint of the partition is written.
+        """
+        writing = owned.saving is not None and not owned.saving.done()
+        if (owned.unacked or owned.processor.processed) and (wait or not writing):
+            await self.sink.flush()
+            checkpoint = owned.processor.checkpoint()
+            events, owned.unacked = owned.unacked, []
+            written = asyncio.get_running_loop().run_in_executor(self._writer, self.store.save, checkpoint)
+            owned.saving = asyncio.ensure_future(self._acknowledge(partition, owned, written, events))
+        if wait and owned.saving is not None:
+            await owned.saving
+
+    async def _acknowledge(self, partition: int, owned: _Owned, written: asyncio.Future[bool],
+                           events: list[EventT[Any]]) -> None:
+        """Acknowledge ``events`` once their checkpoint is written; if the write failed, the next checkpoint
+        (which covers them too) acknowledges them."""
+        try:
+            await written
+        except Exception:
+            log.exception("partition %d: writing the checkpoint failed; its messages stay unacknowledged", partition)
+            if not owned.unacked:
+                owned.unacked_since = time.monotonic()
+            owned.unacked[:0] = events
+            return
+        for event in events:
+            event.ack()
+        self.stats["checkpoints"] += 1
+
+    async def on_timer(self) -> None:
+        """Release held messages of caught-up topics, run idle clocks, write due checkpoints."""
+        now = time.monotonic()
+        if now - self._last_report >= self.options.report_interval_s:
+            self._last_report = now
+            health = self.health()
+            log.info("progress partitions=%s processed=%d held=%d unacked=%d lag=%d", health["partitions"],
+                     self.stats["processed"], sum(health["held"].values()), sum(health["unacked"].values()),
+                     sum(health["lag"].values()))
+        due: list[tuple[float, int, _Owned]] = []
+        for partition, owned in list(self.owned.items()):
+            async with owned.lock:
+                if self.owned.get(partition) is not owned:  # revoked while we waited for the lock
+                    continue
+                if len(owned.merger):
+                    await self._drain(partition, owned)
+                    await self._resume_stalled(partition, owned, now)
+                idle_s = now - owned.last_message
+                if owned.processor.clock_ns and idle_s > 1.0:
+                    await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
+                # timed from the oldest unacknowledged message, not from the last checkpoint: a burst after a
+                # quiet spell is processed first and checkpointed after, instead of stalling in its middle
+                writing = owned.saving is not None and not owned.saving.done()
+                if owned.unacked and not writing and now - owned.unacked_since >= self.options.checkpoint_interval_s:
+                    due.append((owned.unacked_since, partition, owned))
+        # one checkpoint per tick, the longest waiting: taking a state pauses processing while it is pickled, and
+        # the pauses of partitions that fall due together would add up to one long stall
+        if due:
+            _, partition, owned = min(due, key=lambda item: item[0])
+            async with owned.lock:
+                if self.owned.get(partition) is owned:
+                    await self._checkpoint(partition, owned, wait=False)
+
+    # ------------------------------------------------------------------ operations
+
+    def health(self) -> dict[str, Any]:
+        """Assigned partitions, held and unacknowledged messages, lag per input partition, counters."""
+        lag: dict[str, int] = {}
+        for partition, owned in self.owned.items():
+            for topic in self.topics.inputs:
+                highwater = self.app.consumer.highwater(TP(topic, partition))
+                delivered = owned.next_offset(topic)
+                if highwater is not None and highwater >= 0:
+                    lag[f"{topic}[{partition}]"] = max(0, highwater - delivered)
+        return {
+            "status": "ok",
+            "partitions": sorted(self.owned),
+            "held": {p: len(o.merger) for p, o in self.owned.items()},
+            "unacked": {p: len(o.unacked) for p, o in self.owned.items()},
+            "lag": lag,
+            "counters": dict(self.stats),
+        }
