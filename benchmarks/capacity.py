@@ -36,6 +36,7 @@ from streams.aligner import AlignedWindow, Aligner
 from streams.pipeline import Pipeline
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
+from streams.settings import StreamSettings
 
 GOAL_MACHINES = 4000
 GOAL_OVERHEAD = 0.8
@@ -140,7 +141,7 @@ def run_embedded(steps: Iterable[list[Message]], size: Size) -> dict[str, float]
     Only the runner's calls are timed; the messages of each minute are read before them.
     """
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant(size).asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant(size).asset_registry().bearings))
     cpu = 0.0
     windows = 0
     for index, step in enumerate(steps):

@@ -25,12 +25,12 @@ from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import offset_ranges
 from connectors.kafka.producer import EventProducer
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
+from streams.settings import StreamSettings
 
 GOAL = 0.7
 GOAL_MACHINES = 2000  # machines watched in real time through Kafka, per worker (one core)
@@ -61,7 +61,7 @@ def embedded_rate(simulated: PlantSimulator) -> tuple[float, int]:
     topics = Topics()
     steps = [[(topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step] for step in simulated.steps()]
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output,
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output,
                                             bearings=simulated.asset_registry().bearings))
     first_at, first_count = None, 0
     for step in steps:

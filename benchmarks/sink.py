@@ -22,11 +22,11 @@ from benchmarks.run import method_text, stat
 from connectors.sinks.influx.points import features_line, score_line
 from connectors.sinks.influx.writers import InfluxV1Sink
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
+from streams.settings import StreamSettings
 
 BATCH = 5000
 GOAL = 0.8
@@ -35,7 +35,7 @@ GOAL = 0.8
 def lines_of_a_run(assets: int, days: float) -> list[str]:
     plant = PlantSimulator(SimulatorConfig(assets=assets, days=days, seed=0, sample_rate_hz=2560.0))
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
     topics = Topics()
     for step in plant.steps():
         for event in step:

@@ -30,6 +30,7 @@ from fusewatch.core.kafka_settings import KafkaSettings
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
 from streams.model_config import ModelConfig
+from streams.settings import StreamSettings
 
 
 class FusewatchConfig(BaseSettings):
@@ -44,6 +45,11 @@ class FusewatchConfig(BaseSettings):
     alerts: AlertPolicyConfig = AlertPolicyConfig()
     kafka: KafkaSettings = KafkaSettings()
     webhooks: list[WebhookSettings] = []
+
+    @property
+    def streams(self) -> StreamSettings:
+        """The sections the stream layer reads (aligner, models, alerts), for a processor or a worker."""
+        return StreamSettings(aligner=self.aligner, models=self.models, alerts=self.alerts)
 
     @classmethod
     def settings_customise_sources(

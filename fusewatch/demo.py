@@ -65,7 +65,7 @@ def simulate_and_score(
     plant = plant_factory()
     share = plant.asset_ids[worker::workers]
     output = CollectingOutput()
-    processor = StreamProcessor(config, output, run_id=run_id, bearings=plant.asset_registry().bearings)
+    processor = StreamProcessor(config.streams, output, run_id=run_id, bearings=plant.asset_registry().bearings)
     runner = EmbeddedRunner(processor)
     topics = Topics()
     steps = 0

@@ -11,7 +11,7 @@ largest standardised deviations from normal, and explains a score by the most de
 >>> rng = np.random.default_rng(0)
 >>> t = np.arange(25_600) / 25_600
 >>> wave = (0.5 * np.sin(2 * np.pi * 25 * t) + 0.1 * rng.standard_normal(t.size)).astype(np.float32)
->>> features = VibrationFeatures().transform(wave, 25_600.0, BearingFrequencies(25.0, 81.1, 118.9, 63.9, 14.8))
+>>> features = VibrationFeatures().transform(wave, 25_600.0, BearingKinematics(25.0, 81.1, 118.9, 63.9, 14.8))
 >>> round(features["rms"], 2), round(features["kurtosis"], 1), "env_bpfo" in features
 (0.37, 1.7, True)
 """
@@ -24,18 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft
 
+from fusewatch.core.assets import BearingKinematics
 from models.deviation import DeviationDetector
-
-
-@dataclass(frozen=True)
-class BearingFrequencies:
-    """Shaft speed and bearing defect frequencies of an asset, in Hz."""
-
-    shaft_hz: float
-    bpfo_hz: float
-    bpfi_hz: float
-    bsf_hz: float
-    ftf_hz: float
 
 
 class VibrationFeatures:
@@ -67,10 +57,10 @@ class VibrationFeatures:
         self.envelope_band_hz = envelope_band_hz
         self.harmonics = harmonics
         self.speed_tolerance = speed_tolerance
-        self._plans: dict[tuple[int, float, BearingFrequencies | None], _SpectralPlan] = {}
+        self._plans: dict[tuple[int, float, BearingKinematics | None], _SpectralPlan] = {}
 
     def transform(
-        self, samples: np.ndarray, sample_rate_hz: float, bearing: BearingFrequencies | None = None
+        self, samples: np.ndarray, sample_rate_hz: float, bearing: BearingKinematics | None = None
     ) -> dict[str, float]:
         """Return the features of one waveform (the input is not modified)."""
         x = np.asarray(samples, dtype=np.float32)
@@ -101,7 +91,7 @@ class VibrationFeatures:
             features.update(self._envelope_features(spectrum, plan))
         return features
 
-    def _plan(self, n: int, sample_rate_hz: float, bearing: BearingFrequencies | None) -> _SpectralPlan:
+    def _plan(self, n: int, sample_rate_hz: float, bearing: BearingKinematics | None) -> _SpectralPlan:
         """Index arrays that depend only on the snapshot length, sample rate and bearing (cached)."""
         key = (n, sample_rate_hz, bearing)
         plan = self._plans.get(key)

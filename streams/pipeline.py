@@ -37,6 +37,7 @@ import numpy as np
 from river import stats
 
 import fusewatch
+from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.events import MaintenanceLog, Score
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
@@ -44,7 +45,7 @@ from models.early import EarlyFusionDetector, early_features
 from models.fifo import FloatFifo
 from models.retrieval import IncidentMatch, IncidentMemory, signature
 from models.text import LogSeverityModel, effective_kind, normalize_log_text
-from models.vibration import BearingFrequencies, VibrationDetector, VibrationFeatures
+from models.vibration import VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
 from streams.fusion_stage import FusionStage
 from streams.model_config import ModelConfig
@@ -108,7 +109,7 @@ class Pipeline:
         self,
         config: ModelConfig | None = None,
         run_id: str = "live",
-        bearings: Callable[[str], BearingFrequencies | None] | None = None,
+        bearings: Callable[[str], BearingKinematics | None] | None = None,
     ) -> None:
         self.config = config or ModelConfig()
         self.run_id = run_id

@@ -20,17 +20,17 @@ from typing import Protocol
 
 import numpy as np
 
-from fusewatch.config import FusewatchConfig
+from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.codec import decode, decode_pixels
 from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
 from fusewatch.core.timeutil import format_time
 from fusewatch.core.topics import Topics
 from models.text import effective_kind
-from models.vibration import BearingFrequencies
 from streams.alerts import AlertPolicy
 from streams.aligner import AlignedWindow, Aligner
 from streams.pipeline import STATE_VERSION, Pipeline, ScoredWindow
+from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +60,10 @@ class StreamProcessor:
 
     def __init__(
         self,
-        config: FusewatchConfig,
+        config: StreamSettings,
         output: Output,
         run_id: str = "live",
-        bearings: Callable[[str], BearingFrequencies | None] | None = None,
+        bearings: Callable[[str], BearingKinematics | None] | None = None,
         topics: Topics | None = None,
         wall_clock: Callable[[], int] = time.time_ns,
     ) -> None:

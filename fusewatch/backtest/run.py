@@ -93,7 +93,7 @@ class _Partition:
     def __init__(self, config: FusewatchConfig, run_id: str, registry: AssetRegistry | None) -> None:
         self.output = CollectingOutput()
         bearings = registry.bearings if registry is not None else None
-        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings)
+        self.processor = StreamProcessor(config.streams, self.output, run_id=run_id, bearings=bearings)
         self.registry = registry
         self.clock_ns = 0
 

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from connectors.kafka.admin import check_topics, topic_names
+    from fusewatch.config import to_toml
     from fusewatch.core.assets import AssetRegistry
+    from streams.checkpoint import config_digest
     from streams.runners.worker import Worker, WorkerOptions
 
     config = config_of(args)
@@ -49,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     registry = AssetRegistry.load(args.assets_file) if args.assets_file is not None else None
     options = WorkerOptions(
         app_id=args.app_id, run_id=args.run_id, workdir=args.workdir, checkpoint_every=args.checkpoint_every,
-        web_port=args.web_port, registry=registry,
+        web_port=args.web_port, registry=registry, config_digest=config_digest(to_toml(config)),
     )
-    worker = Worker(config, settings, options)
+    worker = Worker(config.streams, settings, options)
     # The CLI has configured logging (--log-level). faust's own set-up would add a spinner handler at DEBUG and
     # lower the root logger to DEBUG, so every debug call of aiokafka and faust (one per message sent) would
     # build a log record that is then thrown away: about 1.5 % of a worker's time in the profile.

@@ -1,13 +1,16 @@
-"""The asset registry: which assets a deployment watches, and their bearing defect frequencies.
+"""The asset registry: which assets a deployment watches, and their bearing kinematics.
 
-A JSON file ``{"assets": {"pump-01": {"kind": "pump", "shaft_hz": 29.5, "bpfo_hz": …, "bpfi_hz": …,
+:class:`BearingKinematics` is the one bearing type of fusewatch: the simulator computes it from a bearing's
+geometry, the vibration features look for envelope lines at its frequencies, and the registry stores it per asset.
+
+The registry file is JSON, ``{"assets": {"pump-01": {"kind": "pump", "shaft_hz": 29.5, "bpfo_hz": …, "bpfi_hz": …,
 "bsf_hz": …, "ftf_hz": …}, …}}``. The worker scores only registered assets when it is given one (messages of
 other assets become dead letters, reason ``unknown asset``), and computes envelope-spectrum lines at each
 asset's defect frequencies. ``fusewatch simulate --assets-file FILE`` writes the simulated plant's registry.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "assets.json"
->>> registry = AssetRegistry({"pump-01": AssetInfo("pump", 29.5, 105.2, 160.1, 68.3, 11.7)})
+>>> registry = AssetRegistry({"pump-01": AssetInfo("pump", BearingKinematics(29.5, 105.2, 160.1, 68.3, 11.7))})
 >>> registry.save(path)
 >>> loaded = AssetRegistry.load(path)
 >>> "pump-01" in loaded, "pump-02" in loaded
@@ -19,23 +22,32 @@ asset's defect frequencies. ``fusewatch simulate --assets-file FILE`` writes the
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from fusewatch.core.errors import ConfigError
-from models.vibration import BearingFrequencies
 
 
 @dataclass(frozen=True)
-class AssetInfo:
-    """One asset's kind and bearing frequencies (Hz)."""
+class BearingKinematics:
+    """Shaft speed and the characteristic defect frequencies of a rolling-element bearing at that speed, in Hz."""
 
-    kind: str
     shaft_hz: float
     bpfo_hz: float
     bpfi_hz: float
     bsf_hz: float
     ftf_hz: float
+
+
+_FREQUENCIES = tuple(field.name for field in fields(BearingKinematics))
+
+
+@dataclass(frozen=True)
+class AssetInfo:
+    """One asset's kind and bearing kinematics."""
+
+    kind: str
+    bearing: BearingKinematics
 
 
 class AssetRegistry:
@@ -47,14 +59,13 @@ class AssetRegistry:
     def __contains__(self, asset_id: object) -> bool:
         return asset_id in self.assets
 
-    def bearings(self, asset_id: str) -> BearingFrequencies | None:
+    def bearings(self, asset_id: str) -> BearingKinematics | None:
         info = self.assets.get(asset_id)
-        if info is None:
-            return None
-        return BearingFrequencies(info.shaft_hz, info.bpfo_hz, info.bpfi_hz, info.bsf_hz, info.ftf_hz)
+        return None if info is None else info.bearing
 
     def save(self, path: str | Path) -> None:
-        data = {"assets": {asset_id: asdict(info) for asset_id, info in sorted(self.assets.items())}}
+        data = {"assets": {asset_id: {"kind": info.kind, **asdict(info.bearing)}
+                           for asset_id, info in sorted(self.assets.items())}}
         Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
@@ -69,11 +80,10 @@ class AssetRegistry:
         if not isinstance(data, dict) or not isinstance(data.get("assets"), dict):
             raise ConfigError(f"{path}: expected an object with an 'assets' object")
         assets = {}
-        for asset_id, fields in data["assets"].items():
+        for asset_id, entry in data["assets"].items():
             try:
-                assets[asset_id] = AssetInfo(
-                    kind=str(fields["kind"]), **{k: float(fields[k]) for k in
-                                                 ("shaft_hz", "bpfo_hz", "bpfi_hz", "bsf_hz", "ftf_hz")})
+                bearing = BearingKinematics(**{name: float(entry[name]) for name in _FREQUENCIES})
+                assets[asset_id] = AssetInfo(kind=str(entry["kind"]), bearing=bearing)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}: assets.{asset_id}: missing or invalid {exc}") from None
         return cls(assets)

@@ -14,13 +14,13 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.events import Alert, DeadLetter
 from fusewatch.core.topics import Topics
 from streams.checkpoint import Checkpoint
 from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
+from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class PartitionProcessor:
     def __init__(
         self,
         partition: int,
-        config: FusewatchConfig,
+        config: StreamSettings,
         topics: Topics,
         run_id: str,
         registry: AssetRegistry | None,

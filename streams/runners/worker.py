@@ -33,12 +33,12 @@ from typing import Any, Protocol, cast
 import faust
 from faust.types import TP, EventT, StreamT
 
-from fusewatch.config import FusewatchConfig, to_toml
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.kafka_settings import KafkaSettings
-from streams.checkpoint import CheckpointStore, config_digest
+from streams.checkpoint import CheckpointStore
 from streams.runners.merge import EventTimeMerger
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
+from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class WorkerOptions:
     web_port: int | None = None  # faust's web view (health, lag) when set
     report_interval_s: float = 10.0  # a progress line in the log
     registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
+    config_digest: str = ""  # of the configuration the checkpoints belong to; another digest's are not restored
 
 
 def freeze_heap() -> None:
@@ -142,13 +143,13 @@ class Worker:
     """Builds the faust app and keeps the per-partition state of one worker process."""
 
     def __init__(
-        self, config: FusewatchConfig, settings: KafkaSettings, options: WorkerOptions, sink: OutputSink | None = None
+        self, config: StreamSettings, settings: KafkaSettings, options: WorkerOptions, sink: OutputSink | None = None
     ) -> None:
         self.config = config
         self.settings = settings
         self.options = options
         self.topics = settings.topics()
-        self.digest = config_digest(to_toml(config))
+        self.digest = options.config_digest
         self.store = CheckpointStore(options.workdir / "checkpoints")
         # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")

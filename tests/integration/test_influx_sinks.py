@@ -12,13 +12,13 @@ import pytest
 from connectors.sinks.influx.points import SCORES, alert_line, features_line, score_line
 from connectors.sinks.influx.writers import InfluxV1Sink, detect_api
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.errors import SinkRejectedError, SinkUnavailableError
 from fusewatch.core.events import MaintenanceLog
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
+from streams.settings import StreamSettings
 from tests.integration.conftest import InfluxV1
 
 pytestmark = pytest.mark.integration
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def _scored_plant() -> tuple[list[str], int]:
     plant = PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=2))
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
     topics = Topics()
     for event in plant.events():
         runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)

@@ -16,7 +16,6 @@ from typing import Any
 
 from connectors.kafka.consumer import read_topics
 from connectors.sources.simulator import PlantSimulator
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.events import Score
 from fusewatch.core.kafka_settings import KafkaSettings
@@ -24,6 +23,7 @@ from fusewatch.core.timeutil import parse_time
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
+from streams.settings import StreamSettings
 
 
 def free_port() -> int:
@@ -102,7 +102,7 @@ def window_key(score: dict[str, Any]) -> tuple[str, int]:
 def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = None) -> dict[tuple[str, int], Score]:
     """The embedded runner's scores for the plant's events (leaving out the event indices ``skip`` names)."""
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
     topics = Topics()
     index = 0
     for step in plant.steps():

@@ -70,7 +70,7 @@ def history(plant: PlantSimulator) -> list[RecordedMessage]:
 def reference(plant: PlantSimulator, history: list[RecordedMessage]) -> CollectingOutput:
     """The same bytes through the embedded runner as the demo's workers feed it."""
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(SENSITIVE, output, run_id="bt-a",
+    runner = EmbeddedRunner(StreamProcessor(SENSITIVE.streams, output, run_id="bt-a",
                                             bearings=plant.asset_registry().bearings))
     for message in history:
         runner.publish(f"{TOPICS.prefix}{message.kind}", message.key or b"", message.value,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.events import VibrationChunk
 from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner, Reporter, run_partitioned
+from streams.settings import StreamSettings
 
 TOPICS = Topics()
 
@@ -24,7 +24,7 @@ def chunk(minute: int, asset: str = "pump-01") -> bytes:
 
 def test_runner_counts_bad_messages_and_keeps_going() -> None:
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, run_id="t"))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, run_id="t"))
     for minute in range(20):
         runner.publish(TOPICS.vibration, b"pump-01", chunk(minute), minute * NS_PER_MIN)
         if minute % 5 == 0:
@@ -40,7 +40,7 @@ def test_runner_counts_bad_messages_and_keeps_going() -> None:
 
 def test_idle_assets_close_on_the_stream_clock() -> None:
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(FusewatchConfig(), output, run_id="t"))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, run_id="t"))
     runner.publish(TOPICS.vibration, b"motor-02", chunk(0, "motor-02"), NS_PER_S)
     for minute in range(1, 12):  # pump-01 keeps the clock moving; motor-02 went silent
         runner.publish(TOPICS.vibration, b"pump-01", chunk(minute), minute * NS_PER_MIN)

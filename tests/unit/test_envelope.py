@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.vibration import BearingFrequencies, VibrationFeatures, dominant_peak, envelope_spectrum
+from fusewatch.core.assets import BearingKinematics
+from models.vibration import VibrationFeatures, dominant_peak, envelope_spectrum
 
 RATE = 25_600.0
 
@@ -52,7 +53,7 @@ def test_periodic_impacts_ringing_a_resonance_show_their_repetition_rate() -> No
     peak_hz, _ = dominant_peak(freqs, amps, 50.0, 200.0)
     assert abs(peak_hz - 81.125) / 81.125 < 0.02
     # the features read the same demodulation: the BPFO line stands out of the other defect lines
-    bearing = BearingFrequencies(25.0, 81.125, 118.875, 63.91, 14.8375)
+    bearing = BearingKinematics(25.0, 81.125, 118.875, 63.91, 14.8375)
     features = VibrationFeatures().transform(wave, RATE, bearing)
     assert features["env_bpfo"] > max(features["env_bpfi"], features["env_bsf"], features["env_ftf"]) + 0.3
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.topics import Topics
 from streams.checkpoint import CheckpointStore
 from streams.runners.merge import EventTimeMerger
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
+from streams.settings import StreamSettings
 
 TOPICS = Topics()
 Message = tuple[str, int, int, bytes, bytes]  # topic, offset, timestamp ms, value, key
@@ -31,7 +31,7 @@ def plant_messages(assets: int = 2, days: float = 0.1) -> tuple[PlantSimulator, 
 
 
 def new_processor(plant: PlantSimulator) -> PartitionProcessor:
-    return PartitionProcessor(0, FusewatchConfig(), TOPICS, "live", plant.asset_registry(), "digest")
+    return PartitionProcessor(0, StreamSettings(), TOPICS, "live", plant.asset_registry(), "digest")
 
 
 def run(processor: PartitionProcessor, messages: list[Message]) -> list[OutgoingMessage]:

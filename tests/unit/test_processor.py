@@ -9,13 +9,13 @@ import struct
 import numpy as np
 from PIL import Image
 
-from fusewatch.config import FusewatchConfig
 from fusewatch.core.codec import encode
 from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk
 from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S
 from fusewatch.core.topics import Topics
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput
+from streams.settings import StreamSettings
 
 TOPICS = Topics()
 
@@ -42,7 +42,7 @@ def good_messages(minutes: int) -> list[tuple[str, bytes]]:
 
 def run(messages: list[tuple[str, bytes]]) -> tuple[StreamProcessor, CollectingOutput]:
     output = CollectingOutput()
-    processor = StreamProcessor(FusewatchConfig(), output, run_id="test")
+    processor = StreamProcessor(StreamSettings(), output, run_id="test")
     for offset, (topic, raw) in enumerate(messages):
         processor.handle(raw, topic, 0, offset, now_ns=0)
     processor.flush()
@@ -95,7 +95,7 @@ def test_operator_instructions_reach_the_alert_policy_and_not_the_models() -> No
     from fusewatch.core.events import Score
 
     output = CollectingOutput()
-    processor = StreamProcessor(FusewatchConfig(), output, run_id="test")
+    processor = StreamProcessor(StreamSettings(), output, run_id="test")
 
     def high(minute: int, asset: str) -> Score:
         end = minute * NS_PER_MIN

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from scipy import signal, stats
 
-from connectors.sources.simulator import BearingKinematics, PlantSimulator, SimulatorConfig
+from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from connectors.sources.simulator.camera import CameraRenderer, Scene, make_scene
 from connectors.sources.simulator.logs import NOTICE, SHORTHAND, add_typo
 from connectors.sources.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types, stagger_offset_ns
 from connectors.sources.simulator.vibration import BearingGeometry, VibrationSynth, make_profile
+from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.codec import InputEvent, decode, decode_pixels, encode
 from fusewatch.core.events import CameraFrame, FaultType, MaintenanceLog, VibrationChunk
 from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_S

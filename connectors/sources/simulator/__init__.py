@@ -6,6 +6,5 @@ See ``docs/simulator.md`` for the physics, the fault schedule and the cost per a
 from __future__ import annotations
 
 from connectors.sources.simulator.plant import FaultPlan, PlantSimulator, SimulatorConfig
-from connectors.sources.simulator.vibration import BearingKinematics
 
-__all__ = ["BearingKinematics", "FaultPlan", "PlantSimulator", "SimulatorConfig"]
+__all__ = ["FaultPlan", "PlantSimulator", "SimulatorConfig"]

@@ -21,13 +21,12 @@ import numpy as np
 from connectors.sources.simulator.camera import CameraRenderer, Scene, make_scene
 from connectors.sources.simulator.logs import LogEntry, plan_logs
 from connectors.sources.simulator.vibration import (
-    BearingKinematics,
     VibrationProfile,
     VibrationSynth,
     load_schedule,
     make_profile,
 )
-from fusewatch.core.assets import AssetInfo, AssetRegistry
+from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics
 from fusewatch.core.codec import InputEvent
 from fusewatch.core.errors import ConfigError
 from fusewatch.core.events import (
@@ -305,7 +304,7 @@ class PlantSimulator:
         infos = {}
         for asset in self._assets:
             k = self.kinematics(asset.asset_id)
-            infos[asset.asset_id] = AssetInfo(asset.kind, k.shaft_hz, k.bpfo_hz, k.bpfi_hz, k.bsf_hz, k.ftf_hz)
+            infos[asset.asset_id] = AssetInfo(asset.kind, k)
         return AssetRegistry(infos)
 
     def severity(self, asset_id: str, ts_ns: int) -> float:

@@ -37,10 +37,9 @@ from PIL import Image
 from connectors.sources.datasets.elpv import ElpvCell, load_elpv
 from connectors.sources.datasets.mfpt import at_rate, load_mfpt
 from connectors.sources.datasets.nestor import WorkOrder, load_work_orders
-from fusewatch.core.assets import AssetInfo, AssetRegistry
+from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics
 from fusewatch.core.events import CameraFrame, GroundTruth, MaintenanceLog, VibrationChunk
 from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_S, parse_time
-from models.vibration import BearingFrequencies
 
 RATE_HZ = 48_828.0
 FRAME_SIDE = 128
@@ -128,7 +127,7 @@ class _Sources:
         records = load_mfpt()
         self.waves = {kind: [at_rate(r, RATE_HZ)[0] for r in records if r.condition == kind]
                       for kind in ("healthy", "outer", "inner")}
-        self.bearing: BearingFrequencies = records[0].bearing
+        self.bearing: BearingKinematics = records[0].bearing
         cells = load_elpv()
         self.good = {t: [c for c in cells if c.defect_probability == 0 and c.cell_type == t] for t in ("mono", "poly")}
         self.bad = {t: [c for c in cells if c.defect_probability >= DEFECTIVE and c.cell_type == t]
@@ -192,7 +191,7 @@ class SemiRealPlant:
     def asset_registry(self) -> AssetRegistry:
         """Every asset carries the MFPT test rig's bearing (shaft 25 Hz)."""
         b = self._sources.bearing
-        return AssetRegistry({p.asset_id: AssetInfo("motor", b.shaft_hz, b.bpfo_hz, b.bpfi_hz, b.bsf_hz, b.ftf_hz)
+        return AssetRegistry({p.asset_id: AssetInfo("motor", b)
                               for p in self._plans})
 
     def steps(self, asset_ids: Collection[str] | None = None) -> Iterator[list[object]]:

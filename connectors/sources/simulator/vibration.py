@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.events import FaultType
 
 LINE_HZ = 50.0
@@ -38,17 +39,6 @@ _CATALOG: tuple[tuple[str, int, float, float], ...] = (
     ("6305", 8, 10.32, 44.50),
     ("6308", 8, 15.08, 65.00),
 )
-
-
-@dataclass(frozen=True)
-class BearingKinematics:
-    """Characteristic frequencies of a rolling-element bearing at the nominal shaft speed (Hz)."""
-
-    shaft_hz: float
-    bpfo_hz: float
-    bpfi_hz: float
-    bsf_hz: float
-    ftf_hz: float
 
 
 @dataclass(frozen=True)
