@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 SERVICES := deploy/local/services.sh
 STARTED := .cache/services-started
 
-.PHONY: demo test lint typecheck pytest bench install clean services-up services-down services-status
+.PHONY: demo test test-fast lint layers typecheck pytest bench install clean services-up services-down services-status
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The layer rules (docs/architecture.md): contracts < models < streams < connectors < apps, checked by import-linter
+# with the contracts in pyproject.toml ([tool.importlinter]).
+layers: $(STAMP)
+	$(VENV)/bin/lint-imports
+
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fusewatch streams models connectors tests benchmarks
 
@@ -38,11 +43,18 @@ bench: $(STAMP)
 	$(SERVICES) up --record $(STARTED)
 	@status=0; $(PY) -m benchmarks || status=$$?; $(SERVICES) down --only $(STARTED); exit $$status
 
+# The development loop's fast tier (CONTRIBUTING.md): lint, layers and the unit tests and doctests that need no
+# service, no real data set and no long end-to-end run.
+test-fast: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -q -m "not integration and not slow and not realdata" tests/unit fusewatch streams models connectors
+
 # The services this run started (not those already running) are stopped afterwards, pass or fail.
 test: $(STAMP)
 	@mkdir -p .cache
 	$(SERVICES) up --record $(STARTED)
-	@status=0; $(MAKE) --no-print-directory lint typecheck pytest || status=$$?; \
+	@status=0; $(MAKE) --no-print-directory lint layers typecheck pytest || status=$$?; \
 	$(SERVICES) down --only $(STARTED); exit $$status
 
 services-up:

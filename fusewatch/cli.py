@@ -20,21 +20,6 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 DESCRIPTION = """\
 fusewatch: streaming predictive maintenance that fuses vibration, camera frames and maintenance logs.
 
-Commands:
-  demo      simulate a plant and score it end to end on this machine, with no services
-  topics    create or describe the Kafka topics (co-partitioned inputs, scores, alerts, dead letters)
-  simulate  stream a simulated plant into Kafka at plant speed, N times faster, or as fast as possible
-  worker    run one stream-processing worker on Kafka (several share the partitions)
-  record    write the input topics of a time range to files (a recording)
-  replay    replay a recording or a Kafka time range into input topics at 1x, Nx or max speed
-  sink      write the workers' scores and alerts to InfluxDB and deliver alert webhooks
-  scores    follow the scores topic (`scores tail`)
-  alerts    acknowledge an asset's alert, or declare a maintenance window (`alerts ack|maintenance`)
-  evaluate  evaluate the models on simulated or real data (mfpt, elpv, nestor, semi-real): a row per method
-  backtest  score recorded history with a candidate configuration and measure it (`backtest compare A B`)
-  config    print the effective configuration (defaults, file and environment) as TOML
-  grafana   export the Grafana dashboards as JSON, or push them with the data source to a running Grafana
-
 Run `fusewatch COMMAND --help` for a command's options.
 """
 
@@ -62,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for command in (demo, topics, simulate, worker, record, replay, sink, scores, alerts, evaluate, backtest, config,
                     grafana):
         command.register(commands)

@@ -34,6 +34,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fusewatch.core.errors import IncompatibleStateError
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"fusewatch-checkpoint\n"
@@ -110,11 +112,11 @@ class CheckpointStore:
             return None
         try:
             if not raw.startswith(MAGIC):
-                raise ValueError("not a fusewatch checkpoint")
+                raise IncompatibleStateError("not a fusewatch checkpoint")
             header_line, _, body = raw[len(MAGIC) :].partition(b"\n")
             header = json.loads(header_line)
             if header.get("format") != FORMAT_VERSION:
-                raise ValueError(f"format {header.get('format')}, this version reads {FORMAT_VERSION}")
+                raise IncompatibleStateError(f"format {header.get('format')}, this version reads {FORMAT_VERSION}")
             state = zlib.decompress(body)
             return Checkpoint(
                 partition=int(header["partition"]),
@@ -123,6 +125,6 @@ class CheckpointStore:
                 state=state,
                 written_at=float(header["written_at"]),
             )
-        except (ValueError, KeyError, TypeError, zlib.error) as exc:
+        except (IncompatibleStateError, ValueError, KeyError, TypeError, zlib.error) as exc:
             log.error("checkpoint %s is unreadable (%s); the partition starts from its committed offsets", path, exc)
             return None

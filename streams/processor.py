@@ -22,7 +22,7 @@ import numpy as np
 
 from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.codec import decode, decode_pixels
-from fusewatch.core.errors import InvalidEventError
+from fusewatch.core.errors import IncompatibleStateError, InvalidEventError
 from fusewatch.core.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
 from fusewatch.core.timeutil import format_time
 from fusewatch.core.topics import Topics
@@ -130,14 +130,18 @@ class StreamProcessor:
     def restore(self, snapshot: bytes) -> None:
         """Replace the state by one taken with :meth:`snapshot` (by this or another process).
 
-        Raises :class:`ValueError` (and keeps the current state) when the snapshot's learned state has another
-        layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`).
+        Raises :class:`IncompatibleStateError` (and keeps the current state) when the snapshot's learned state has
+        another layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`) or names classes this
+        version does not have.
         """
         bearings = self.pipeline.bearings
-        aligner, pipeline, alerts, stats = pickle.loads(snapshot)
+        try:
+            aligner, pipeline, alerts, stats = pickle.loads(snapshot)
+        except (AttributeError, ImportError, pickle.UnpicklingError) as exc:
+            raise IncompatibleStateError(f"model state of another fusewatch version ({exc})") from None
         version = getattr(pipeline, "state_version", 1)
         if version != STATE_VERSION:
-            raise ValueError(f"model state version {version}, this version reads {STATE_VERSION}")
+            raise IncompatibleStateError(f"model state version {version}, this version reads {STATE_VERSION}")
         self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
         self.pipeline.bearings = bearings
 

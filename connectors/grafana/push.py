@@ -16,25 +16,12 @@ from typing import Any
 
 from connectors.grafana.dashboards import dashboards
 from connectors.grafana.panels import DATASOURCE_UID, Json
-from fusewatch.core.errors import FusewatchError, ServiceUnavailableError
+from fusewatch.core.errors import GrafanaPushError, GrafanaUnreachableError
 
 HINTS = {
     401: "the token was refused: check --token or GRAFANA_TOKEN",
     403: "the token lacks permission: data sources need an Admin service account, folders and dashboards Editor",
 }
-
-
-class GrafanaPushError(FusewatchError):
-    """Grafana refused a request or could not be reached; ``status`` is the HTTP status (``None``: no answer)."""
-
-    def __init__(self, message: str, url: str, status: int | None) -> None:
-        super().__init__(message)
-        self.url = url
-        self.status = status
-
-
-class GrafanaUnreachableError(GrafanaPushError, ServiceUnavailableError):
-    """Grafana did not answer at all (connection refused, DNS, timeout)."""
 
 
 @dataclass

@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Literal
 
 from connectors.webhooks.signing import WebhookSecret, sign_headers
-from connectors.webhooks.targets import BlockedTargetError, Target, resolve_target
+from connectors.webhooks.targets import Target, resolve_target
+from fusewatch.core.errors import BlockedTargetError
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,10 @@ import secrets as random_secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from fusewatch.core.errors import FusewatchError
+from fusewatch.core.errors import SignatureError
 
 PREFIX = "whsec_"
 TOLERANCE_S = 300
-
-
-class SignatureError(FusewatchError):
-    """A webhook delivery whose headers or signature do not verify."""
 
 
 @dataclass(frozen=True)

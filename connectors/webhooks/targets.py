@@ -23,13 +23,9 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fusewatch.core.errors import FusewatchError
+from fusewatch.core.errors import BlockedTargetError
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
-
-
-class BlockedTargetError(FusewatchError):
-    """A webhook URL that fusewatch refuses to call, with the reason."""
 
 
 @dataclass(frozen=True)

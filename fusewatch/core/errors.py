@@ -50,6 +50,35 @@ class DatasetFetchError(FusewatchError):
     """A data set could not be downloaded, or its file does not match the pinned checksum."""
 
 
+class IncompatibleStateError(FusewatchError):
+    """A checkpoint or model state was written by another version of fusewatch (or is not one): not restored."""
+
+
+class WorkerFailedError(FusewatchError):
+    """A worker process of the embedded runner failed or died; the message says which and why."""
+
+
+class BlockedTargetError(FusewatchError):
+    """A webhook URL that fusewatch refuses to call, with the reason."""
+
+
+class SignatureError(FusewatchError):
+    """A webhook delivery whose headers or signature do not verify."""
+
+
+class GrafanaPushError(FusewatchError):
+    """Grafana refused a request or could not be reached; ``status`` is the HTTP status (``None``: no answer)."""
+
+    def __init__(self, message: str, url: str, status: int | None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+
+
+class GrafanaUnreachableError(GrafanaPushError, ServiceUnavailableError):
+    """Grafana did not answer at all (connection refused, DNS, timeout)."""
+
+
 class SinkUnavailableError(FusewatchError):
     """A sink cannot take writes now (down, overloaded); retry after ``retry_after_s`` — nothing was dropped."""
 

@@ -12,6 +12,7 @@ any number of workers.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import queue as queue_module
 import traceback
@@ -19,10 +20,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from fusewatch.core.errors import WorkerFailedError
 from fusewatch.core.events import Alert, DeadLetter, MaintenanceLog
 from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
 from streams.runners.bus import InProcessBus
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedRunner:
@@ -145,11 +149,12 @@ def run_partitioned(job: WorkerJob, workers: int) -> Iterator[WorkerReport]:
             except queue_module.Empty:
                 dead = [i for i in running if not processes[i].is_alive()]
                 if dead:
-                    raise RuntimeError(f"worker {dead[0]} died without reporting (exit code "
+                    raise WorkerFailedError(f"worker {dead[0]} died without reporting (exit code "
                                        f"{processes[dead[0]].exitcode})") from None
                 continue
             if isinstance(item, tuple) and item[0] == "error":
-                raise RuntimeError(f"worker {item[1]} failed:\n{item[2]}")
+                log.error("worker %d failed:\n%s", item[1], item[2])
+                raise WorkerFailedError(f"worker {item[1]} failed: {item[2].strip().splitlines()[-1]}")
             if item.final is not None:
                 running.discard(item.worker)
             yield item

@@ -34,6 +34,7 @@ import faust
 from faust.types import TP, EventT, StreamT
 
 from fusewatch.core.assets import AssetRegistry
+from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.kafka_settings import KafkaSettings
 from streams.checkpoint import CheckpointStore
 from streams.runners.merge import EventTimeMerger
@@ -198,7 +199,7 @@ class Worker:
                 try:
                     processor.restore(checkpoint)
                     log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
-                except ValueError as exc:
+                except IncompatibleStateError as exc:
                     log.error("partition %d: checkpoint not restored (%s); learning starts afresh", partition, exc)
             owned = _Owned(processor, EventTimeMerger(self.topics.inputs))
             self.owned[partition] = owned

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fusewatch.core.codec import encode
+from fusewatch.core.errors import WorkerFailedError
 from fusewatch.core.events import VibrationChunk
 from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S
 from fusewatch.core.topics import Topics
@@ -63,5 +64,5 @@ def _quiet_job(worker: int, workers: int, reporter: Reporter) -> None:
 def test_partitioned_workers_report_and_failures_surface() -> None:
     reports = list(run_partitioned(_quiet_job, 2))
     assert sorted((r.worker, r.progress, r.final["of"]) for r in reports if r.final) == [(0, 1, 2), (1, 2, 2)]
-    with pytest.raises(RuntimeError, match=r"(?s)worker 1 failed:.*ValueError: sensor map missing"):
+    with pytest.raises(WorkerFailedError, match=r"^worker 1 failed: ValueError: sensor map missing$"):
         list(run_partitioned(_failing_job, 2))

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from connectors.grafana.dashboards import dashboards, datasource
-from connectors.grafana.push import GrafanaPushError, GrafanaUnreachableError, push
+from connectors.grafana.push import push
 from fusewatch.cli import main
-from fusewatch.core.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError, GrafanaPushError, GrafanaUnreachableError
 from tests.loopback import QuietHandler, serving
 
 TOKEN = "glsa_test-token-0123456789"

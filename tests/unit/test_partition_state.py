@@ -9,6 +9,7 @@ import pytest
 
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.core.codec import encode
+from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.topics import Topics
 from streams.checkpoint import CheckpointStore
 from streams.runners.merge import EventTimeMerger
@@ -127,6 +128,6 @@ def test_scores_carry_the_model_version_and_another_state_version_is_refused() -
     other = new_processor(plant)
     other.processor.pipeline.state_version = 1  # a checkpoint written by an older layout
     old = other.processor.snapshot()
-    with pytest.raises(ValueError, match="model state version 1, this version reads 2"):
+    with pytest.raises(IncompatibleStateError, match="model state version 1, this version reads 2"):
         processor.processor.restore(old)
     processor.processor.restore(snapshot)  # the current layout is accepted

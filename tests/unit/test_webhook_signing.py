@@ -10,7 +10,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from connectors.webhooks.signing import SignatureError, WebhookSecret, sign_headers, verify
+from connectors.webhooks.signing import WebhookSecret, sign_headers, verify
+from fusewatch.core.errors import SignatureError
 
 
 def test_our_signatures_verify_with_the_reference_implementation() -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.webhooks.targets import BlockedTargetError, blocked_reason, resolve_target
+from connectors.webhooks.targets import blocked_reason, resolve_target
+from fusewatch.core.errors import BlockedTargetError
 
 BLOCKED = [
     ("http://127.0.0.1/hook", "loopback"),
