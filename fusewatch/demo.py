@@ -1,9 +1,10 @@
 """``fusewatch demo``: a simulated plant scored end to end on this machine, with no services.
 
 Each worker process simulates its share of the assets (as each Kafka consumer owns its partitions), publishes
-the encoded messages onto its in-process bus and runs the stream processor over them; the parent writes the
-scores, alerts and dead letters to SQLite, then writes the HTML report and the summary against the
-simulator's ground truth.
+the encoded messages onto its in-process bus and runs the stream processor over them; the parent hands each
+batch of scores, alerts, dead letters and log entries to the fan-out the sink agent uses too
+(:class:`~connectors.sinks.fanout.FanOut`: SQLite, InfluxDB with ``influx``, the webhook outbox; docs/sinks.md),
+then writes the HTML report and the summary against the simulator's ground truth.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from connectors.report import write_report
-from connectors.sinks.influx.points import alert_line, features_line, log_line, score_line
+from connectors.sinks.base import Record, Sink
+from connectors.sinks.fanout import Backoff, FanOut
 from connectors.sinks.influx.writers import InfluxSink
 from connectors.sinks.sqlite import SqliteSink
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
@@ -29,7 +31,6 @@ from connectors.webhooks.delivery import Endpoint, WebhookSender
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.codec import encode
-from fusewatch.core.errors import SinkUnavailableError
 from fusewatch.core.events import MaintenanceLog
 from fusewatch.core.topics import Topics
 from fusewatch.evaluation.outcomes import summarize_run
@@ -96,21 +97,9 @@ def default_workers(assets: int) -> int:
     return max(1, min(os.cpu_count() or 1, assets))
 
 
-def _write_points(influx: InfluxSink | None, lines: list[str], retry_for_s: float = 300.0) -> int:
-    """Write the lines before going on (an outage waits, with backoff, up to ``retry_for_s``; nothing dropped)."""
-    if influx is None or not lines:
-        return 0
-    deadline = time.monotonic() + retry_for_s
-    delay = 1.0
-    while True:
-        try:
-            influx.write(lines)
-            return len(lines)
-        except SinkUnavailableError as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            time.sleep(max(delay, exc.retry_after_s))
-            delay = min(delay * 2, 30.0)
+SINK_BACKOFF = Backoff(max_delay_s=30.0, give_up_after_s=300.0)
+"""While a sink is unavailable the demo waits (1 s doubling to 30 s, or the server's ``Retry-After``), then fails
+after five minutes with the reason."""
 
 
 def _drain(sender: WebhookSender, wait_s: float = 60.0) -> dict[str, int]:
@@ -153,31 +142,21 @@ def run_demo(
     count = workers or default_workers(simulator.assets)
     job = functools.partial(simulate_and_score, functools.partial(PlantSimulator, simulator), config, run_id, 60)
     dead_letters: Counter[str] = Counter()
-    windows = points = 0
+    windows = 0
+    points_before = influx.points_written if influx is not None else 0
     sender = WebhookSender(webhooks, out_dir / "webhooks.sqlite") if webhooks else None
     if sender is not None:
         sender.start()
     with SqliteSink(database) as sink:
         sink.add_ground_truth(plant.ground_truth)
+        sinks: list[Sink] = [sink] if influx is None else [sink, influx]
+        fanout = FanOut(sinks, sender, SINK_BACKOFF)
         done = dict.fromkeys(range(count), 0)
         with tqdm(total=plant.total_steps, unit="min", desc="plant time", disable=not progress) as bar:
             for report in run_partitioned(job, count):
-                lines: list[str] = []
-                for scored in report.scored:
-                    sink.add_score(scored.score)
-                    lines.append(score_line(scored.score))
-                    if (features := features_line(scored.score)) is not None:
-                        lines.append(features)
-                lines += [log_line(entry) for entry in report.logs]
-                for alert in report.alerts:
-                    sink.add_alert(alert)
-                    lines.append(alert_line(alert))
-                    if sender is not None:
-                        sender.submit(alert.alert_id, alert.transition, alert.severity,
-                                      alert.model_dump_json().encode())
-                points += _write_points(influx, lines)
-                for letter in report.letters:
-                    sink.add_dead_letter(letter)
+                records: list[Record] = [scored.score for scored in report.scored]
+                records += [*report.logs, *report.alerts, *report.letters]
+                fanout.deliver(records)
                 windows += len(report.scored)
                 if report.final is not None:
                     dead_letters.update(report.final["dead_letters"])
@@ -193,7 +172,7 @@ def run_demo(
     if sender is not None:
         summary["webhooks"] = _drain(sender, drain_s)
     if influx is not None:
-        summary["influx_points"] = points
+        summary["influx_points"] = influx.points_written - points_before
     if summary_json is not None:
         summary_json.parent.mkdir(parents=True, exist_ok=True)
         summary_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -7,7 +7,8 @@
 - **dedup**: while an alert is open, further high windows raise nothing new;
 - **maintenance windows** suppress opening (the transition is reported as ``suppressed`` once);
 - **acknowledge**: an operator's acknowledgement is recorded as a transition and stops escalation;
-- **resolve**: a repair closes the open alert (the cooldown then starts);
+- **resolve**: a repair closes the open alert (the cooldown then starts): :meth:`AlertPolicy.close_on_repair` is the
+  rule every runner and the method replay of the evaluation apply to a window's new log entries;
 - warm-up windows never count towards opening.
 
 Alert ids are deterministic (asset, opening window end, run id), so replays overwrite rather than duplicate.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import urllib.parse
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -129,6 +131,15 @@ class AlertPolicy:
         state.recent.clear()
         state.cooldown_until = ts_ns + int(self.config.cooldown_s * NS_PER_S)
         return self._transition(alert, "closed", ts_ns, alert.fused)
+
+    def close_on_repair(self, asset_id: str, ts_ns: int, kinds: Iterable[str]) -> Alert | None:
+        """A repair closes the alert: resolve the open alert at ``ts_ns`` when one of ``kinds`` (the effective
+        kinds of the log entries a window brought) is ``repair``; returns the ``closed`` transition or None.
+
+        >>> AlertPolicy(run_id="demo").close_on_repair("pump-01", 60, ["note", "repair"]) is None  # none open
+        True
+        """
+        return self.resolve(asset_id, ts_ns) if any(kind == "repair" for kind in kinds) else None
 
     def update(self, score: Score) -> list[Alert]:
         """Feed one score; return the alert transitions it causes (usually none)."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.camera_options import ErrorKind, Normalization
-
-FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"]
-LateName = Literal["fisher", "weighted", "noisy_or", "stacking"]
+from models.fusion.registry import FusionName, LateName, describe
 
 
 class ModelConfig(BaseModel):
@@ -17,11 +13,10 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fusion: FusionName = Field(
-        "fisher",
-        description="fusion method: late (fisher, weighted, noisy_or, stacking), early, or hybrid (early + late)",
+    fusion: FusionName = Field("fisher", description=f"fusion method: {describe()}")
+    hybrid_late: LateName = Field(
+        "fisher", description=f"the late-fusion half of hybrid fusion: {describe(late_only=True)}"
     )
-    hybrid_late: LateName = Field("fisher", description="the late-fusion half of hybrid fusion")
     hybrid_early_weight: float = Field(0.5, ge=0, le=1, description="hybrid: weight of early fusion")
     label_horizon_hours: float = Field(
         48.0, gt=0, description="windows this long before a failure/repair log entry are positive labels"

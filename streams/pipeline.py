@@ -1,57 +1,57 @@
 """The scoring pipeline: an aligned window in, a fused score with its explanation out.
 
-Per asset it keeps a vibration detector, a camera detector, a log-severity model and one calibrator per
-modality. Nothing is shared between assets, so an asset's scores do not depend on which other assets the same
-process happens to handle (one worker or many, embedded or on Kafka). For each window:
+The pipeline runs a list of modality stages (:data:`streams.stages.MODALITY_STAGES`: vibration, camera and
+logs, one module each in ``streams/stages/``, which describe how each modality is read, learned and explained)
+and the early-fusion channel over them (:mod:`streams.stages.early`). Per asset it keeps each stage's learned
+state (a detector, an autoencoder, a log-severity model, the early-fusion detector) and one channel per
+modality and for early fusion (smoother, calibrator, values waiting to be learned:
+:mod:`streams.stages.channel`). Nothing is shared between assets, so an asset's scores do not depend on which
+other assets the same process happens to handle (one worker or many, embedded or on Kafka). For each window:
 
-1. each present modality gets a raw score (features → detector; frame → autoencoder; logs → severity);
-2. vibration and camera raw scores are smoothed by the median of their last ``smoothing_windows`` windows:
-   a developing fault shifts many windows, while a single odd window (a person walking past the camera) does
-   not move a median; logs already persist across windows;
+1. each present modality gets a raw score from its stage, in the order of the stage list; the early-fusion
+   detector scores the present modalities' features concatenated;
+2. the raw scores of the channels that smooth (all but the logs, whose entries already persist across
+   windows) are smoothed by the median of their last ``smoothing_windows`` windows: a developing fault shifts
+   many windows, while a single odd window (a person walking past the camera) does not move a median;
 3. each (smoothed) raw score is calibrated online to (0, 1) against its own recent normal history, which
    includes the slow swings of normal operation (load and lighting regimes), so they are not mistaken for
-   faults;
-4. the calibrated scores of the warm modalities are fused (presence mask respected) into a surprise-scale
-   score with contributions;
+   faults (the logs' evidence is a probability already and is only clipped);
+4. the calibrated scores of the warm channels are fused (presence mask respected) into a surprise-scale
+   score with contributions; the leading modality's stage explains it (its top features);
 5. if the caller allows learning (the asset is not in alert), each calibrator learns the value unless it is
    beyond ``calibration_gate`` (one in a thousand: the reference loses almost nothing of its normal tail, but
    a fault standing out does not enter it) — and only ``learn_delay`` windows later (a day), so a fault
-   that creeps up slowly is compared with yesterday's machine, not with itself; the camera model learns
-   its frames a day late too; when an alert opens, the values and frames still waiting are dropped. Each
-   detector learns the window unless its calibrated score reaches ``learn_gate``: anomalies must not poison
-   the models, and a slowly growing fault must not become the new normal. During the first
-   ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it never
-   alerts).
+   that creeps up slowly is compared with yesterday's machine, not with itself; a stage may learn late too
+   (the camera model learns its frames a day late); when an alert opens, the values and frames still waiting
+   are dropped. Each stage's model learns the window unless its calibrated score reaches ``learn_gate``:
+   anomalies must not poison the models, and a slowly growing fault must not become the new normal. During
+   the first ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it
+   never alerts).
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from river import stats
-
 import fusewatch
 from fusewatch.core.assets import BearingKinematics
-from fusewatch.core.events import MaintenanceLog, Score
-from models.calibration import ProbabilityCalibrator, QuantileCalibrator
-from models.camera import CameraDetector
-from models.early import EarlyFusionDetector, early_features
-from models.fifo import FloatFifo
+from fusewatch.core.events import Score
 from models.retrieval import IncidentMatch, IncidentMemory, signature
-from models.text import LogSeverityModel, effective_kind, normalize_log_text
-from models.vibration import VibrationDetector, VibrationFeatures
+from models.text import normalize_log_text
 from streams.aligner import AlignedWindow
 from streams.fusion_stage import FusionStage
 from streams.model_config import ModelConfig
+from streams.stages import MODALITY_STAGES
+from streams.stages.base import ModalityStage, Reading
+from streams.stages.channel import Channel
+from streams.stages.early import EarlyStage
 
 #: Version of the learned state's layout; part of every score's ``model_version`` and checked on restore.
-STATE_VERSION = 2
+STATE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -77,26 +77,13 @@ class ScoredWindow:
 
 
 @dataclass
-class _AssetModels:
-    vibration: VibrationDetector
-    camera: CameraDetector
-    text: LogSeverityModel
-    early: EarlyFusionDetector
-    calibrators: dict[str, QuantileCalibrator | ProbabilityCalibrator]
-    smoothers: dict[str, Any]  # river stats.RollingQuantile
-    pending: dict[str, FloatFifo]  # values waiting to be learned, keyed by the window count they came at
+class _AssetState:
+    """One asset's learned state: each stage's and each channel's, by channel name (the modalities', then early)."""
+
+    models: dict[str, Any]
+    channels: dict[str, Channel]
     windows: int = 0
-    log_cache: dict[tuple[int, int], tuple[float, bool, tuple[str, ...]]] = field(default_factory=dict)
     peak: tuple[float, dict[str, float], str | None] | None = None  # the most anomalous window since the last incident
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Restore, converting the pending deques of (window, value) of states pickled before :class:`FloatFifo`."""
-        state["pending"] = {m: FloatFifo([v for _, v in q], [k for k, _ in q]) if isinstance(q, deque) else q
-                            for m, q in state["pending"].items()}
-        self.__dict__.update(state)
-
-
-_LEARNED_CHANNELS = ("vibration", "camera", "early")
 
 
 class Pipeline:
@@ -114,81 +101,56 @@ class Pipeline:
         self.config = config or ModelConfig()
         self.run_id = run_id
         self.bearings = bearings or (lambda asset_id: None)
-        self.features = VibrationFeatures()
+        self.stages: tuple[ModalityStage[Any], ...] = tuple(make(self.config) for make in MODALITY_STAGES)
+        self.early = EarlyStage(self.config)
         self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
         self.model_version = f"{fusewatch.__version__}+{method}.s{STATE_VERSION}"
         self.state_version = STATE_VERSION
-        self._assets: dict[str, _AssetModels] = {}
+        self._assets: dict[str, _AssetState] = {}
 
-    def _models(self, asset_id: str) -> _AssetModels:
-        models = self._assets.get(asset_id)
-        if models is None:
-            config = self.config
-            seed = config.seed + zlib.crc32(asset_id.encode())
-            models = self._assets[asset_id] = _AssetModels(
-                vibration=VibrationDetector(top_k=config.vibration_top_k),
-                camera=CameraDetector(
-                    input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed,
-                    depth=config.camera_depth, normalization=config.camera_normalization, error=config.camera_error,
-                    error_baseline=config.camera_error_baseline,
-                ),
-                text=LogSeverityModel(),
-                early=EarlyFusionDetector(top_k=config.vibration_top_k),
-                calibrators={
-                    **{
-                        m: QuantileCalibrator(config.calibration_window, config.calibration_min_samples)
-                        for m in _LEARNED_CHANNELS
-                    },
-                    "logs": ProbabilityCalibrator(),
-                },
-                smoothers={
-                    m: stats.RollingQuantile(q=0.5, window_size=config.smoothing_windows) for m in _LEARNED_CHANNELS
-                },
-                pending={m: FloatFifo(keyed=True) for m in _LEARNED_CHANNELS},
-            )
-        return models
+    def _state(self, asset_id: str) -> _AssetState:
+        state = self._assets.get(asset_id)
+        if state is None:
+            seed = self.config.seed + zlib.crc32(asset_id.encode())
+            models = {stage.name: stage.new_state(seed) for stage in self.stages}
+            models[self.early.name] = self.early.new_state(seed)
+            channels = {stage.name: stage.new_channel() for stage in self.stages}
+            channels[self.early.name] = self.early.new_channel()
+            state = self._assets[asset_id] = _AssetState(models, channels)
+        return state
 
     def process(self, window: AlignedWindow, learn: bool = True) -> ScoredWindow:
         """Score one window; learn from it when ``learn`` is true (see the module docstring)."""
-        models = self._models(window.asset_id)
+        asset = self._state(window.asset_id)
         present = window.present
-        raw: dict[str, float] = {}
-        features: dict[str, float] = {}
-        log_explanation: list[tuple[str, float]] = []
-        new_logs: list[tuple[int, str]] = []
-        words: set[str] = set()
-        if present["vibration"]:
-            features = self._vibration_features(window)
-            raw["vibration"] = models.vibration.score_one(features)
-        if window.frame is not None:
-            raw["camera"] = models.camera.score_one(window.frame.pixels)
-        if present["logs"]:
-            raw["logs"], log_explanation = self._log_score(models, window.logs, new_logs, words)
-        early_x = early_features(features or None, raw.get("camera"), raw.get("logs"))
+        readings: dict[str, Reading] = {}
+        for stage in self.stages:
+            reading = stage.score(asset.models[stage.name], window, self.bearings)
+            if reading is not None:
+                readings[stage.name] = reading
+        raw = {name: reading.raw for name, reading in readings.items()}
+        early_x = self.early.features(readings.values())
         early_shares: dict[str, float] = {}
         if early_x:
-            raw["early"], early_shares = models.early.score_and_shares(early_x)
-        smoothed = dict(raw)
-        for channel, smoother in models.smoothers.items():
-            if channel in raw:
-                smoother.update(raw[channel])
-                smoothed[channel] = float(smoother.get())
-        calibrated = {m: models.calibrators[m].score_one(value) for m, value in smoothed.items()}
-        warm = {m: models.calibrators[m].warm for m in raw}
-        warmup = models.windows < self.config.warmup_windows or not any(warm.get(m, False) for m in present)
+            raw[self.early.name], early_shares = self.early.score(asset.models[self.early.name], early_x)
+        smoothed = {m: asset.channels[m].smooth(value) for m, value in raw.items()}
+        calibrated = {m: asset.channels[m].calibrate(value) for m, value in smoothed.items()}
+        warm = {m: asset.channels[m].warm for m in raw}
+        warmup = asset.windows < self.config.warmup_windows or not any(warm[m] for m in readings)
         fusion_input = {m: c for m, c in calibrated.items() if warm[m]}
+        new_logs = [entry for reading in readings.values() for entry in reading.new_logs]
         fused = self.fusion.fuse(fusion_input, early_shares)
         self.fusion.observe(window.asset_id, window.end_ns, fusion_input, new_logs)
-        models.windows += 1
+        asset.windows += 1
         if learn:
-            self._learn(models, window, smoothed, calibrated, features, early_x, warmup)
+            self._learn(asset, window, readings, early_x, smoothed, calibrated, warmup)
         else:  # the day before an alert is never learned as normal
-            for queue in models.pending.values():
-                queue.clear()
-            models.camera.forget_pending()
-        top_features = self._explain(models, fused.leading, features, log_explanation)
+            for channel in asset.channels.values():
+                channel.forget_pending()
+            for stage in self.stages:
+                stage.forget_pending(asset.models[stage.name])
         score = Score(
             asset_id=window.asset_id,
             window_start=window.start_ns,
@@ -199,116 +161,67 @@ class Pipeline:
             contributions={m: fused.contributions.get(m, 0.0) for m in present},
             present=present,
             leading=fused.leading,  # type: ignore[arg-type]
-            top_features=top_features,
+            top_features=self._explain(asset, fused.leading, readings),
             warmup=warmup,
             model_version=self.model_version,
             run_id=self.run_id,
-            features=features,
+            features={name: value for reading in readings.values() for name, value in reading.features.items()},
         )
-        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(sorted(words)))
+        words = sorted({word for reading in readings.values() for word in reading.words})
+        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(words))
         if not warmup:
-            self._remember(models, window, scored)
+            self._remember(asset, window, scored)
         return scored
 
-    def _remember(self, models: _AssetModels, window: AlignedWindow, scored: ScoredWindow) -> None:
+    def _remember(self, asset: _AssetState, window: AlignedWindow, scored: ScoredWindow) -> None:
         """Track the asset's most anomalous window; a failure or repair entry files it as an incident."""
         fused = scored.score.fused
-        if models.peak is None or fused > models.peak[0]:
-            models.peak = (fused, scored.signature(), scored.score.leading)
+        if asset.peak is None or fused > asset.peak[0]:
+            asset.peak = (fused, scored.signature(), scored.score.leading)
         for ts, kind in scored.new_logs:
-            if kind not in ("failure", "repair") or models.peak is None or models.peak[0] < self.INCIDENT_MIN_FUSED:
+            if kind not in ("failure", "repair") or asset.peak is None or asset.peak[0] < self.INCIDENT_MIN_FUSED:
                 continue
             text = " | ".join(log.text for log, _ in window.logs if log.ts == ts)
-            peak_fused, peak_sig, peak_leading = models.peak
+            peak_fused, peak_sig, peak_leading = asset.peak
             words = {f"word:{w}": 1.0 for w in normalize_log_text(text).split()}
             self.incidents.add({**peak_sig, **words}, {
                 "asset_id": window.asset_id, "ts": ts, "kind": kind, "text": text, "leading": peak_leading,
                 "peak_fused": round(peak_fused, 4),
             })
-            models.peak = None
+            asset.peak = None
 
     def similar_incidents(self, scored: ScoredWindow, k: int = 3) -> list[IncidentMatch]:
         """The past incidents most similar to a scored window (for an alert that opens on it)."""
         return self.incidents.query(scored.signature(), k=k)
 
-    @staticmethod
     def _explain(
-        models: _AssetModels, leading: str | None, features: dict[str, float], logs: list[tuple[str, float]]
+        self, asset: _AssetState, leading: str | None, readings: dict[str, Reading]
     ) -> list[tuple[str, float]]:
         """The top features of the leading modality only (explaining the others would be wasted work)."""
-        if leading == "vibration":
-            return models.vibration.explain(features)
-        if leading == "camera":
-            return models.camera.explain()  # the error map of the frame just scored
-        return logs if leading == "logs" else []
-
-    def _vibration_features(self, window: AlignedWindow) -> dict[str, float]:
-        bearing = self.bearings(window.asset_id)
-        per_chunk = [self.features.transform(c.samples, c.sample_rate_hz, bearing) for c in window.vibration]
-        if len(per_chunk) == 1:
-            return per_chunk[0]
-        return {name: float(np.mean([f[name] for f in per_chunk])) for name in per_chunk[0]}
-
-    def _log_score(
-        self, models: _AssetModels, logs: tuple[tuple[MaintenanceLog, float], ...], new_logs: list[tuple[int, str]],
-        words: set[str],
-    ) -> tuple[float, list[tuple[str, float]]]:
-        """Evidence of the logs in the horizon: noisy-or of severity x weight over the entries since the last repair.
-
-        Repeated complaints add up (two notes of severity 0.7 give 0.91); a repair entry resets the evidence,
-        since what was written before it describes a machine that has been fixed. Each entry is scored (and
-        learned from) once; the (time, kind) of entries seen for the first time are appended to ``new_logs``, the
-        normalised words of all entries added to ``words`` (for the window's signature).
-        """
-        cache: dict[tuple[int, int], tuple[float, bool, tuple[str, ...]]] = {}
-        judged = []
-        for log, weight in logs:
-            key = (log.ts, zlib.crc32(log.text.encode()))
-            entry = models.log_cache.get(key)
-            if entry is None:
-                kind = effective_kind(log.text, log.kind)
-                entry = (models.text.score_one(log.text), kind == "repair",
-                         tuple(normalize_log_text(log.text).split()))
-                models.text.learn_one(log.text, log.kind)
-                new_logs.append((log.ts, kind))
-            cache[key] = entry
-            words.update(entry[2])
-            judged.append((entry[:2], weight))
-        models.log_cache = cache
-        since_repair = 0
-        for index, ((_, is_repair), _) in enumerate(judged):
-            if is_repair:
-                since_repair = index + 1
-        survival, worst = 1.0, 0.0
-        for (severity, _), weight in judged[since_repair:]:
-            survival *= 1.0 - severity * weight
-            worst = max(worst, severity)
-        evidence = 1.0 - survival
-        return evidence, [("log_evidence", round(evidence, 3)), ("worst_note_severity", round(worst, 3))]
+        reading = readings.get(leading) if leading is not None else None
+        if reading is None:
+            return []
+        stage = next(stage for stage in self.stages if stage.name == leading)
+        return stage.explain(asset.models[stage.name], reading)
 
     def _learn(
         self,
-        models: _AssetModels,
+        asset: _AssetState,
         window: AlignedWindow,
+        readings: dict[str, Reading],
+        early_x: dict[str, float],
         smoothed: dict[str, float],
         calibrated: dict[str, float],
-        features: dict[str, float],
-        early_x: dict[str, float],
         warmup: bool,
     ) -> None:
-        for modality, value in smoothed.items():
-            queue = models.pending.get(modality)
-            if queue is None:
-                continue
-            if warmup or calibrated[modality] < self.config.calibration_gate:
-                queue.append(value, models.windows)
-            while queue and queue.first_key() <= models.windows - self.config.learn_delay:
-                models.calibrators[modality].learn_one(queue.popleft())
-        gate = self.config.learn_gate
-        if "vibration" in smoothed and (warmup or calibrated["vibration"] < gate):
-            models.vibration.learn_one(features)
-        if window.frame is not None and (warmup or calibrated["camera"] < gate):
-            models.camera.learn_one(window.frame.pixels)
-        if early_x and (warmup or calibrated["early"] < gate):
-            models.early.learn_one(early_x)
-
+        config = self.config
+        for channel, value in smoothed.items():
+            admit = warmup or calibrated[channel] < config.calibration_gate
+            asset.channels[channel].learn(value, admit, asset.windows, config.learn_delay)
+        gate = config.learn_gate
+        for stage in self.stages:
+            reading = readings.get(stage.name)
+            if reading is not None and (warmup or calibrated[stage.name] < gate):
+                stage.learn(asset.models[stage.name], window, reading)
+        if early_x and (warmup or calibrated[self.early.name] < gate):
+            self.early.learn(asset.models[self.early.name], early_x)

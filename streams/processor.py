@@ -14,7 +14,7 @@ import logging
 import pickle
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -147,11 +147,10 @@ class StreamProcessor:
 
     def _score(self, windows: list[AlignedWindow]) -> None:
         for window in windows:
-            if _repaired_in(window):
-                closed = self.alerts.resolve(window.asset_id, window.end_ns)
-                if closed is not None:
-                    self.stats.alerts += 1
-                    self.output.alert(closed)
+            closed = self.alerts.close_on_repair(window.asset_id, window.end_ns, _kinds_written_in(window))
+            if closed is not None:
+                self.stats.alerts += 1
+                self.output.alert(closed)
             scored = self.pipeline.process(window, learn=not self.alerts.is_alerting(window.asset_id))
             self.stats.scores += 1
             self.output.score(scored)
@@ -179,9 +178,6 @@ class StreamProcessor:
         self.output.dead_letter(letter)
 
 
-def _repaired_in(window: AlignedWindow) -> bool:
-    """True when a repair entry was written during the window."""
-    return any(
-        window.start_ns <= log.ts < window.end_ns and effective_kind(log.text, log.kind) == "repair"
-        for log, _ in window.logs
-    )
+def _kinds_written_in(window: AlignedWindow) -> Iterator[str]:
+    """The effective kinds of the log entries written during the window (lazily)."""
+    return (effective_kind(log.text, log.kind) for log, _ in window.logs if window.start_ns <= log.ts < window.end_ns)

@@ -22,7 +22,6 @@ from connectors.grafana.panels import (
     CRITICAL,
     DATASOURCE_UID,
     FLEET_UID,
-    MODALITIES,
     PIPELINE_UID,
     WARNING,
     Json,
@@ -44,6 +43,7 @@ from connectors.grafana.panels import (
     where,
 )
 from connectors.sinks.influx.points import ALERTS, FEATURES, LOGS, PIPELINE, SCORES
+from fusewatch.core.events import MODALITIES
 
 DEFAULT_OUT = Path("deploy/grafana/dashboards")
 COLOURED = {"mode": "basic", "type": "color-background"}  # table cells coloured by the thresholds

@@ -26,7 +26,6 @@ PIPELINE_UID = "fusewatch-pipeline"
 SCHEMA_VERSION = 39  # the dashboard schema of Grafana 11.3
 WARNING = AlertPolicyConfig().open_threshold  # an alert opens on windows at or above this score
 CRITICAL = AlertPolicyConfig().escalate_threshold  # ... and escalates to critical at this one
-MODALITIES = ("vibration", "camera", "logs")
 
 # the tag each template variable filters on
 VARIABLE_OF_TAG = {"asset_id": "asset", "run_id": "run_id", "group": "group"}

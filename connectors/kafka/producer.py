@@ -20,9 +20,9 @@ from connectors.kafka.admin import probe_broker, unavailable
 from fusewatch.core.codec import InputEvent, encode
 from fusewatch.core.errors import DeliveryError
 from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.timeutil import NS_PER_MS
 
 log = logging.getLogger(__name__)
-NS_PER_MS = 1_000_000
 
 
 class EventProducer:

@@ -14,7 +14,8 @@ from kafka import TopicPartition
 from tqdm import tqdm
 
 from connectors.kafka.consumer import offset_ranges, read_partition
-from connectors.sources.recording import RecordingError, RecordingWriter
+from connectors.sources.recording import RecordingWriter
+from fusewatch.core.errors import RecordingError
 from fusewatch.core.history import RecordedMessage, TopicKind
 from fusewatch.core.kafka_settings import KafkaSettings
 

@@ -9,15 +9,14 @@ run id scores them without touching live state or live scores (docs/replay.md).
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Literal
 
-from tqdm import tqdm
-
 from connectors.kafka.admin import create_topics, topic_names
-from connectors.kafka.pacing import Pacer, SendResult
+from connectors.kafka.history import KafkaHistory
+from connectors.kafka.pacing import SendResult
 from connectors.kafka.producer import EventProducer
-from connectors.sources.history import History, KafkaHistory
+from connectors.kafka.publish import publish
+from connectors.sources.base import History
 from fusewatch.core.errors import FusewatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 
@@ -39,23 +38,5 @@ def replay(history: History, settings: KafkaSettings, into: Target, run_id: str,
         raise FusewatchError("replaying the live topics into themselves would duplicate the range; use"
                              " --into backtest")
     create_topics(target, topic_names(target))
-    sent: Counter[str] = Counter()
-    size = 0
-    first_ms = last_ms = None
     with EventProducer(target) as producer:
-        pacer = Pacer(speed)
-        with tqdm(total=history.count(), unit="msg", disable=not progress, desc="replaying") as bar:
-            for message in history.messages():
-                pacer.wait_until(message.timestamp_ms * 1_000_000)
-                topic = target.topic_prefix + message.kind
-                partition = message.partition if message.partition < target.partitions else None
-                producer.send_record(topic, message.key, message.value, message.timestamp_ms, partition)
-                sent[topic] += 1
-                size += len(message.value)
-                first_ms = message.timestamp_ms if first_ms is None else min(first_ms, message.timestamp_ms)
-                last_ms = message.timestamp_ms if last_ms is None else max(last_ms, message.timestamp_ms)
-                bar.update(1)
-        producer.flush()
-        wall = pacer.clock() - pacer.started
-    plant = 0.0 if first_ms is None or last_ms is None else (last_ms - first_ms) / 1000
-    return SendResult(sum(sent.values()), size, dict(sent), plant, wall, speed)
+        return publish(history, producer, speed, total=history.count(), progress=progress, desc="replaying")

@@ -18,10 +18,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tqdm import tqdm
-
-from connectors.kafka.pacing import Pacer, SendResult
+from connectors.kafka.pacing import SendResult
 from connectors.kafka.producer import EventProducer
+from connectors.kafka.publish import publish
 from connectors.sources.simulator import PlantSimulator
 from fusewatch.core.timeutil import NS_PER_S
 
@@ -44,24 +43,10 @@ def stream_plant(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendResult:
-    """Send every event of ``simulator`` through ``producer``; ``speed=None`` sends as fast as possible."""
+    """Send every event of ``simulator`` through ``producer``; ``speed=None`` sends as fast as possible.
+
+    Plant time runs from the configured start (so ``--start`` pins the pace to the plant clock) over the whole run.
+    """
     cfg = simulator.config
-    pacer = Pacer(speed, cfg.start_ns, clock, sleep)
-    with tqdm(total=cfg.total_steps, unit="plant-min", disable=not progress, smoothing=0.1, mininterval=0.5) as bar:
-        for step in simulator.steps():
-            for event in step:
-                pacer.wait_until(event.ts)
-                producer.send(event)
-            bar.update(1)
-            if bar.n % 60 == 0:
-                bar.set_postfix(msgs=sum(producer.sent.values()), MB=f"{producer.bytes_sent / 1e6:.0f}", refresh=False)
-        producer.flush()
-    stats = producer.stats()
-    return SendResult(
-        messages=stats["messages"],
-        bytes=stats["bytes"],
-        per_topic=stats["per_topic"],
-        plant_seconds=cfg.total_steps * cfg.snapshot_interval_s,
-        wall_seconds=clock() - pacer.started,
-        requested_speed=speed,
-    )
+    return publish(simulator, producer, speed, span_ns=(cfg.start_ns, cfg.end_ns), progress=progress, clock=clock,
+                   sleep=sleep)

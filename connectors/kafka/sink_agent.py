@@ -5,13 +5,16 @@ One consumer group (``fusewatch-sink`` by default) reads ``scores``, ``alerts``,
 or what arrived within ``max_wait_s``; a batch is written as soon as a poll of ``linger_s`` brings nothing more,
 so a quiet stream is written within milliseconds and a busy one in large batches):
 
-1. each message becomes line-protocol points: a score → ``fusewatch_score`` and ``fusewatch_features``, an
-   alert transition → ``fusewatch_alert``, a maintenance-log entry → ``fusewatch_log``; dead letters are counted;
-2. the points are written synchronously (gzip batches); while InfluxDB is unavailable the agent **pauses**
-   consumption, keeps its group membership, and retries with backoff (1 s doubling to ``max_backoff_s``, 10 s,
-   or the server's ``Retry-After``) — nothing is dropped and memory stays at one batch;
+1. each message becomes a record: a score, an alert transition, a maintenance-log entry; dead letters are counted;
+2. the records go through the fan-out (:class:`~connectors.sinks.fanout.FanOut`, the demo's too): the InfluxDB
+   sink turns them into points (a score → ``fusewatch_score`` and ``fusewatch_features``, an alert transition →
+   ``fusewatch_alert``, a log entry → ``fusewatch_log``) and writes them synchronously (gzip batches); while it
+   pushes back (InfluxDB down or answering 429/5xx) the agent **pauses** consumption, keeps its group
+   membership, and flushes again with backoff (1 s doubling to ``max_backoff_s``, 10 s, or the server's
+   ``Retry-After``) — nothing is dropped and memory stays at one batch;
 3. alert transitions are put into the webhook outbox (a SQLite file; a background thread delivers them);
-4. only then are the batch's offsets committed. A crash repeats at most the uncommitted batch, and the repeat
+4. the agent's own dead letters are flushed to the dead-letter topic (a Kafka output sink, same back-pressure);
+5. only then are the batch's offsets committed. A crash repeats at most the uncommitted batch, and the repeat
    overwrites the same points (deterministic identity) and is deduplicated by the outbox.
 
 A message that is not a valid score or alert, or whose points InfluxDB refuses, goes to the dead-letter topic
@@ -25,25 +28,27 @@ import base64
 import contextlib
 import json
 import logging
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
 from connectors.kafka.admin import admin_client, probe_broker
-from connectors.sinks.influx.points import PipelineHealth, alert_line, features_line, health_line, log_line, score_line
+from connectors.kafka.output_sink import KafkaOutputSink
+from connectors.sinks.base import Record, Sink
+from connectors.sinks.fanout import Backoff, FanOut
+from connectors.sinks.influx.points import PipelineHealth, health_line
 from connectors.sinks.influx.writers import InfluxSink
 from connectors.webhooks.delivery import WebhookSender
 from fusewatch.core.codec import decode
-from fusewatch.core.errors import FusewatchError, SinkRejectedError, SinkUnavailableError
+from fusewatch.core.errors import FusewatchError, SinkRejectedError
 from fusewatch.core.events import Alert, DeadLetter, MaintenanceLog, Score
 from fusewatch.core.kafka_settings import KafkaSettings
 
@@ -84,11 +89,15 @@ class SinkStats:
 
 
 class _Stopped(Exception):
-    """The agent was asked to stop while it waited for InfluxDB (the batch stays uncommitted)."""
+    """The agent was asked to stop while it waited for a sink (the batch stays uncommitted)."""
 
 
 class SinkAgent:
-    """Consume the output topics and write them to InfluxDB (and webhooks) before committing their offsets."""
+    """Consume the output topics and write them to InfluxDB (and webhooks) before committing their offsets.
+
+    ``influx`` may be ``None`` (webhooks only). The agent flushes it and closes its own dead-letter sink; closing
+    ``influx`` and stopping ``sender`` is the caller's.
+    """
 
     def __init__(self, settings: KafkaSettings, influx: InfluxSink | None, sender: WebhookSender | None = None,
                  options: SinkOptions | None = None) -> None:
@@ -100,12 +109,14 @@ class SinkAgent:
         self.stats = SinkStats()
         self.stop_event = threading.Event()
         self._interval: Counter[str] = Counter()
-        self._interval_write_s = 0.0
+        self._interval_flush_s = 0.0  # the fan-out's flush time when the interval started
         self._interval_started = time.monotonic()
-        self._producer: KafkaProducer | None = None
         self._admin: KafkaAdminClient | None = None
         self._exits = contextlib.ExitStack()  # the admin client, opened on the first health report
-        self._rng = random.Random()
+        backoff = Backoff(max_delay_s=self.options.max_backoff_s, max_wait_s=self.options.max_backoff_s, jitter=0.2)
+        sinks: list[Sink] = [] if influx is None else [influx]
+        self.fanout = FanOut(sinks, sender, backoff, pause=self._wait_paused, resume=self._resume)
+        self.dead_letters = KafkaOutputSink(settings, client_id=f"{settings.client_id}-sink")
         probe_broker(settings)
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.servers(),
@@ -155,8 +166,10 @@ class SinkAgent:
                 self._flush(pending)
             self._report_health()
         except _Stopped:
-            log.warning("stopped while InfluxDB was unavailable: %d messages left uncommitted (read again on"
+            log.warning("stopped while a sink was unavailable: %d messages left uncommitted (read again on"
                         " restart)", len(pending))
+            self.fanout.discard()
+            self.dead_letters.discard()
         return self.stats
 
     def stop(self) -> None:
@@ -164,104 +177,72 @@ class SinkAgent:
         self.stop_event.set()
 
     def close(self) -> None:
-        """Leave the group (without committing anything more) and close the producer."""
+        """Leave the group (without committing anything more) and close the dead-letter producer."""
         self.consumer.close(autocommit=False)
         self._exits.close()
-        if self._producer is not None:
-            self._producer.close(timeout=self.settings.timeout_s)
+        self.dead_letters.close()
 
     # ------------------------------------------------------------------ one batch
 
     def _flush(self, records: Sequence[ConsumerRecord]) -> None:
-        groups: list[tuple[ConsumerRecord, list[str]]] = []
-        alerts: list[Alert] = []
+        sources: list[ConsumerRecord] = []  # the message of each record
+        batch: list[Record] = []
         for record in records:
             self.stats.messages[record.topic] += 1
-            lines = self._translate(record, alerts)
-            if lines:
-                groups.append((record, lines))
-        self._write_groups(groups)
-        if self.sender is not None:
-            for alert in alerts:
-                self.sender.submit(alert.alert_id, alert.transition, alert.severity, alert.model_dump_json().encode())
-        if self._producer is not None:
-            self._producer.flush(timeout=self.settings.timeout_s * 6)
+            event = self._translate(record)
+            if event is not None:
+                sources.append(record)
+                batch.append(event)
+        influx = self.influx
+        written = influx.points_written if influx is not None else 0
+
+        def refused(index: int, error: SinkRejectedError) -> None:
+            self._dead_letter(sources[index], f"refused by InfluxDB: {error}")
+
+        self.fanout.deliver(batch, refused)
+        if influx is not None:
+            self.stats.points += influx.points_written - written
+            self._interval["points"] += influx.points_written - written
+        self.fanout.flush(self.dead_letters)
+        self._note_outages()
         self._commit(records)
         self.stats.batches += 1
         self.stats.max_batch = max(self.stats.max_batch, len(records))
 
-    def _translate(self, record: ConsumerRecord, alerts: list[Alert]) -> list[str]:
-        """The points of one message (appending alert transitions to ``alerts``); bad ones are dead-lettered."""
+    def _translate(self, record: ConsumerRecord) -> Record | None:
+        """The record of one message (``None``: nothing to store); bad scores and alerts are dead-lettered."""
         topic, value = record.topic, record.value or b""
         if topic == self.topics.dead_letter:
             self._interval["dead_letters"] += 1
-            return []
+            return None
         if topic == self.topics.maintenance_logs:
             try:
                 event = decode(value)
             except FusewatchError:
-                return []  # an invalid input message: the workers dead-letter it already
-            return [log_line(event)] if isinstance(event, MaintenanceLog) else []
+                return None  # an invalid input message: the workers dead-letter it already
+            return event if isinstance(event, MaintenanceLog) else None
         try:
             if topic == self.topics.scores:
                 score = Score.model_validate_json(value)
                 self._interval["scores"] += 1
-                return [score_line(score)] + ([line] if (line := features_line(score)) else [])
+                return score
             alert = Alert.model_validate_json(value)
         except ValidationError as exc:
             kind = "score" if topic == self.topics.scores else "alert"
             problem = exc.errors(include_url=False)[0]
             where = ".".join(str(part) for part in problem["loc"]) or "<message>"
             self._dead_letter(record, f"invalid: not a fusewatch {kind}: {where}: {problem['msg']}")
-            return []
+            return None
         self._interval["alerts"] += 1
-        alerts.append(alert)
-        return [alert_line(alert)]
+        return alert
 
-    def _write_groups(self, groups: list[tuple[ConsumerRecord, list[str]]]) -> None:
-        lines = [line for _, group in groups for line in group]
-        try:
-            self._write(lines)
-        except SinkRejectedError as exc:  # find the messages InfluxDB refuses; store the others
-            log.error("InfluxDB refused a batch (%s); writing it message by message", exc)
-            for record, group in groups:
-                try:
-                    self._write(group)
-                except SinkRejectedError as refused:
-                    self._dead_letter(record, f"refused by InfluxDB: {refused}")
+    def _note_outages(self) -> None:
+        self.stats.outages = self.fanout.stats.outages
+        self.stats.outage_s = self.fanout.stats.outage_s
 
-    def _write(self, lines: list[str], counted: bool = True) -> None:
-        """Write ``lines``; while InfluxDB is unavailable, pause consumption and retry (never drop).
-
-        ``counted``: the lines are data points (not the agent's own health point) for the statistics.
-        """
-        if self.influx is None or not lines:
-            return
-        delay, outage_started = 1.0, None
-        while True:
-            started = time.monotonic()
-            try:
-                self.influx.write(lines)
-            except SinkUnavailableError as exc:
-                if outage_started is None:
-                    outage_started = started
-                    self.stats.outages += 1
-                    log.warning("InfluxDB unavailable (%s); consumption paused, retrying", exc)
-                wait = min(max(delay, exc.retry_after_s), self.options.max_backoff_s)
-                self._wait_paused(wait * self._rng.uniform(0.8, 1.0))
-                delay = min(delay * 2, self.options.max_backoff_s)
-                continue
-            finally:
-                self._interval_write_s += time.monotonic() - started
-            if outage_started is not None:
-                self.stats.outage_s += time.monotonic() - outage_started
-                log.warning("InfluxDB available again after %.1f s; consumption resumed",
-                            time.monotonic() - outage_started)
-                self.consumer.resume(*self.consumer.paused())
-            if counted:
-                self.stats.points += len(lines)
-                self._interval["points"] += len(lines)
-            return
+    def _resume(self) -> None:
+        """A sink takes writes again: read on."""
+        self.consumer.resume(*self.consumer.paused())
 
     def _wait_paused(self, seconds: float) -> None:
         """Wait with every partition paused, polling so the group keeps this member (nothing new is read)."""
@@ -296,18 +277,10 @@ class SinkAgent:
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", record.topic, record.partition,
                     record.offset, reason)
-        if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.settings.servers(), acks="all",
-                                           client_id=f"{self.settings.client_id}-sink",
-                                           max_request_size=self.settings.max_message_bytes)
         letter = DeadLetter(source_topic=record.topic, partition=record.partition, offset=record.offset,
                             error=reason[:2000], raw_base64=base64.b64encode(record.value or b"").decode("ascii"),
                             ts=max(record.timestamp, 0) * 1_000_000)
-        key = f"{record.topic}|{record.partition}|{record.offset}".encode()
-        headers = [("source-topic", record.topic.encode()), ("source-partition", str(record.partition).encode()),
-                   ("source-offset", str(record.offset).encode()), ("reason", reason.encode()[:1000])]
-        self._producer.send(self.topics.dead_letter, key=key, value=letter.model_dump_json().encode(),
-                            headers=headers)
+        self.dead_letters.add(letter)
         self.stats.dead_letters_sent += 1
 
     # ------------------------------------------------------------------ health
@@ -344,10 +317,11 @@ class SinkAgent:
         worker_lag, sink_lag = self.lags()
         pending = self.sender.states().get("pending", 0) if self.sender is not None else 0
         interval = self._interval
+        write_s = self.fanout.stats.flush_s - self._interval_flush_s
         return PipelineHealth(
             interval_s=round(time.monotonic() - self._interval_started, 3), scores=interval["scores"],
             alerts=interval["alerts"], dead_letters=interval["dead_letters"], points=interval["points"],
-            write_ms=round(self._interval_write_s * 1000, 3), worker_lag=worker_lag, sink_lag=sink_lag,
+            write_ms=round(write_s * 1000, 3), worker_lag=worker_lag, sink_lag=sink_lag,
             pending_webhooks=pending,
         )
 
@@ -355,6 +329,9 @@ class SinkAgent:
         health = self.health()
         log.info("progress %s", json.dumps({**health.__dict__, "total_points": self.stats.points}))
         self._interval = Counter()
-        self._interval_write_s = 0.0
+        self._interval_flush_s = self.fanout.stats.flush_s
         self._interval_started = time.monotonic()
-        self._write([health_line(health, self.options.group, time.time_ns())], counted=False)
+        if self.influx is not None:  # the agent's own point: not counted among the data points
+            self.influx.add_lines([health_line(health, self.options.group, time.time_ns())])
+            self.fanout.flush(self.influx)
+            self._note_outages()

@@ -1,9 +1,12 @@
 """The embedded default sink: scores, features, alerts, dead letters and ground truth in one SQLite file.
 
-Writes are buffered in memory; :meth:`SqliteSink.flush` writes them in one transaction (``executemany``). Keys
-are deterministic, so a replay or a second write of the same record replaces it instead of duplicating: scores
-(with their features) by ``(asset_id, run_id, window_end)``, alerts by ``(alert_id, transition)``, ground truth
-by ``asset_id``, dead letters by a digest of all their fields. Event time is stored as int nanoseconds (UTC);
+A :class:`~connectors.sinks.base.Sink` (it stores scores, alerts and dead letters; log entries are ignored).
+Writes are buffered in memory; :meth:`SqliteSink.flush` writes them in one transaction (``executemany``); while
+another writer holds the database longer than ``busy_timeout_s``, it raises
+:class:`~fusewatch.core.errors.SinkUnavailableError` and keeps the buffers. Keys are deterministic, so a replay
+or a second write of the same record replaces it instead of duplicating: scores (with their features) by
+``(asset_id, run_id, window_end)``, alerts by ``(alert_id, transition)``, ground truth by ``asset_id``, dead
+letters by a digest of all their fields. Event time is stored as int nanoseconds (UTC);
 the views ``scores_utc``, ``alerts_utc`` and ``ground_truth_utc`` add RFC 3339 columns (millisecond precision).
 
 Features are REAL columns ``f_<name>`` of the ``scores`` row (added as names appear, exact names in table
@@ -29,11 +32,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 
-from fusewatch.core.errors import FusewatchError
+from connectors.sinks.base import Record, RecordKind
+from fusewatch.core.errors import FusewatchError, SinkUnavailableError
 from fusewatch.core.events import MODALITIES, Alert, DeadLetter, GroundTruth, Score, SimilarIncident
 
 SCHEMA_VERSION = 1
@@ -144,6 +148,8 @@ class SqliteSink:
         The database file (created with its parent directories if needed), or ``":memory:"``.
     max_buffered
         Safety net: :meth:`add_score` flushes by itself once this many scores are buffered.
+    busy_timeout_s
+        How long a flush waits for another writer's lock before it raises ``SinkUnavailableError``.
 
     Notes
     -----
@@ -152,13 +158,15 @@ class SqliteSink:
     A lock serialises the methods, so several threads may share one sink.
     """
 
-    def __init__(self, path: str | Path, *, max_buffered: int = 200_000) -> None:
+    kinds: ClassVar[frozenset[RecordKind]] = frozenset({Score, Alert, DeadLetter})
+
+    def __init__(self, path: str | Path, *, max_buffered: int = 200_000, busy_timeout_s: float = 5.0) -> None:
         self.path = path if str(path) == ":memory:" else Path(path)
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._max_buffered = max_buffered
         self._lock = threading.RLock()
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         self._conn: sqlite3.Connection | None = conn
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # never corrupt; a power cut may lose the last commits
@@ -179,6 +187,18 @@ class SqliteSink:
         self._alerts: list[tuple[Any, ...]] = []
         self._letters: list[tuple[Any, ...]] = []
         self._truths: list[tuple[Any, ...]] = []
+
+    def __repr__(self) -> str:
+        return f"SqliteSink({str(self.path)!r})"
+
+    def add(self, record: Record) -> None:
+        """Buffer a score, alert transition or dead letter (a log entry is ignored)."""
+        if isinstance(record, Score):
+            self.add_score(record)
+        elif isinstance(record, Alert):
+            self.add_alert(record)
+        elif isinstance(record, DeadLetter):
+            self.add_dead_letter(record)
 
     def add_score(self, score: Score) -> None:
         """Buffer one score with the feature values of its window, if any (NaN is stored as NULL)."""
@@ -237,24 +257,42 @@ class SqliteSink:
             conn = self._connection()
             if not (self._scores or self._alerts or self._letters or self._truths):
                 return
-            stored_columns = len(self._feature_columns)
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", [(r,) for r in self._new_runs])
-                if len(self._feature_columns) < len(self._feature_names):
-                    self._add_feature_columns(conn)
-                self._write_scores(conn)
-                conn.executemany(f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-                                 self._alerts)  # fmt: skip
-                conn.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)", self._letters)
-                conn.executemany("INSERT OR REPLACE INTO ground_truth VALUES (?, ?, ?, ?, ?, ?, ?)", self._truths)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # SQLite rolls back by itself on some errors (e.g. disk full)
-                    conn.execute("ROLLBACK")
-                del self._feature_columns[stored_columns:]  # their ALTER TABLEs were rolled back too
+                self._write_buffers(conn)
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise SinkUnavailableError(f"SQLite database {self.path} is locked by another writer: {exc}",
+                                               retry_after_s=1.0) from exc
                 raise
             self._new_runs, self._scores, self._alerts, self._letters, self._truths = [], [], [], [], []
+
+    def discard(self) -> None:
+        """Forget what is buffered and not yet written."""
+        with self._lock:
+            self._runs.difference_update(self._new_runs)
+            del self._feature_names[len(self._feature_columns) :]
+            self._known_features = set(self._feature_names)
+            self._new_runs, self._scores, self._alerts, self._letters, self._truths = [], [], [], [], []
+
+    def _write_buffers(self, conn: sqlite3.Connection) -> None:
+        """One transaction with every buffered row; rolled back entirely on failure."""
+        stored_columns = len(self._feature_columns)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany("INSERT OR IGNORE INTO runs (run_id) VALUES (?)", [(r,) for r in self._new_runs])
+            if len(self._feature_columns) < len(self._feature_names):
+                self._add_feature_columns(conn)
+            self._write_scores(conn)
+            conn.executemany(f"INSERT OR REPLACE INTO alerts ({_ALERT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+                             self._alerts)  # fmt: skip
+            conn.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)", self._letters)
+            conn.executemany("INSERT OR REPLACE INTO ground_truth VALUES (?, ?, ?, ?, ?, ?, ?)", self._truths)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite rolls back by itself on some errors (e.g. disk full)
+                conn.execute("ROLLBACK")
+            del self._feature_columns[stored_columns:]  # their ALTER TABLEs were rolled back too
+            raise
 
     def _write_scores(self, conn: sqlite3.Connection) -> None:
         columns = [*_FIXED_COLUMNS, *(_quote("f_" + c) for c in self._feature_columns)]

@@ -12,7 +12,7 @@ away from their clock (replays), and deduplicate deliveries by ``webhook-id``.
 >>> verify(secret, b'{"test": 1}', headers, now=1614265330)
 Traceback (most recent call last):
 ...
-connectors.webhooks.signing.SignatureError: no matching v1 signature
+fusewatch.core.errors.SignatureError: no matching v1 signature
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ address (pinned: a second DNS answer cannot rebind it) and follows no redirects.
 >>> resolve_target("https://10.0.0.5/hooks/fusewatch")
 Traceback (most recent call last):
 ...
-connectors.webhooks.targets.BlockedTargetError: https://10.0.0.5/hooks/fusewatch: 10.0.0.5 is a private address
+fusewatch.core.errors.BlockedTargetError: https://10.0.0.5/hooks/fusewatch: 10.0.0.5 is a private address
 >>> resolve_target("http://127.0.0.1:8080/hook", allow_private=True).port
 8080
 """

@@ -6,10 +6,10 @@ worker's partition does (:func:`streams.runners.partition.process_message`): one
 assets in partition N), its clock the newest record timestamp of the partition, messages of assets outside the
 registry and messages the processor fails on turned into dead letters. Dead
 letters keep the recorded partition and offset. Each scored window is kept as a compact trace point and as the
-record the method comparison replays (:mod:`fusewatch.scenarios.methods`), so the modality ablation (every
+record the method comparison replays (:mod:`fusewatch.evaluation.methods`), so the modality ablation (every
 single modality and every fusion method under the same alert settings) comes with the run.
 
-:func:`summarize` measures the run against its labels (:mod:`fusewatch.evaluation.labels`): one row per method
+:func:`summarize` measures the run against its labels (:mod:`fusewatch.evaluation`): one row per method
 with the keys of ``fusewatch evaluate``'s rows (the first, ``configured``, is the run itself: its own fused
 scores and alert transitions), per-asset and per-event details.
 """
@@ -28,10 +28,11 @@ from fusewatch.config import FusewatchConfig, to_toml
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.events import Alert, DeadLetter, Score
 from fusewatch.core.history import RecordedMessage
-from fusewatch.core.timeutil import NS_PER_HOUR, format_time
+from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_MS, format_time
 from fusewatch.core.topics import Topics
-from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels, asset_rows, method_row
-from fusewatch.scenarios.methods import WindowRecord, record_of, replay_methods
+from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels
+from fusewatch.evaluation.methods import WindowRecord, method_row, record_of, replay_methods
+from fusewatch.evaluation.outcomes import alert_outcomes, asset_rows, opened_by_asset
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.checkpoint import config_digest
 from streams.fusion_stage import METHODS
@@ -41,7 +42,6 @@ from streams.runners.partition import process_message
 
 CONFIGURED = "configured"
 """The row of the run itself: its own fused scores and alert transitions."""
-NS_PER_MS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +178,8 @@ def summarize(run: BacktestRun) -> Evaluation:
     own: dict[str, list[tuple[int, float]]] = {}
     for point in sorted(run.windows, key=lambda p: (p.window_end, p.asset_id)):
         own.setdefault(point.asset_id, []).append((point.window_end, float("nan") if point.warmup else point.fused))
-    opened: dict[str, list[int]] = {}
-    transitions: Counter[str] = Counter()
-    for alert in run.alerts:
-        transitions[alert.asset_id] += 1
-        if alert.transition == "opened":
-            opened.setdefault(alert.asset_id, []).append(alert.ts)
+    opened = opened_by_asset(run.alerts)
+    transitions = Counter(alert.asset_id for alert in run.alerts)
     scores = {CONFIGURED: own, **{method: series[method].scores for method in METHODS}}
     openings = {CONFIGURED: opened, **{method: series[method].opened for method in METHODS}}
     summary = ScenarioSummary("backtest", 0)
@@ -192,7 +188,7 @@ def summarize(run: BacktestRun) -> Evaluation:
         row = method_row(method, scores[method], openings[method], labels)
         lead_times[method] = row.pop("lead_times_hours")
         summary.add_row(row.pop("method"), **row)
-    outcomes, _ = labels.outcomes(opened)
+    outcomes, _ = alert_outcomes(labels, opened)
     first, last = run.first_ms, run.last_ms
     summary.details.update({
         "run_id": run.run_id,

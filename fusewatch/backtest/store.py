@@ -31,7 +31,7 @@ from pydantic import TypeAdapter
 
 from fusewatch.backtest.run import CONFIGURED, BacktestRun, Evaluation
 from fusewatch.config import to_toml
-from fusewatch.core.errors import FusewatchError
+from fusewatch.core.errors import IncompleteRunError
 from fusewatch.core.events import Alert
 
 RUN_FILE = "run.json"
@@ -42,10 +42,6 @@ REPORT_FILE = "report.html"
 REQUIRED_FILES = (SUMMARY_FILE, WINDOWS_FILE, ALERTS_FILE, REPORT_FILE, RUN_FILE)
 FORMAT = 1
 _ALERTS = TypeAdapter(list[Alert])
-
-
-class IncompleteRunError(FusewatchError):
-    """A report directory does not hold a complete backtest run (the message names the missing file)."""
 
 
 @dataclass
@@ -90,7 +86,7 @@ def window_arrays(run: BacktestRun, evaluation: Evaluation) -> dict[str, np.ndar
             continue
         values = [value for asset in sorted(by_asset) for _, value in by_asset[asset]]
         if len(values) != len(points):
-            raise RuntimeError(f"{method}: {len(values)} replayed windows for {len(points)} scored")
+            raise IncompleteRunError(f"{method}: {len(values)} replayed windows for {len(points)} scored")
         arrays[method] = np.array(values, dtype=np.float32)
     return arrays
 

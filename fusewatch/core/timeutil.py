@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-NS_PER_S = 1_000_000_000
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000 * NS_PER_MS
 NS_PER_MIN = 60 * NS_PER_S
 NS_PER_HOUR = 60 * NS_PER_MIN
 NS_PER_DAY = 24 * NS_PER_HOUR

@@ -1,43 +1,40 @@
-"""Labels and detection metrics of a backtest: labelled fault events, window labels, lead times, false alarms.
+"""Labels: the fault events a run is measured against, and the label of each scored window.
 
-A backtest knows the truth only through its labels: *events*, each a fault of one asset from its start to its
-failure. They come from the maintenance-log entries inside the history (an entry whose effective kind is
-``failure``; its fault start is unknown, so the event starts ``label_horizon_hours`` before it, as the
-stacking labeler assumes) or from a CSV file ``asset_id,fault_start,failure`` (``failure`` empty: ongoing at
-the end of the history; ``fault_start`` empty: unknown, the horizon before the failure). Operator instructions
-(entries with an ``action``) are never labels. A repair entry after a failure marks the restart: windows
-between the failure and the restart (the machine is down) are left out of the window labels.
+Whatever the source, the truth is a list of *events*, each a fault of one asset from its start to its failure
+(and the restart after the repair, when known):
 
-The metrics are those of ``fusewatch evaluate`` (:mod:`fusewatch.scenarios.methods`), for any number of
-events per asset:
+- :func:`truth_events`: the simulator's ground truth (``fusewatch demo``, ``fusewatch evaluate``), from onset
+  to failure;
+- :class:`LogLabels`: the maintenance-log entries inside a recorded history (``fusewatch backtest``): an entry
+  whose effective kind is ``failure`` (its fault start is unknown, so the event starts ``label_horizon_hours``
+  before it, as the stacking labeler assumes); a repair entry after a failure marks the restart. Operator
+  instructions (entries with an ``action``) are never labels;
+- :func:`read_labels_csv`: a CSV file ``asset_id,fault_start,failure`` (``failure`` empty: ongoing at the end
+  of the history; ``fault_start`` empty: unknown, the horizon before the failure).
+
+:class:`Labels` holds the events by asset and labels windows: positive inside an event, left out while the
+machine is down (between a failure and its restart), negative otherwise:
 
 >>> from fusewatch.core.timeutil import NS_PER_HOUR as H
->>> labels = Labels([LabelledEvent("pump-01", start=52 * H, failure=100 * H, start_known=False, source="log")])
->>> outcomes, false_alarms = labels.outcomes({"pump-01": [40 * H, 60 * H, 90 * H, 110 * H]})
->>> outcomes[0].lead_time_hours, false_alarms
-(40.0, {'pump-01': 2})
->>> labels.window_label("pump-01", 60 * H), labels.window_label("pump-01", 101 * H)
-(True, False)
+>>> labels = Labels([LabelledEvent("pump-01", start=52 * H, failure=100 * H, start_known=False, source="log",
+...                                restart=104 * H)])
+>>> [labels.window_label("pump-01", t * H) for t in (51, 60, 101, 105)], labels.window_label("motor-02", 60 * H)
+([False, True, None, False], False)
 """
 
 from __future__ import annotations
 
 import csv
-import math
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from fusewatch.core.codec import decode
 from fusewatch.core.errors import ConfigError, InvalidEventError
-from fusewatch.core.events import MaintenanceLog
+from fusewatch.core.events import GroundTruth, MaintenanceLog
 from fusewatch.core.history import RecordedMessage
-from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, format_time, parse_time
-from fusewatch.evaluation.metrics import pr_auc, roc_auc
+from fusewatch.core.timeutil import format_time, parse_time
 from models.text import effective_kind
 
 LABELS_HEADER = ("asset_id", "fault_start", "failure")
@@ -165,27 +162,40 @@ def _time_cell(where: str, line: int, column: int, text: str) -> int | None:
         raise ConfigError(f"{where}: line {line}, column {column} ({name}): {exc}") from None
 
 
-@dataclass(frozen=True)
-class EventOutcome:
-    """What the alerts made of one event: the first alert opened in ``[start, failure]`` and the lead time."""
+def truth_events(truths: Iterable[GroundTruth]) -> list[LabelledEvent]:
+    """The simulator's ground truth as events: from onset to failure, the restart after the repair.
 
-    event: LabelledEvent
-    first_alert: int | None
+    A fault that has not failed by the end of the run is no event (its windows count as normal, its alerts as
+    false alarms); a failure without an onset is an event no alert can detect (its start lies after its failure).
 
-    @property
-    def lead_time_hours(self) -> float | None:
-        if self.first_alert is None or self.event.failure is None:
-            return None
-        return round((self.event.failure - self.first_alert) / NS_PER_HOUR, 3)
+    >>> from fusewatch.core.timeutil import NS_PER_HOUR as H
+    >>> healthy = GroundTruth(asset_id="pump-01", asset_kind="pump", fault_type=None, onset_at=None, failure_at=None,
+    ...                       restart_at=None, first_modality=None)
+    >>> leak = GroundTruth(asset_id="pump-02", asset_kind="pump", fault_type="leak", onset_at=10 * H,
+    ...                    failure_at=50 * H, restart_at=60 * H, first_modality="camera")
+    >>> [(e.asset_id, e.start // H, e.failure // H, e.restart // H) for e in truth_events([healthy, leak])]
+    [('pump-02', 10, 50, 60)]
+    """
+    events = []
+    for truth in truths:
+        failure = truth.failure_at
+        if failure is None:
+            continue
+        if truth.onset_at is None:
+            events.append(LabelledEvent(truth.asset_id, failure + 1, failure, False, "ground truth"))
+        else:
+            events.append(LabelledEvent(truth.asset_id, truth.onset_at, failure, True, "ground truth",
+                                        restart=truth.restart_at))
+    return events
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**self.event.as_dict(), "detected": self.first_alert is not None,
-                "first_alert_at": None if self.first_alert is None else format_time(self.first_alert),
-                "lead_time_hours": self.lead_time_hours}
+
+def event_id(event: LabelledEvent) -> str:
+    """``asset@failure`` (or ``asset@start`` for an ongoing event)."""
+    return f"{event.asset_id}@{format_time(event.failure if event.failure is not None else event.start)}"
 
 
 class Labels:
-    """The events of a backtest, by asset."""
+    """The events of a run, by asset (sorted by asset and start)."""
 
     def __init__(self, events: Sequence[LabelledEvent]) -> None:
         self.events = sorted(events, key=lambda e: (e.asset_id, e.start))
@@ -199,81 +209,3 @@ class Labels:
         if any(e.covers(end) for e in events):
             return True
         return None if any(e.down(end) for e in events) else False
-
-    def outcomes(self, opened: Mapping[str, Sequence[int]]) -> tuple[list[EventOutcome], dict[str, int]]:
-        """Each event's outcome, and per asset the false alarms: alerts opened outside every event."""
-        outcomes = [EventOutcome(e, min((ts for ts in opened.get(e.asset_id, ()) if e.covers(ts)), default=None))
-                    for e in self.events]
-        false_alarms = {asset: sum(1 for ts in times if not any(e.covers(ts) for e in self.by_asset.get(asset, ())))
-                        for asset, times in opened.items()}
-        return outcomes, false_alarms
-
-
-def event_id(event: LabelledEvent) -> str:
-    """``asset@failure`` (or ``asset@start`` for an ongoing event)."""
-    return f"{event.asset_id}@{format_time(event.failure if event.failure is not None else event.start)}"
-
-
-def method_row(method: str, scores: Mapping[str, Sequence[tuple[int, float]]], opened: Mapping[str, Sequence[int]],
-               labels: Labels) -> dict[str, Any]:
-    """One method's row with the keys of ``fusewatch evaluate``'s rows (NaN scores are warm-up windows)."""
-    values: list[float] = []
-    targets: list[bool] = []
-    scored_days = 0.0
-    for asset_id, points in scores.items():
-        live = [(end, value) for end, value in points if not math.isnan(value)]
-        if live:
-            scored_days += (live[-1][0] - live[0][0]) / NS_PER_DAY
-        for end, value in live:
-            label = labels.window_label(asset_id, end)
-            if label is not None:
-                targets.append(label)
-                values.append(value)
-    outcomes, false_alarms = labels.outcomes(opened)
-    leads = [o.lead_time_hours or 0.0 for o in outcomes if o.event.failure is not None]
-    total_false = sum(false_alarms.values())
-    return {
-        "method": method,
-        "roc_auc": roc_auc(targets, values),
-        "pr_auc": pr_auc(targets, values),
-        "lead_time_hours_median": statistics.median(leads) if leads else None,
-        "false_alarms_per_asset_day": total_false / scored_days if scored_days else None,
-        "faults_detected": sum(1 for o in outcomes if o.first_alert is not None),
-        "lead_times_hours": {event_id(o.event): o.lead_time_hours for o in outcomes if o.event.failure is not None},
-        "faults": len(outcomes),
-        "false_alarms": total_false,
-        "windows": len(values),
-    }
-
-
-def asset_rows(scores: Mapping[str, Sequence[tuple[int, float]]], opened: Mapping[str, Sequence[int]],
-               transitions: Mapping[str, int], labels: Labels) -> list[dict[str, Any]]:
-    """Per asset, the run's detection quality: events, detected, lead times, false alarms, alerts, AUCs."""
-    outcomes, false_alarms = labels.outcomes(opened)
-    rows = []
-    for asset_id in sorted(set(scores) | set(labels.by_asset)):
-        points = np.array([v for _, v in scores.get(asset_id, ())], dtype=float)
-        live = [(end, v) for end, v in scores.get(asset_id, ()) if not math.isnan(v)]
-        days = (live[-1][0] - live[0][0]) / NS_PER_DAY if live else 0.0
-        pairs = [(label, v) for end, v in live if (label := labels.window_label(asset_id, end)) is not None]
-        mine = [o for o in outcomes if o.event.asset_id == asset_id]
-        leads = [o.lead_time_hours or 0.0 for o in mine if o.event.failure is not None]
-        rows.append({
-            "asset_id": asset_id,
-            "windows": int(points.size),
-            "events": len(mine),
-            "detected": sum(1 for o in mine if o.first_alert is not None),
-            "lead_time_hours_median": statistics.median(leads) if leads else None,
-            "false_alarms": false_alarms.get(asset_id, 0),
-            "false_alarms_per_day": round(false_alarms.get(asset_id, 0) / days, 4) if days else None,
-            "alerts_opened": len(opened.get(asset_id, ())),
-            "alert_transitions": transitions.get(asset_id, 0),
-            "roc_auc": _rounded(roc_auc([p[0] for p in pairs], [p[1] for p in pairs])),
-            "pr_auc": _rounded(pr_auc([p[0] for p in pairs], [p[1] for p in pairs])),
-            "peak_fused": _rounded(float(np.nanmax(points))) if points.size and not np.isnan(points).all() else None,
-        })
-    return rows
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, 4)

@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 
 from fusewatch.config import FusewatchConfig
+from fusewatch.core.errors import ConfigError
 from fusewatch.scenarios.summary import ScenarioSummary
 
 SCENARIOS = {
@@ -28,7 +29,7 @@ def run_scenario(
 ) -> ScenarioSummary:
     """Run the scenario ``name`` (a key of :data:`SCENARIOS`); ``records`` applies to the plant scenarios."""
     if name not in SCENARIOS:
-        raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+        raise ConfigError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     module = importlib.import_module(f"fusewatch.scenarios.{name.replace('-', '_')}")
     if name in _PLANT_SCENARIOS:
         summary: ScenarioSummary = module.run(seed=seed, out_dir=out_dir, progress=progress, config=config,

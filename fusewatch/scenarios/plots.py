@@ -15,12 +15,12 @@ from matplotlib.figure import Figure
 
 from fusewatch.core.events import GroundTruth
 from fusewatch.core.timeutil import NS_PER_HOUR
-from fusewatch.scenarios.methods import MethodSeries
+from fusewatch.evaluation.methods import MethodSeries
 from streams.fusion_stage import MODALITIES
 
 SUMMARY_PLOT = "methods_summary.png"
 TIMELINE_PLOT = "methods_timeline.png"
-_TIMELINE_METHODS = ("vibration", "camera", "logs", "early", "late", "hybrid")
+_TIMELINE_METHODS = ("vibration", "camera", "logs", "early", "fisher", "hybrid")
 _SINGLE = frozenset(MODALITIES)
 
 

@@ -1,7 +1,8 @@
 """Score a plant (simulated or semi-real) with the streaming pipeline and compare every fusion method.
 
 The plant's assets are shared over worker processes as in ``fusewatch demo``; the parent keeps one compact
-record per window and then replays them through every fusion method (:mod:`fusewatch.scenarios.methods`).
+record per window and then replays them through every fusion method and measures each against the ground
+truth (:mod:`fusewatch.evaluation.methods`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tqdm import tqdm
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.events import GroundTruth
 from fusewatch.demo import Plant, default_workers, simulate_and_score
-from fusewatch.scenarios.methods import WindowRecord, method_rows, record_of, replay_methods
+from fusewatch.evaluation.methods import WindowRecord, method_rows, record_of, replay_methods
 from fusewatch.scenarios.plots import SUMMARY_PLOT, TIMELINE_PLOT, plot_summary, plot_timelines
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.fusion_stage import METHODS, MODALITIES
@@ -70,6 +71,15 @@ def compare_methods(
         summary.plots += [SUMMARY_PLOT, TIMELINE_PLOT]
 
 
+class _RecordsUnpickler(pickle.Unpickler):
+    """Reads records files written while the records' class lived in ``fusewatch.scenarios.methods``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "fusewatch.scenarios.methods":
+            module = "fusewatch.evaluation.methods"
+        return super().find_class(module, name)
+
+
 SINGLE = MODALITIES
 FUSED = tuple(method for method in METHODS if method not in MODALITIES)
 
@@ -105,7 +115,7 @@ def evaluate_fleet(
     started = time.perf_counter()
     if records_path is not None and records_path.exists():
         with records_path.open("rb") as handle:
-            records: list[WindowRecord] = pickle.load(handle)
+            records: list[WindowRecord] = _RecordsUnpickler(handle).load()
     else:
         records = score_plant(plant_factory, len(plant.asset_ids), plant.total_steps, config,
                               f"evaluate-{name}-seed{seed}", progress)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.events import Alert, DeadLetter
+from fusewatch.core.outputs import OutgoingMessage as OutgoingMessage
+from fusewatch.core.outputs import output_message
 from fusewatch.core.topics import Topics
 from streams.checkpoint import Checkpoint
 from streams.pipeline import ScoredWindow
@@ -25,43 +27,22 @@ from streams.settings import StreamSettings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """A message for an output topic, with the id consumers deduplicate on."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-
-
 @dataclass
 class OutputBuffer:
-    """Collects the processor's results as messages for the scores, alerts and dead-letter topics."""
+    """Collects the processor's results as messages for the scores, alerts and dead-letter topics
+    (:func:`~fusewatch.core.outputs.output_message`: the encoding the Kafka output sink uses too)."""
 
     topics: Topics
     messages: list[OutgoingMessage] = field(default_factory=list)
 
     def score(self, scored: ScoredWindow) -> None:
-        score = scored.score
-        ident = f"{score.asset_id}|{score.window_end}|{score.run_id}"
-        self.messages.append(OutgoingMessage(self.topics.scores, score.asset_id.encode(),
-                                             score.model_dump_json().encode(), (("fusewatch-id", ident.encode()),)))
+        self.messages.append(output_message(scored.score, self.topics))
 
     def alert(self, alert: Alert) -> None:
-        ident = f"{alert.alert_id}|{alert.transition}|{alert.ts}"
-        self.messages.append(OutgoingMessage(self.topics.alerts, alert.asset_id.encode(),
-                                             alert.model_dump_json().encode(), (("fusewatch-id", ident.encode()),)))
+        self.messages.append(output_message(alert, self.topics))
 
     def dead_letter(self, letter: DeadLetter) -> None:
-        headers = (
-            ("source-topic", letter.source_topic.encode()),
-            ("source-partition", str(letter.partition).encode()),
-            ("source-offset", str(letter.offset).encode()),
-            ("reason", letter.error.encode()[:1000]),
-        )
-        key = f"{letter.source_topic}|{letter.partition}|{letter.offset}".encode()
-        self.messages.append(OutgoingMessage(self.topics.dead_letter, key, letter.model_dump_json().encode(), headers))
+        self.messages.append(output_message(letter, self.topics))
 
     def take(self) -> list[OutgoingMessage]:
         messages, self.messages = self.messages, []

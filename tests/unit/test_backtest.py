@@ -21,9 +21,9 @@ from fusewatch.core.events import GroundTruth, MaintenanceLog
 from fusewatch.core.history import RecordedMessage, TopicKind
 from fusewatch.core.timeutil import NS_PER_HOUR, format_time
 from fusewatch.core.topics import Topics
-from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels, method_row, read_labels_csv
-from fusewatch.evaluation.outcomes import summarize_run
-from fusewatch.scenarios.methods import WindowRecord
+from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels, read_labels_csv
+from fusewatch.evaluation.methods import WindowRecord, method_row
+from fusewatch.evaluation.outcomes import alert_outcomes, summarize_run
 from fusewatch.scenarios.scoring import compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.alerts import AlertPolicyConfig
@@ -170,7 +170,7 @@ def test_metrics_of_a_hand_checked_case() -> None:
     labels = Labels([LabelledEvent("pump", 52 * H, 100 * H, False, "log", restart=104 * H),
                      LabelledEvent("motor", 10 * H, None, True, "labels.csv:2")])
     opened = {"pump": [40 * H, 60 * H, 90 * H, 110 * H], "motor": [5 * H, 20 * H]}
-    outcomes, false_alarms = labels.outcomes(opened)
+    outcomes, false_alarms = alert_outcomes(labels, opened)
     assert [(o.event.asset_id, o.first_alert, o.lead_time_hours) for o in outcomes] == \
            [("motor", 20 * H, None), ("pump", 60 * H, 40.0)]
     assert false_alarms == {"pump": 2, "motor": 1}
@@ -264,8 +264,8 @@ def test_summary_has_evaluates_layout_and_values() -> None:
         assert list(row) == list(evaluated.rows[0])
         if row["method"] != CONFIGURED:
             assert row == theirs[row["method"]]  # the same numbers as evaluate, method by method
-    assert summary["details"]["lead_times_hours"]["late"] == {
-        "sick@" + format_time(48 * H): evaluated.details["lead_times_hours"]["late"]["sick"]}
+    assert summary["details"]["lead_times_hours"]["fisher"] == {
+        "sick@" + format_time(48 * H): evaluated.details["lead_times_hours"]["fisher"]["sick"]}
     json.dumps(summary)
 
 
@@ -278,7 +278,7 @@ def test_report_dir_is_complete_and_compare_shows_the_differences(stored_dirs: t
     assert (a.run_id, b.run_id) == ("bt-a", "bt-b")
     assert "[alerts]\n" in a.meta["config_toml"] and a.meta["time_range"]["first_message"] == "2026-01-05T00:00:00Z"
     assert a.windows["window_end"].size == a.summary["details"]["windows"]
-    assert set(a.windows) >= {"asset_id", "window_end", "warmup", "leading", CONFIGURED, "late", "hybrid"}
+    assert set(a.windows) >= {"asset_id", "window_end", "warmup", "leading", CONFIGURED, "fisher", "hybrid"}
     assert "data:image/png;base64," in (first / "report.html").read_text()
     alerts_a = a.summary["details"]["alerts_opened"][CONFIGURED]
     alerts_b = b.summary["details"]["alerts_opened"][CONFIGURED]

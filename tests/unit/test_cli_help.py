@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 
@@ -16,7 +17,8 @@ def test_help_lists_each_command_once(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    subcommands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = list(subcommands[0].choices)
     assert len(commands) == 13
     for name in commands:
         lines = [line for line in text.splitlines() if line.split()[:1] == [name]]

@@ -1,4 +1,4 @@
-"""FloatFifo (models/fifo.py) and the restore of states pickled before it (calibrators, pending values)."""
+"""FloatFifo (models/fifo.py) and the restore of calibrator states pickled before it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 
 from models.calibration import QuantileCalibrator
 from models.fifo import FloatFifo
-from streams.pipeline import _AssetModels
 
 
 def test_fifo_keeps_order_and_keys_across_compactions() -> None:
@@ -58,11 +57,3 @@ def test_calibrator_restores_a_state_pickled_with_lists() -> None:
     old.learn_one(0.0)
     fresh.learn_one(0.0)
     assert list(old._sorted) == list(fresh._sorted) == [0.0, 2.0, 4.0, 5.0, 6.0]
-
-
-def test_pending_values_pickled_as_deques_are_restored() -> None:
-    models = _AssetModels.__new__(_AssetModels)
-    models.__setstate__({"pending": {"vibration": deque([(3, 0.5), (4, 0.25)]), "camera": FloatFifo(keyed=True)}})
-    queue = models.pending["vibration"]
-    assert isinstance(queue, FloatFifo) and queue.first_key() == 3 and queue.popleft() == 0.5
-    assert queue.first_key() == 4 and len(models.pending["camera"]) == 0

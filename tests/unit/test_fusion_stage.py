@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import pickle
+from typing import get_args
 
 import numpy as np
+import pydantic
 import pytest
 
+from fusewatch.core.events import MODALITIES
 from fusewatch.core.timeutil import NS_PER_HOUR
+from models.fusion import FUSION_METHODS, FusionName, LateName, blend, fusion_names, late_names
 from streams.fusion_stage import METHODS, FusionStage
 from streams.model_config import ModelConfig
 
 MINUTE = 60 * 10**9
 
 
-@pytest.mark.parametrize("method", ["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"])
-def test_each_method_gives_contributions_that_sum_to_the_fused_score(method: str) -> None:
-    stage = FusionStage(ModelConfig(fusion=method))
+CONFIGURATIONS = [{"fusion": name} for name in fusion_names()] + \
+                 [{"fusion": "hybrid", "hybrid_late": name} for name in late_names() if name != "fisher"]
+
+
+@pytest.mark.parametrize("settings", CONFIGURATIONS, ids=lambda settings: "-".join(settings.values()))
+def test_each_method_gives_contributions_that_sum_to_the_fused_score(settings: dict[str, str]) -> None:
+    stage = FusionStage(ModelConfig.model_validate(settings))
     rng = np.random.default_rng(0)
     for _ in range(300):
         channels = ("vibration", "camera", "logs", "early")
@@ -27,17 +35,30 @@ def test_each_method_gives_contributions_that_sum_to_the_fused_score(method: str
         assert sum(result.contributions.values()) == pytest.approx(result.fused, abs=1e-12)
         assert set(result.contributions) <= {"vibration", "camera", "logs"}
         scores = stage.all_methods(x, shares)
-        assert set(scores) == set(METHODS)
-        expected = {"fisher": "late", "weighted": "late_weighted", "noisy_or": "late_noisy_or",
-                    "stacking": "late_stacking", "early": "early", "hybrid": "hybrid"}[method]
-        assert scores[expected] == pytest.approx(result.fused)
+        assert list(scores) == list(METHODS)
+        assert scores[settings["fusion"]] == result.fused
+
+
+def test_the_rows_are_the_modalities_then_every_registered_method() -> None:
+    rows = (*MODALITIES, *(m.name for m in FUSION_METHODS))
+    assert rows == METHODS
+    assert set(get_args(FusionName)) == set(fusion_names()) and set(get_args(LateName)) == set(late_names())
+    assert len(set(METHODS)) == len(METHODS)
+
+
+@pytest.mark.parametrize(("key", "value"), [("fusion", "late"), ("fusion", "late_weighted"), ("hybrid_late", "early")])
+def test_the_configuration_names_the_allowed_methods(key: str, value: str) -> None:
+    allowed = fusion_names() if key == "fusion" else late_names()
+    with pytest.raises(pydantic.ValidationError) as caught:
+        ModelConfig.model_validate({key: value})
+    assert all(repr(name) in str(caught.value) for name in allowed)
 
 
 def test_missing_modalities_score_zero_alone_and_are_left_out_of_fusion() -> None:
     stage = FusionStage(ModelConfig())
     scores = stage.all_methods({"vibration": 0.999}, {})
     assert scores["camera"] == scores["logs"] == scores["early"] == 0.0
-    assert scores["vibration"] == pytest.approx(0.3) == scores["late"]
+    assert scores["vibration"] == pytest.approx(0.3) == scores["fisher"]
 
 
 def test_stacking_learns_which_modality_precedes_failures_from_the_log() -> None:
@@ -61,3 +82,16 @@ def test_stacking_learns_which_modality_precedes_failures_from_the_log() -> None
     clone = pickle.loads(pickle.dumps(stage))
     assert clone.fuse({"logs": 0.999}, {}).fused == stage.fuse({"logs": 0.999}, {}).fused
     assert stage.labeler.held <= 2 * (2 * NS_PER_HOUR // MINUTE + 2)  # bounded by the horizon per asset
+
+
+def test_hybrid_blends_the_stage_s_own_late_method_as_it_learns_and_after_a_pickle() -> None:
+    stage = FusionStage(ModelConfig(fusion="hybrid", hybrid_late="stacking", label_horizon_hours=1.0))
+    for minute in range(180):
+        stage.observe("A", (minute + 1) * MINUTE, {"logs": 0.999, "camera": 0.5},
+                      [((minute + 1) * MINUTE, "failure")] if minute == 59 else [])
+    assert stage.labels_learned["positive"] > 0 and stage.labels_learned["negative"] > 0
+    x, shares = {"logs": 0.999, "early": 0.99}, {"logs": 1.0}
+    for current in (stage, pickle.loads(pickle.dumps(stage))):
+        early, late = current.methods["early"].fuse(x, shares), current.methods["stacking"].fuse(x, shares)
+        assert current.fuse(x, shares) == blend(early, late, current.config.hybrid_early_weight)
+        assert late.fused != FusionStage(ModelConfig(fusion="stacking")).fuse(x, shares).fused  # it has learned

@@ -10,7 +10,7 @@ import pytest
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.events import GroundTruth
 from fusewatch.core.timeutil import NS_PER_HOUR
-from fusewatch.scenarios.methods import WindowRecord
+from fusewatch.evaluation.methods import WindowRecord
 from fusewatch.scenarios.scoring import add_verdict, compare_methods
 from fusewatch.scenarios.summary import ScenarioSummary
 
@@ -48,13 +48,13 @@ def test_fusion_finds_what_no_single_modality_alerts_on(tmp_path: Path) -> None:
     records, truths = _records()
     summary = ScenarioSummary("synthetic", 0)
     compare_methods(summary, records, truths, FusewatchConfig(), tmp_path)
-    vibration, late = summary.row("vibration"), summary.row("late")
+    vibration, late = summary.row("vibration"), summary.row("fisher")
     assert vibration["faults_detected"] == 0 and vibration["lead_time_hours_median"] == 0.0
     assert late["faults_detected"] == 1 and late["lead_time_hours_median"] == pytest.approx(20.0, abs=0.2)
     assert late["false_alarms_per_asset_day"] == 0.0
     assert late["roc_auc"] > 0.85 and vibration["roc_auc"] > 0.85  # the first 4 h after onset look normal
     assert summary.row("logs")["roc_auc"] == pytest.approx(0.5, abs=0.05)
-    assert summary.details["lead_times_hours"]["late"] == {"sick": late["lead_time_hours_median"]}
+    assert summary.details["lead_times_hours"]["fisher"] == {"sick": late["lead_time_hours_median"]}
     assert summary.details["stacking"]["labels"]["positive"] > 0
     add_verdict(summary)
     assert summary.details["verdict"]["lead_time_hours_median"]["fusion_wins"]

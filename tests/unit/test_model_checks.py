@@ -1,5 +1,5 @@
 """One check suite over every online model (river-style): a new detector, calibrator or fuser is checked the
-moment it is listed in ``CASES``.
+moment it is listed in ``CASES`` (a late fuser: the moment it is registered in ``models/fusion/registry.py``).
 
 Each case gives a seeded factory, generators of normal and anomalous observations, and how the model learns one
 observation. Unsupervised models learn normal observations only; supervised ones (stacking, the log models)
@@ -17,16 +17,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fusewatch.core.events import MODALITIES
 from models.base import Detector, Fuser
 from models.calibration import ProbabilityCalibrator, QuantileCalibrator
 from models.camera import CameraDetector
 from models.early import EarlyFusionDetector
-from models.fusion import LateFusion
-from models.stacking import StackingFusion
+from models.fusion import FUSION_METHODS
 from models.text import LogSeverityModel, WorkOrderClassifier
 from models.vibration import VibrationDetector
-
-MODALITIES = ("vibration", "camera", "logs")
+from streams.model_config import ModelConfig
 
 
 def _unsupervised(model: Any, x: Any, label: bool) -> None:
@@ -82,7 +81,7 @@ def _frame(rng: np.random.Generator, stain: bool = False) -> np.ndarray:
 
 def _calibrated(rng: np.random.Generator, anomalous: bool = False) -> dict[str, float]:
     """Calibrated scores of the present modalities: uniform when normal, one of them near 1 when anomalous."""
-    present = [m for m in MODALITIES if rng.random() < 0.8] or ["vibration"]
+    present: list[str] = [m for m in MODALITIES if rng.random() < 0.8] or ["vibration"]
     x = {m: float(rng.uniform(0.0, 1.0)) for m in present}
     if anomalous:
         x[present[int(rng.integers(len(present)))]] = float(1.0 - 10 ** rng.uniform(-6, -3))
@@ -104,11 +103,9 @@ CASES = [
          lambda rng: float(rng.standard_normal()), lambda rng: float(rng.standard_normal() + 4.0), warm=300),
     Case("probability_calibrator", lambda seed: ProbabilityCalibrator(),
          lambda rng: float(rng.uniform(0, 0.3)), lambda rng: float(rng.uniform(0.7, 1.0)), warm=10),
-    *(Case(f"late_{method}", lambda seed, m=method: LateFusion(m), _calibrated,  # type: ignore[misc]
-           lambda rng: _calibrated(rng, anomalous=True), warm=10, learn=_labelled, supervised=True, protocol=Fuser)
-      for method in ("fisher", "weighted", "noisy_or")),
-    Case("stacking", lambda seed: StackingFusion(MODALITIES), _calibrated,
-         lambda rng: _calibrated(rng, anomalous=True), warm=300, learn=_labelled, supervised=True, protocol=Fuser),
+    *(Case(method.name, lambda seed, build=method.fuser: build(ModelConfig()), _calibrated,  # type: ignore[misc]
+           lambda rng: _calibrated(rng, anomalous=True), warm=300, learn=_labelled, supervised=True, protocol=Fuser)
+      for method in FUSION_METHODS if method.fuser is not None),  # every registered late fuser
     Case("log_severity", lambda seed: LogSeverityModel(), lambda rng: _ROUTINE[int(rng.integers(5))],
          lambda rng: _SYMPTOM[int(rng.integers(5))], warm=60, learn=_log_kind, supervised=True),
     Case("work_order_classifier", lambda seed: WorkOrderClassifier(), lambda rng: _ROUTINE[int(rng.integers(5))],

@@ -123,11 +123,11 @@ def test_scores_carry_the_model_version_and_another_state_version_is_refused() -
     processor = new_processor(plant)
     scores = [json.loads(m.value) for m in run(processor, messages) if m.topic == TOPICS.scores]
     assert scores and {s["model_version"] for s in scores} == {processor.processor.pipeline.model_version}
-    assert processor.processor.pipeline.model_version.endswith("+fisher.s2")
+    assert processor.processor.pipeline.model_version.endswith("+fisher.s3")
     snapshot = processor.processor.snapshot()
     other = new_processor(plant)
     other.processor.pipeline.state_version = 1  # a checkpoint written by an older layout
     old = other.processor.snapshot()
-    with pytest.raises(IncompatibleStateError, match="model state version 1, this version reads 2"):
+    with pytest.raises(IncompatibleStateError, match="model state version 1, this version reads 3"):
         processor.processor.restore(old)
     processor.processor.restore(snapshot)  # the current layout is accepted

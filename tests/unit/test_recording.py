@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from connectors.sources.recording import MANIFEST, Recording, RecordingError, RecordingWriter
+from connectors.sources.recording import MANIFEST, Recording, RecordingWriter
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.core.codec import decode, encode
+from fusewatch.core.errors import RecordingError
 from fusewatch.core.history import RecordedMessage, TopicKind
 from fusewatch.core.topics import Topics
 

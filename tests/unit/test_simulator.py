@@ -14,8 +14,9 @@ from scipy import signal, stats
 
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from connectors.sources.simulator.camera import CameraRenderer, Scene, make_scene
+from connectors.sources.simulator.config import stagger_offset_ns
 from connectors.sources.simulator.logs import NOTICE, SHORTHAND, add_typo
-from connectors.sources.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types, stagger_offset_ns
+from connectors.sources.simulator.plant import FIRST_MODALITY, FaultPlan, assign_fault_types
 from connectors.sources.simulator.vibration import BearingGeometry, VibrationSynth, make_profile
 from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.codec import InputEvent, decode, decode_pixels, encode

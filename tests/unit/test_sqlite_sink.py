@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from connectors.sinks.sqlite import ScoreSeries, SqliteSink
-from fusewatch.core.errors import FusewatchError
+from fusewatch.core.errors import FusewatchError, SinkUnavailableError
 from fusewatch.core.events import Alert, DeadLetter, GroundTruth, Score, make_event
 from fusewatch.core.timeutil import NS_PER_MIN, parse_time
 
@@ -253,3 +253,28 @@ def test_odd_feature_values_are_coerced_not_fatal(db_path: Path) -> None:
         sink.add_score(with_features(score(), odd))
     row = other_connection(db_path).execute("SELECT f_a, f_b, f_c, f_d FROM scores").fetchone()
     assert row == (1.5, 7.0, None, 1.0)
+
+
+def test_discard_leaves_no_trace_of_what_was_never_written(db_path: Path) -> None:
+    with SqliteSink(db_path) as sink:
+        sink.add_score(with_features(score(minute=1), {"rms": 1.0}))
+        sink.flush()
+        sink.add_score(with_features(score(minute=2, run="run-2"), {"rms": 2.0, "crest": 3.0}))  # a new run, a new name
+        sink.add(alert())
+        sink.discard()
+        sink.add(score(minute=3))
+        assert sink.run_ids() == ["run-1"] and sink.count("scores") == 2 and sink.count("alerts") == 0
+    columns = [row[1] for row in other_connection(db_path).execute("PRAGMA table_info(scores)")]
+    assert "f_rms" in columns and "f_crest" not in columns
+
+
+def test_a_locked_database_pushes_back_and_keeps_the_buffer(db_path: Path) -> None:
+    with SqliteSink(db_path, busy_timeout_s=0.1) as sink:
+        sink.add(score())
+        writer = other_connection(db_path)
+        writer.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(SinkUnavailableError, match="locked"):
+            sink.flush()
+        writer.execute("ROLLBACK")
+        sink.flush()
+        assert sink.count("scores") == 1

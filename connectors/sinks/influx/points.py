@@ -33,7 +33,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from fusewatch.core.events import Alert, MaintenanceLog, Score
+from fusewatch.core.events import Alert, DeadLetter, MaintenanceLog, Score
 from models.text import effective_kind
 
 SCORES = "fusewatch_score"
@@ -109,6 +109,19 @@ def log_line(entry: MaintenanceLog) -> str:
         fields["author"] = entry.author
     tags = {"asset_id": entry.asset_id, "kind": entry.action or effective_kind(entry.text, entry.kind)}
     return line(LOGS, tags, fields, entry.ts)
+
+
+def record_lines(record: Score | Alert | DeadLetter | MaintenanceLog) -> list[str]:
+    """The points of one record: a score's with its features', an alert transition's, a log entry's; a dead
+    letter has none (the sink agent counts dead letters in its health points)."""
+    if isinstance(record, Score):
+        features = features_line(record)
+        return [score_line(record)] if features is None else [score_line(record), features]
+    if isinstance(record, Alert):
+        return [alert_line(record)]
+    if isinstance(record, MaintenanceLog):
+        return [log_line(record)]
+    return []
 
 
 @dataclass(frozen=True)

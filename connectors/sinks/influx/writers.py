@@ -1,10 +1,20 @@
-"""Two InfluxDB backends behind one interface: the v1 ``/write`` API and the v2 API through influxdb-client.
+"""Two InfluxDB sinks behind one interface: the v1 ``/write`` API and the v2 API through influxdb-client.
 
-Both write synchronously, in gzip-compressed batches of at most ``batch_lines`` lines, and raise instead of
-dropping: :class:`~fusewatch.core.errors.SinkUnavailableError` (server down, 5xx, 429: retry later, the caller keeps
-the points and does not commit its offsets) or :class:`~fusewatch.core.errors.SinkRejectedError` (4xx: the data
-itself is refused). influxdb-client's default batching ``WriteApi`` is not used: it returns before the write,
-drops batches after its retry time and loses its buffer on a crash.
+Both are :class:`~connectors.sinks.base.Sink` implementations: :meth:`~LineProtocolSink.add` turns a record into
+line protocol (:func:`~connectors.sinks.influx.points.record_lines`) and buffers it, :meth:`~LineProtocolSink.flush`
+writes the buffer synchronously, in gzip-compressed batches of at most ``batch_lines`` lines, and raises instead
+of dropping: :class:`~fusewatch.core.errors.SinkBackpressureError` (429: slow down) or its subclass
+:class:`~fusewatch.core.errors.SinkUnavailableError` (server down, 5xx), with the server's ``Retry-After``; the
+lines not yet written stay buffered for the next flush. :class:`~fusewatch.core.errors.SinkRejectedError` (another
+4xx) means the data itself is refused. Points are idempotent: a point with the same measurement, tags and time
+overwrites the stored one. influxdb-client's default batching ``WriteApi`` is not used: it returns before the
+write, drops batches after its retry time and loses its buffer on a crash.
+
+>>> sink = InfluxV1Sink("http://127.0.0.1:8086", "fusewatch")
+>>> sink.add_lines(["m,asset_id=pump-1 value=1.0 1"])
+>>> sink.pending, sink.points_written
+(1, 0)
+>>> sink.discard(); sink.close()  # nothing buffered: no request
 """
 
 from __future__ import annotations
@@ -12,24 +22,25 @@ from __future__ import annotations
 import gzip
 import http.client
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from fusewatch.core.errors import SinkRejectedError, SinkUnavailableError
+from connectors.sinks.base import Record, RecordKind, Sink
+from connectors.sinks.influx.points import record_lines
+from fusewatch.core.errors import SinkBackpressureError, SinkRejectedError, SinkUnavailableError
+from fusewatch.core.events import Alert, MaintenanceLog, Score
 
 
-class InfluxSink(Protocol):
-    """Where points go: ``write`` returns only once the server has stored every line."""
+class InfluxSink(Sink, Protocol):
+    """An InfluxDB sink: the :class:`~connectors.sinks.base.Sink` protocol, plus raw line protocol (the sink
+    agent's pipeline-health points, benchmarks) and the count of points stored through it."""
+
+    points_written: int
+
+    def add_lines(self, lines: Sequence[str]) -> None: ...
 
     def write(self, lines: Sequence[str]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def _batches(lines: Sequence[str], size: int) -> Iterator[bytes]:
-    for start in range(0, len(lines), size):
-        yield "\n".join(lines[start : start + size]).encode()
 
 
 def _retry_after(value: str | None, default: float) -> float:
@@ -65,7 +76,80 @@ def _request(url: str, method: str, path: str, body: bytes | None = None, header
         connection.close()
 
 
-class InfluxV1Sink:
+def _pushback(status: int, message: str, retry_after: str | None) -> SinkBackpressureError | None:
+    """The back-pressure an HTTP status means: 429 asks to slow down, 5xx says the server is unavailable."""
+    if status == 429:
+        return SinkBackpressureError(message, _retry_after(retry_after, 1.0))
+    if status >= 500:
+        return SinkUnavailableError(message, _retry_after(retry_after, 1.0))
+    return None
+
+
+class LineProtocolSink:
+    """What both InfluxDB sinks share: the buffer of lines, batching, the counts; :meth:`_send` writes a batch."""
+
+    kinds: ClassVar[frozenset[RecordKind]] = frozenset({Score, Alert, MaintenanceLog})
+
+    def __init__(self, batch_lines: int) -> None:
+        self.batch_lines = batch_lines
+        self.points_written = 0
+        self._lines: list[str] = []
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        """Lines buffered and not yet written."""
+        return len(self._lines)
+
+    def add(self, record: Record) -> None:
+        """Buffer the points of ``record`` (a dead letter has none)."""
+        self._lines.extend(record_lines(record))
+
+    def add_lines(self, lines: Sequence[str]) -> None:
+        """Buffer lines of line protocol as they are."""
+        self._lines.extend(lines)
+
+    def flush(self) -> None:
+        """Write the buffer batch by batch; a batch leaves the buffer once the server has stored it."""
+        while self._lines:
+            batch = self._lines[: self.batch_lines]
+            try:
+                self._send(batch)
+            except SinkRejectedError:
+                self._lines.clear()
+                raise
+            del self._lines[: len(batch)]
+            self.points_written += len(batch)
+
+    def write(self, lines: Sequence[str]) -> None:
+        """Write ``lines`` now, in batches, without the buffer; raises rather than losing any."""
+        for start in range(0, len(lines), self.batch_lines):
+            batch = list(lines[start : start + self.batch_lines])
+            self._send(batch)
+            self.points_written += len(batch)
+
+    def discard(self) -> None:
+        """Forget the lines not yet written."""
+        self._lines.clear()
+
+    def close(self) -> None:
+        """Flush, then release the connections (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.flush()
+        finally:
+            self._release()
+
+    def _send(self, batch: list[str]) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Nothing is held open between writes."""
+
+
+class InfluxV1Sink(LineProtocolSink):
     """InfluxDB 1.x: ``POST /write?db=DATABASE&precision=ns`` with a gzip body (user and password optional)."""
 
     def __init__(
@@ -75,28 +159,31 @@ class InfluxV1Sink:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url}: an InfluxDB URL is http(s)://host[:port]")
+        super().__init__(batch_lines)
         query = {"db": database, "precision": "ns"}
         if retention_policy:
             query["rp"] = retention_policy
         if username:
             query.update(u=username, p=password or "")
         self._path = "/write?" + urllib.parse.urlencode(query)
-        self.batch_lines = batch_lines
         self.timeout_s = timeout_s
         self.url = url
         self.database = database
 
-    def write(self, lines: Sequence[str]) -> None:
-        """Write every line (in batches); raises rather than losing any."""
-        for body in _batches(lines, self.batch_lines):
-            answer = _request(self.url, "POST", self._path, gzip.compress(body, compresslevel=5), {
-                "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}, self.timeout_s)
-            if answer.status == 204:
-                continue
-            if answer.status == 429 or answer.status >= 500:
-                raise SinkUnavailableError(f"InfluxDB at {self.url} answered {answer.status}: {answer.detail}",
-                                           _retry_after(answer.retry_after, 1.0))
-            raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({answer.status}): {answer.detail}")
+    def __repr__(self) -> str:
+        return f"InfluxV1Sink({self.url!r}, database={self.database!r})"
+
+    def _send(self, batch: list[str]) -> None:
+        body = gzip.compress("\n".join(batch).encode(), compresslevel=5)
+        answer = _request(self.url, "POST", self._path, body, {
+            "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}, self.timeout_s)
+        if answer.status == 204:
+            return
+        pushback = _pushback(answer.status, f"InfluxDB at {self.url} answered {answer.status}: {answer.detail}",
+                             answer.retry_after)
+        if pushback is not None:
+            raise pushback
+        raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({answer.status}): {answer.detail}")
 
     def ensure_database(self) -> None:
         """Create the database if it does not exist (``CREATE DATABASE`` is idempotent in InfluxQL)."""
@@ -106,11 +193,8 @@ class InfluxV1Sink:
         if answer.status != 200 or '"error"' in answer.detail:
             raise SinkRejectedError(f"InfluxDB at {self.url} could not create {self.database}: {answer.detail}")
 
-    def close(self) -> None:
-        """Nothing is held open between writes."""
 
-
-class InfluxV2Sink:
+class InfluxV2Sink(LineProtocolSink):
     """InfluxDB 2.x/3.x (and 1.8+ compatibility): influxdb-client's synchronous write API, gzip on."""
 
     def __init__(self, url: str, org: str, bucket: str, token: str, batch_lines: int = 5000,
@@ -118,34 +202,34 @@ class InfluxV2Sink:
         from influxdb_client.client.influxdb_client import InfluxDBClient
         from influxdb_client.client.write_api import SYNCHRONOUS
 
+        super().__init__(batch_lines)
         self.url, self.org, self.bucket = url, org, bucket
-        self.batch_lines = batch_lines
         self._client = InfluxDBClient(url=url, token=token, org=org, enable_gzip=True,
                                       timeout=int(timeout_s * 1000))
         self._api = self._client.write_api(write_options=SYNCHRONOUS)
 
-    def write(self, lines: Sequence[str]) -> None:
-        """Write every line (in batches); raises rather than losing any."""
+    def __repr__(self) -> str:
+        return f"InfluxV2Sink({self.url!r}, org={self.org!r}, bucket={self.bucket!r})"
+
+    def _send(self, batch: list[str]) -> None:
         from influxdb_client.domain.write_precision import WritePrecision
         from influxdb_client.rest import ApiException
         from urllib3.exceptions import HTTPError
 
-        for start in range(0, len(lines), self.batch_lines):
-            batch = list(lines[start : start + self.batch_lines])
-            try:
-                self._api.write(bucket=self.bucket, org=self.org, record=batch,
-                                write_precision=WritePrecision.NS)  # type: ignore[arg-type]  # a str-valued enum
-            except ApiException as exc:
-                status = int(exc.status or 0)
-                if status == 429 or status >= 500:
-                    headers: dict[str, str] = dict(exc.headers or {})
-                    retry = _retry_after(headers.get("Retry-After"), 1.0)
-                    raise SinkUnavailableError(f"InfluxDB at {self.url} answered {status}", retry) from exc
-                raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({status}): {exc.body}") from exc
-            except (HTTPError, OSError) as exc:
-                raise SinkUnavailableError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
+        try:
+            self._api.write(bucket=self.bucket, org=self.org, record=batch,
+                            write_precision=WritePrecision.NS)  # type: ignore[arg-type]  # a str-valued enum
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            headers: dict[str, str] = dict(exc.headers or {})
+            pushback = _pushback(status, f"InfluxDB at {self.url} answered {status}", headers.get("Retry-After"))
+            if pushback is not None:
+                raise pushback from exc
+            raise SinkRejectedError(f"InfluxDB at {self.url} refused the points ({status}): {exc.body}") from exc
+        except (HTTPError, OSError) as exc:
+            raise SinkUnavailableError(f"InfluxDB at {self.url} is unreachable: {exc}") from exc
 
-    def close(self) -> None:
+    def _release(self) -> None:
         """Close the client's connection pool."""
         self._client.close()  # type: ignore[no-untyped-call]
 

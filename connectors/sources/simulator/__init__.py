@@ -5,6 +5,7 @@ See ``docs/simulator.md`` for the physics, the fault schedule and the cost per a
 
 from __future__ import annotations
 
-from connectors.sources.simulator.plant import FaultPlan, PlantSimulator, SimulatorConfig
+from connectors.sources.simulator.config import SimulatorConfig
+from connectors.sources.simulator.plant import FaultPlan, PlantSimulator
 
 __all__ = ["FaultPlan", "PlantSimulator", "SimulatorConfig"]

@@ -29,22 +29,22 @@ from __future__ import annotations
 import io
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from PIL import Image
 
+from connectors.sources.base import SourceMessage, message_of
 from connectors.sources.datasets.elpv import ElpvCell, load_elpv
 from connectors.sources.datasets.mfpt import at_rate, load_mfpt
 from connectors.sources.datasets.nestor import WorkOrder, load_work_orders
 from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics
+from fusewatch.core.codec import InputEvent
 from fusewatch.core.events import CameraFrame, GroundTruth, MaintenanceLog, VibrationChunk
-from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_S, parse_time
+from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, NS_PER_S, format_time, parse_time
 
 RATE_HZ = 48_828.0
 FRAME_SIDE = 128
-NS_PER_MINUTE = 60 * NS_PER_S
-NS_PER_DAY = 24 * NS_PER_HOUR
 DEFECTIVE = 2 / 3  # cells at least this likely defective are the "defective" ones
 
 
@@ -147,6 +147,12 @@ class _Sources:
         return data
 
 
+@cache
+def _prepared_sources() -> _Sources:
+    """The real data of this process, shared by its plants (read-only but for the PNG cache)."""
+    return _Sources()
+
+
 class SemiRealPlant:
     """The semi-real fleet: same interface as :class:`~connectors.sources.simulator.PlantSimulator` for the runners."""
 
@@ -176,7 +182,7 @@ class SemiRealPlant:
 
     @cached_property
     def _sources(self) -> _Sources:
-        return _Sources()
+        return _prepared_sources()
 
     @staticmethod
     def _truth(plan: _AssetPlan) -> GroundTruth:
@@ -194,18 +200,18 @@ class SemiRealPlant:
         return AssetRegistry({p.asset_id: AssetInfo("motor", b)
                               for p in self._plans})
 
-    def steps(self, asset_ids: Collection[str] | None = None) -> Iterator[list[object]]:
+    def steps(self, asset_ids: Collection[str] | None = None) -> Iterator[list[InputEvent]]:
         """Yield the events of every minute of plant time, sorted by time (a worker's share when given)."""
         cfg = self.config
         plans = [p for p in self._plans if asset_ids is None or p.asset_id in asset_ids]
         logs = {p.asset_id: self._plan_logs(p) for p in plans}
         rngs = {p.asset_id: np.random.default_rng([cfg.seed, p.index, 11]) for p in plans}
         for step in range(cfg.total_steps):
-            t0 = cfg.start_ns + step * NS_PER_MINUTE
-            events: list[tuple[int, str, object]] = []
+            t0 = cfg.start_ns + step * NS_PER_MIN
+            events: list[tuple[int, str, InputEvent]] = []
             for plan in plans:
                 rng = rngs[plan.asset_id]
-                while logs[plan.asset_id] and logs[plan.asset_id][0].ts < t0 + NS_PER_MINUTE:
+                while logs[plan.asset_id] and logs[plan.asset_id][0].ts < t0 + NS_PER_MIN:
                     entry = logs[plan.asset_id].pop(0)
                     events.append((entry.ts, plan.asset_id, entry))
                 if plan.down(t0):
@@ -214,6 +220,22 @@ class SemiRealPlant:
                 events.append((t0 + 30 * NS_PER_S, plan.asset_id, self._frame(plan, t0 + 30 * NS_PER_S, rng)))
             events.sort(key=lambda item: (item[0], item[1]))
             yield [event for _, _, event in events]
+
+    @property
+    def description(self) -> str:
+        cfg = self.config
+        return (f"semi-real plant: {cfg.assets} assets ({cfg.faulty} degrading) x {cfg.days:g} days from"
+                f" {format_time(cfg.start_ns)}, seed {cfg.seed}")
+
+    def messages(self) -> Iterator[SourceMessage]:
+        """Every event as the input message a producer sends, in time order (the same every call): the
+        :class:`~connectors.sources.base.Source` protocol."""
+        for step in self.steps():
+            for event in step:
+                yield message_of(event)
+
+    def close(self) -> None:
+        """Nothing to release: the data sets stay loaded for the plant's lifetime."""
 
     def _vibration(self, plan: _AssetPlan, ts: int, rng: np.random.Generator) -> VibrationChunk:
         sources = self._sources
@@ -251,8 +273,8 @@ class SemiRealPlant:
                                           author="technician"))
 
         for step in range(cfg.total_steps):
-            t0 = cfg.start_ns + step * NS_PER_MINUTE
-            ts = t0 + int(rng.integers(0, NS_PER_MINUTE))
+            t0 = cfg.start_ns + step * NS_PER_MIN
+            ts = t0 + int(rng.integers(0, NS_PER_MIN))
             if plan.down(t0):
                 continue
             if rng.random() < 1.0 / 1440:

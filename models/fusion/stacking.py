@@ -32,7 +32,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from models.fusion import FusionResult, spread
+from models.base import FusionResult
+from models.fusion.scale import spread
 
 _LN10 = math.log(10.0)
 

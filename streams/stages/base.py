@@ -1,0 +1,96 @@
+"""The contract between the pipeline and one modality: :class:`ModalityStage` and the :class:`Reading` it returns.
+
+A stage is created once per pipeline with the model settings and keeps what all assets share (a feature
+extractor, say); what it learns per asset lives in a *state* object it creates with :meth:`ModalityStage.new_state`
+and the pipeline hands back on every call. The pipeline itself only smooths, calibrates, fuses and gates the
+learning; everything that knows what a modality's data look like is in its stage.
+
+>>> class Constant:  # a fourth modality, reduced to the minimum
+...     name = "constant"
+...     def new_state(self, seed: int) -> None: ...
+...     def new_channel(self) -> Channel: return Channel.probability()
+...     def score(self, state: None, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
+...         return Reading(raw=0.5, early={"constant.level": 0.5})
+...     def learn(self, state: None, window: AlignedWindow, reading: Reading) -> None: ...
+...     def forget_pending(self, state: None) -> None: ...
+...     def explain(self, state: None, reading: Reading) -> list[tuple[str, float]]: return [("level", reading.raw)]
+>>> stage: ModalityStage[None] = Constant()
+>>> window = AlignedWindow("pump-01", 0, 60, vibration=(), frame=None, logs=(), closed_by="flush")
+>>> reading = stage.score(stage.new_state(seed=0), window, lambda asset_id: None)
+>>> reading
+Reading(raw=0.5, early={'constant.level': 0.5}, features={}, explanation=[], new_logs=(), words=())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from fusewatch.core.assets import BearingKinematics
+from streams.aligner import AlignedWindow
+from streams.stages.channel import Channel
+
+#: The pipeline's lookup of an asset's bearing kinematics (``None``: unknown), given to every stage's ``score``.
+BearingLookup = Callable[[str], BearingKinematics | None]
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a stage read from one window.
+
+    ``raw``: the raw score (calibrated by the stage's channel); ``early``: the modality's part of the
+    early-fusion vector, names prefixed with the modality (``vibration.kurtosis``); ``features``: values
+    reported with the score (``Score.features``); ``explanation``: the top features when they are known at
+    scoring time (otherwise :meth:`ModalityStage.explain` computes them); ``new_logs``: the (time, kind) of log
+    entries seen for the first time, for the fusion stage's labels and the incident memory; ``words``: words for
+    the window's retrieval signature.
+    """
+
+    raw: float
+    early: dict[str, float]
+    features: dict[str, float] = field(default_factory=dict)
+    explanation: list[tuple[str, float]] = field(default_factory=list)
+    new_logs: tuple[tuple[int, str], ...] = ()
+    words: tuple[str, ...] = ()
+
+
+class ModalityStage(Protocol[S]):
+    """One modality of the pipeline; ``S`` is the type of its per-asset learned state.
+
+    The pipeline calls, per window and in the order of its stage list: :meth:`score`; then, if the asset may
+    learn and the channel's calibrated score is below ``learn_gate`` (or the asset is warming up),
+    :meth:`learn`, or :meth:`forget_pending` when an alert is open; and :meth:`explain` when the modality leads
+    the fused score. ``name`` is the channel's key in every score (one of the aligner's modalities).
+    """
+
+    @property
+    def name(self) -> str:
+        """The modality, e.g. ``"vibration"``."""
+        ...
+
+    def new_state(self, seed: int) -> S:
+        """A new asset's learned state (``seed``: the asset's own seed)."""
+        ...
+
+    def new_channel(self) -> Channel:
+        """A new asset's smoothing and calibration of this modality's raw score (see :mod:`streams.stages.channel`)."""
+        ...
+
+    def score(self, state: S, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
+        """Read the modality's part of ``window``; ``None`` when the modality is absent from it."""
+        ...
+
+    def learn(self, state: S, window: AlignedWindow, reading: Reading) -> None:
+        """Learn the window as normal."""
+        ...
+
+    def forget_pending(self, state: S) -> None:
+        """Drop what waits to be learned later (an alert is open)."""
+        ...
+
+    def explain(self, state: S, reading: Reading) -> list[tuple[str, float]]:
+        """The top features of the window just scored, as (name, value)."""
+        ...

@@ -1,0 +1,75 @@
+"""The camera stage: the window's frame → :class:`~models.camera.CameraDetector` (a per-asset autoencoder).
+
+The raw score is the frame's reconstruction error (the mean of the worst 1 % of the error map); it is smoothed
+by a running median before calibration, so a single odd frame (a person walking past the camera) does not move
+it while a developing fault, which shifts many windows, does. Early fusion sees the error's logarithm (it spans
+decades). The autoencoder learns frames judged normal a day late (``learn_delay``), like the calibrators, and
+drops the frames still waiting when an alert opens; the explanation is where the frame just scored was worst
+reconstructed.
+
+>>> import numpy as np
+>>> from fusewatch.core.events import CameraFrame
+>>> from streams.aligner import TimedFrame
+>>> stage = CameraStage(ModelConfig())
+>>> detector = stage.new_state(seed=0)
+>>> event = CameraFrame(asset_id="pump-01", camera_id="cam-1", ts=0, width=64, height=64, encoding="png",
+...                     data=b"\\x89PNG\\r\\n\\x1a\\n")
+>>> frame = TimedFrame(event, np.full((64, 64), 90, dtype=np.uint8))
+>>> window = AlignedWindow("pump-01", 0, 60, vibration=(), frame=frame, logs=(), closed_by="flush")
+>>> reading = stage.score(detector, window, lambda asset_id: None)
+>>> reading is not None and reading.raw >= 0.0, list(reading.early)
+(True, ['camera.error'])
+>>> [name for name, _ in stage.explain(detector, reading)]
+['peak_error', 'peak_row', 'peak_col']
+"""
+
+from __future__ import annotations
+
+from models.camera import CameraDetector
+from models.early import early_features
+from streams.aligner import AlignedWindow
+from streams.model_config import ModelConfig
+from streams.stages.base import BearingLookup, Reading
+from streams.stages.channel import Channel
+
+
+class CameraStage:
+    """A frame autoencoder per asset (the settings of ``[models] camera_*``)."""
+
+    name = "camera"
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+
+    def new_state(self, seed: int) -> CameraDetector:
+        """An asset's autoencoder, initialised from ``seed``."""
+        config = self.config
+        return CameraDetector(
+            input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed, depth=config.camera_depth,
+            normalization=config.camera_normalization, error=config.camera_error,
+            error_baseline=config.camera_error_baseline,
+        )
+
+    def new_channel(self) -> Channel:
+        """Smoothed, calibrated against recent normal history, learned late."""
+        return Channel.learned(self.config)
+
+    def score(self, state: CameraDetector, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
+        """The reconstruction error of the window's frame."""
+        if window.frame is None:
+            return None
+        raw = state.score_one(window.frame.pixels)
+        return Reading(raw, early_features(None, raw, None))
+
+    def learn(self, state: CameraDetector, window: AlignedWindow, reading: Reading) -> None:
+        """Offer the frame to the autoencoder (learned at once while it warms up, else ``learn_delay`` later)."""
+        if window.frame is not None:
+            state.learn_one(window.frame.pixels)
+
+    def forget_pending(self, state: CameraDetector) -> None:
+        """Drop the frames waiting to be learned."""
+        state.forget_pending()
+
+    def explain(self, state: CameraDetector, reading: Reading) -> list[tuple[str, float]]:
+        """Peak error of the frame just scored and its row and column (0-1)."""
+        return state.explain()
