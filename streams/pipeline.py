@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import fusewatch
+from fusewatch.core import __version__
 from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.events import Score
 from models.retrieval import IncidentMatch, IncidentMemory, signature
@@ -106,7 +106,7 @@ class Pipeline:
         self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
-        self.model_version = f"{fusewatch.__version__}+{method}.s{STATE_VERSION}"
+        self.model_version = f"{__version__}+{method}.s{STATE_VERSION}"
         self.state_version = STATE_VERSION
         self._assets: dict[str, _AssetState] = {}
 
