@@ -47,7 +47,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -116,6 +116,13 @@ class History(Source, Protocol):
 def message_of(event: InputEvent) -> SourceMessage:
     """An event as the message a producer sends: its topic kind, the asset id as key, the wire bytes, its time."""
     return SourceMessage(_KINDS[_UNPREFIXED.for_event(event)], event.asset_id.encode(), encode(event), event.ts)
+
+
+def messages_of_steps(steps: Iterable[Iterable[InputEvent]]) -> Iterator[SourceMessage]:
+    """The events of a simulator's time steps (each in time order), one message each: a simulator's messages."""
+    for step in steps:
+        for event in step:
+            yield message_of(event)
 
 
 def from_recorded(message: RecordedMessage) -> SourceMessage:

@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from connectors.sources.base import SourceMessage, message_of
+from connectors.sources.base import SourceMessage, messages_of_steps
 from connectors.sources.simulator.camera import CameraRenderer, Scene, make_scene
 from connectors.sources.simulator.config import SimulatorConfig, stagger_offset_ns
 from connectors.sources.simulator.logs import LogEntry, plan_logs
@@ -272,8 +272,7 @@ class PlantSimulator:
 
     def messages(self) -> Iterator[SourceMessage]:
         """Every event of the run as the input message a producer sends, in time order (the same every call)."""
-        for event in self.events():
-            yield message_of(event)
+        return messages_of_steps(self.steps())
 
     def close(self) -> None:
         """Nothing to release: the run is computed as it is read."""

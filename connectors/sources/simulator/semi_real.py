@@ -34,7 +34,7 @@ from functools import cache, cached_property
 import numpy as np
 from PIL import Image
 
-from connectors.sources.base import SourceMessage, message_of
+from connectors.sources.base import SourceMessage, messages_of_steps
 from connectors.sources.datasets.elpv import ElpvCell, load_elpv
 from connectors.sources.datasets.mfpt import at_rate, load_mfpt
 from connectors.sources.datasets.nestor import WorkOrder, load_work_orders
@@ -230,9 +230,7 @@ class SemiRealPlant:
     def messages(self) -> Iterator[SourceMessage]:
         """Every event as the input message a producer sends, in time order (the same every call): the
         :class:`~connectors.sources.base.Source` protocol."""
-        for step in self.steps():
-            for event in step:
-                yield message_of(event)
+        return messages_of_steps(self.steps())
 
     def close(self) -> None:
         """Nothing to release: the data sets stay loaded for the plant's lifetime."""
