@@ -51,7 +51,7 @@ from streams.stages.channel import Channel
 from streams.stages.early import EarlyStage
 
 #: Version of the learned state's layout; part of every score's ``model_version`` and checked on restore.
-STATE_VERSION = 3
+STATE_VERSION = 4
 
 
 @dataclass(frozen=True)

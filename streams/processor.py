@@ -66,12 +66,14 @@ class StreamProcessor:
         bearings: Callable[[str], BearingKinematics | None] | None = None,
         topics: Topics | None = None,
         wall_clock: Callable[[], int] = time.time_ns,
+        processing_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.config = config
         self.topics = topics or Topics()
         self.output = output
         self.run_id = run_id
-        self.aligner = Aligner(config.aligner)
+        self.processing_clock = processing_clock  # modality idleness (see streams.aligner)
+        self.aligner = Aligner(config.aligner, clock=processing_clock)
         self.pipeline = Pipeline(config.models, run_id=run_id, bearings=bearings)
         self.alerts = AlertPolicy(config.alerts, run_id=run_id)
         self.stats = ProcessorStats()
@@ -143,6 +145,7 @@ class StreamProcessor:
         if version != STATE_VERSION:
             raise IncompatibleStateError(f"model state version {version}, this version reads {STATE_VERSION}")
         self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
+        self.aligner.use_clock(self.processing_clock)
         self.pipeline.bearings = bearings
 
     def _score(self, windows: list[AlignedWindow]) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fusewatch.core.assets import AssetRegistry
@@ -60,13 +62,15 @@ class PartitionProcessor:
         run_id: str,
         registry: AssetRegistry | None,
         config_digest: str,
+        processing_clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.partition = partition
         self.config_digest = config_digest
         self.output = OutputBuffer(topics)
         self.registry = registry
         bearings = registry.bearings if registry is not None else None
-        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings, topics=topics)
+        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings, topics=topics,
+                                         processing_clock=processing_clock)
         self.offsets: dict[str, int] = {}
         self.clock_ns = 0
         self.processed = 0

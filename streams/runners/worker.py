@@ -5,7 +5,9 @@ partition N of the three co-partitioned input topics to one worker, which owns t
 :class:`~streams.runners.partition.PartitionProcessor`. The agent stays thin:
 
 1. messages are buffered per partition number in an :class:`~streams.runners.merge.EventTimeMerger` and released in
-   event-time order (a topic that is caught up does not hold the others);
+   event-time order (a topic with nothing buffered holds the others while it has more on the broker or spoke
+   within ``[aligner] source_wait_s``); above ``[aligner] max_buffered_mb`` held per partition, the input
+   topic-partitions that are ahead are paused until the others catch up;
 2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
    output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
 3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
@@ -37,7 +39,7 @@ from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.kafka_settings import KafkaSettings
 from streams.checkpoint import CheckpointStore
-from streams.runners.merge import EventTimeMerger
+from streams.runners.merge import EventTimeMerger, WaitClock
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
 from streams.settings import StreamSettings
 
@@ -157,6 +159,7 @@ class Worker:
         self.owned: dict[int, _Owned] = {}
         self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
+        self.wait_clock = WaitClock()  # what the waits for quiet inputs and idle modalities are measured on
         self._last_report = time.monotonic()
         self.app = self._build_app()
         self.sink: OutputSink = sink or ProducerSink(self.app)
@@ -193,7 +196,7 @@ class Worker:
         owned = self.owned.get(partition)
         if owned is None:
             processor = PartitionProcessor(partition, self.config, self.topics, self.options.run_id,
-                                           self.options.registry, self.digest)
+                                           self.options.registry, self.digest, self.wait_clock.ns)
             checkpoint = self.store.load(partition)
             if checkpoint is not None:
                 try:
@@ -201,7 +204,10 @@ class Worker:
                     log.info("partition %d: restored checkpoint with offsets %s", partition, checkpoint.offsets)
                 except IncompatibleStateError as exc:
                     log.error("partition %d: checkpoint not restored (%s); learning starts afresh", partition, exc)
-            owned = _Owned(processor, EventTimeMerger(self.topics.inputs))
+            aligner = self.config.aligner
+            merger: EventTimeMerger[EventT[Any]] = EventTimeMerger(
+                self.topics.inputs, aligner.source_wait_s, round(aligner.max_buffered_mb * 2**20), self.wait_clock)
+            owned = _Owned(processor, merger)
             self.owned[partition] = owned
         return owned
 
@@ -244,17 +250,20 @@ class Worker:
         topic = self.input_topic(message.topic, message.value)
         owned.delivered[topic] = message.offset + 1
         owned.last_message = time.monotonic()
-        owned.merger.add(topic, round(message.timestamp * 1000), event)
+        owned.merger.add(topic, round(message.timestamp * 1000), event,
+                         len(message.value or b"") + len(message.key or b""))
         async with owned.lock:
             await self._drain(message.partition, owned)
+        self._flow(message.partition, owned)
 
     async def _drain(self, partition: int, owned: _Owned) -> None:
         """Process what the merger releases (hold ``owned.lock``: processing order is the state's order)."""
-        caught_up = self._caught_up(partition, owned) if owned.merger.blocked_by() else set()
-        for event in owned.merger.release(caught_up):
+        has_more = self._has_more(partition, owned) if owned.merger.blocked_by() else set()
+        for event in owned.merger.release(has_more):
             message = event.message
-            outgoing = owned.processor.handle(self.input_topic(message.topic, message.value), message.offset,
-                                              round(message.timestamp * 1000), message.value or b"", message.key)
+            with self.wait_clock.busy():
+                outgoing = owned.processor.handle(self.input_topic(message.topic, message.value), message.offset,
+                                                  round(message.timestamp * 1000), message.value or b"", message.key)
             if outgoing is None:
                 self.stats["skipped"] += 1
             else:
@@ -273,19 +282,39 @@ class Worker:
         kind = value[3] if value and len(value) > 3 and value[:2] == b"FW" else 1
         return self.topics.inputs[min(max(kind, 1), 3) - 1]
 
-    def _caught_up(self, partition: int, owned: _Owned) -> set[str]:
-        """Input topics of this partition number with nothing more to read now."""
-        caught = set()
+    def _has_more(self, partition: int, owned: _Owned) -> set[str]:
+        """Input topics of this partition number holding the merge that have undelivered messages on the broker."""
+        more = set()
         for topic in owned.merger.blocked_by():
             try:
                 highwater = self.app.consumer.highwater(TP(str(topic), partition))
-            except Exception:  # no consumer to ask (faust's agent test context): hold nothing back
-                caught.add(str(topic))
+            except Exception:  # no consumer to ask (faust's agent test context): nothing more
                 continue
-            delivered = owned.next_offset(str(topic))
-            if highwater is not None and 0 <= highwater <= delivered:
-                caught.add(str(topic))
-        return caught
+            if highwater is not None and highwater > owned.next_offset(str(topic)):
+                more.add(str(topic))
+        return more
+
+    def _flow(self, partition: int, owned: _Owned) -> None:
+        """Pause the input topic-partitions that are ahead while the merge holds more than its budget; resume
+        them when the others have caught up."""
+        paused_before = set(owned.merger.paused)
+        pause, resume = owned.merger.flow()
+        if not pause and not resume:
+            return
+        try:
+            if pause:
+                self.app.consumer.pause_partitions({TP(str(topic), partition) for topic in pause})
+            if resume:
+                self.app.consumer.resume_partitions({TP(str(topic), partition) for topic in resume})
+        except Exception:  # no consumer (faust's agent test context): the merge just holds
+            return
+        for topic in sorted(map(str, pause - paused_before)):
+            self.stats["paused"] += 1
+            log.info("pausing %s[%d]: %.1f MB held, the other inputs are behind", topic, partition,
+                     owned.merger.bytes / 2**20)
+        for topic in sorted(map(str, resume)):
+            self.stats["resumed"] += 1
+            log.info("resuming %s[%d]: %.1f MB held", topic, partition, owned.merger.bytes / 2**20)
 
     async def _resume_stalled(self, partition: int, owned: _Owned, now: float) -> None:
         """Make faust fetch again, from the next offset the merge needs, an input partition that stalled.
@@ -328,7 +357,8 @@ class Worker:
         writing = owned.saving is not None and not owned.saving.done()
         if (owned.unacked or owned.processor.processed) and (wait or not writing):
             await self.sink.flush()
-            checkpoint = owned.processor.checkpoint()
+            with self.wait_clock.busy():
+                checkpoint = owned.processor.checkpoint()
             events, owned.unacked = owned.unacked, []
             written = asyncio.get_running_loop().run_in_executor(self._writer, self.store.save, checkpoint)
             owned.saving = asyncio.ensure_future(self._acknowledge(partition, owned, written, events))
@@ -357,9 +387,11 @@ class Worker:
         if now - self._last_report >= self.options.report_interval_s:
             self._last_report = now
             health = self.health()
-            log.info("progress partitions=%s processed=%d held=%d unacked=%d lag=%d", health["partitions"],
-                     self.stats["processed"], sum(health["held"].values()), sum(health["unacked"].values()),
-                     sum(health["lag"].values()))
+            log.info("progress partitions=%s processed=%d held=%d held_mb=%.1f paused=%d unacked=%d lag=%d behind_s=%s",
+                     health["partitions"], self.stats["processed"], sum(health["held"].values()),
+                     sum(health["held_bytes"].values()) / 2**20, len(health["paused"]),
+                     sum(health["unacked"].values()), sum(health["lag"].values()),
+                     ",".join(f"{m}:{s:.0f}" for m, s in sorted(health["event_time_lag_s"].items())))
         due: list[tuple[float, int, _Owned]] = []
         for partition, owned in list(self.owned.items()):
             async with owned.lock:
@@ -368,9 +400,12 @@ class Worker:
                 if len(owned.merger):
                     await self._drain(partition, owned)
                     await self._resume_stalled(partition, owned, now)
+                    self._flow(partition, owned)
                 idle_s = now - owned.last_message
                 if owned.processor.clock_ns and idle_s > 1.0:
-                    await self._send(owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9)))
+                    with self.wait_clock.busy():
+                        ticked = owned.processor.tick(owned.processor.clock_ns + round(idle_s * 1e9))
+                    await self._send(ticked)
                 # timed from the oldest unacknowledged message, not from the last checkpoint: a burst after a
                 # quiet spell is processed first and checkpointed after, instead of stalling in its middle
                 writing = owned.saving is not None and not owned.saving.done()
@@ -387,7 +422,9 @@ class Worker:
     # ------------------------------------------------------------------ operations
 
     def health(self) -> dict[str, Any]:
-        """Assigned partitions, held and unacknowledged messages, lag per input partition, counters."""
+        """Assigned partitions; messages and bytes the merge holds (``max_held_bytes``: the most it held), bytes the
+        open windows hold, paused inputs; unacknowledged messages; offset lag per input partition; per modality,
+        the most any asset's stream is behind that asset's newest event (``event_time_lag_s``); counters."""
         lag: dict[str, int] = {}
         for partition, owned in self.owned.items():
             for topic in self.topics.inputs:
@@ -395,11 +432,20 @@ class Worker:
                 delivered = owned.next_offset(topic)
                 if highwater is not None and highwater >= 0:
                     lag[f"{topic}[{partition}]"] = max(0, highwater - delivered)
+        event_time_lag: dict[str, float] = {}
+        for owned in self.owned.values():
+            for modality, seconds in owned.processor.processor.aligner.lag_s().items():
+                event_time_lag[modality] = max(event_time_lag.get(modality, 0.0), round(seconds, 3))
         return {
             "status": "ok",
             "partitions": sorted(self.owned),
             "held": {p: len(o.merger) for p, o in self.owned.items()},
+            "held_bytes": {p: o.merger.bytes for p, o in self.owned.items()},
+            "max_held_bytes": {p: o.merger.max_bytes_seen for p, o in self.owned.items()},
+            "window_bytes": {p: o.processor.processor.aligner.held_bytes() for p, o in self.owned.items()},
+            "paused": sorted(f"{topic}[{p}]" for p, o in self.owned.items() for topic in o.merger.paused),
             "unacked": {p: len(o.unacked) for p, o in self.owned.items()},
             "lag": lag,
+            "event_time_lag_s": event_time_lag,
             "counters": dict(self.stats),
         }

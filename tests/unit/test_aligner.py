@@ -32,10 +32,14 @@ def log(ts_s: float, text: str = "routine check", asset: str = "pump-01") -> Mai
     return MaintenanceLog(asset_id=asset, ts=int(ts_s * S), text=text)
 
 
-def aligner(**overrides: float) -> Aligner:
-    settings = {"window_s": 60.0, "allowed_lateness_s": 10.0, "frame_tolerance_s": 90.0, "idle_timeout_s": 300.0}
+def aligner(clock: list[int] | None = None, **overrides: float) -> Aligner:
+    """An aligner on a processing clock the test moves (``clock[0]``, ns); by default no modality holds (the
+    rules of a single ordered stream), the holding tests set ``max_hold_s``."""
+    settings = {"window_s": 60.0, "allowed_lateness_s": 10.0, "frame_tolerance_s": 90.0, "idle_timeout_s": 300.0,
+                "max_hold_s": 0.0}
     settings.update(overrides)
-    return Aligner(AlignerConfig(**settings))
+    now = clock if clock is not None else [0]
+    return Aligner(AlignerConfig(**settings), clock=lambda: now[0])
 
 
 def feed(a: Aligner, events: list[Any], now: int = 0) -> list[AlignedWindow]:
@@ -167,3 +171,83 @@ def test_config_errors_name_the_setting() -> None:
         AlignerConfig(window_s=0)
     assert AlignerConfig().ns("window_s") == 60 * S
     assert AlignerConfig(log_horizon_s=2 * 3600).ns("log_horizon_s") == 2 * NS_PER_HOUR
+
+
+# ---------------------------------------------------------------- per-modality progress, idleness, bounded hold
+
+MIN = 60 * NS_PER_S
+
+
+def test_the_watermark_is_the_slowest_modality_that_still_speaks() -> None:
+    a = aligner(max_hold_s=3600, modality_idle_s=60)
+    assert feed(a, [frame(30), chunk(1), chunk(61), chunk(121), chunk(181)]) == []  # the camera is at 30 s
+    windows = feed(a, [frame(100)])  # camera at 100: watermark 90 closes [0, 60)
+    assert [(w.start_ns // S, [c.ts // S for c in w.vibration], w.frame.event.ts // S if w.frame else None)
+            for w in windows] == [(0, [1], 30)]
+    windows = feed(a, [frame(150), frame(200)])  # now vibration (181) is the slowest: watermark 171
+    assert [w.start_ns // S for w in windows] == [60]
+    assert windows[0].frame is not None and windows[0].frame.event.ts == 100 * S
+    assert a.stats.late == 0
+    assert a.lag_s() == {"camera": 0.0, "vibration": 19.0}
+
+
+def test_a_silent_modality_stops_holding_after_modality_idle_s_of_processing_time_and_holds_again_when_it_speaks(
+) -> None:
+    clock = [0]
+    a = aligner(clock, max_hold_s=3600, modality_idle_s=60)
+    feed(a, [frame(10), chunk(1), chunk(61), chunk(121)])
+    clock[0] = 59 * S
+    assert a.expire_idle(0) == []  # the camera spoke 59 s ago: it still holds
+    clock[0] = 61 * S
+    assert [w.start_ns // S for w in a.expire_idle(0)] == [0]  # idle: vibration alone sets the watermark (111)
+    assert [w.start_ns // S for w in feed(a, [chunk(181)])] == [60]  # ... as it does on the next vibration
+    assert feed(a, [frame(175)]) == []  # the camera speaks again, newer than what closed
+    assert feed(a, [chunk(241), chunk(301)]) == []  # and holds: its progress is 175
+    assert [w.start_ns // S for w in feed(a, [frame(300)])] == [120, 180]
+    assert a.stats.late == 0
+
+
+def test_maintenance_logs_never_hold_a_window_back() -> None:
+    a = aligner(max_hold_s=3600)
+    windows = feed(a, [log(5), chunk(1), chunk(61), chunk(80)])
+    assert [w.start_ns // S for w in windows] == [0] and windows[0].present["logs"]
+
+
+def test_a_lagging_modality_holds_at_most_max_hold_s_and_past_it_is_late() -> None:
+    a = aligner(max_hold_s=600, modality_idle_s=3600)
+    feed(a, [frame(0)] + [chunk(t) for t in range(1, 660, 60)])  # vibration at 601 s, camera at 0 s
+    assert a.pending_windows() == 11  # hold: 601 - 600 - 10 < 60
+    windows = feed(a, [chunk(721)])  # newest 721: held at most to 721 - 600 - 10 = 111
+    assert [w.start_ns // S for w in windows] == [0]
+    assert a.add(frame(30)[0], frame(30)[1], 0).outcome == "late"  # behind the closed window: past the bound
+    assert a.add(frame(70)[0], frame(70)[1], 0).outcome == "accepted"  # within it: window [60, 120) is open
+    assert a.stats.late == 1
+
+
+def test_a_log_behind_a_closed_window_is_kept_for_the_windows_to_come() -> None:
+    a = aligner(log_horizon_s=3600)
+    feed(a, [chunk(1), chunk(61), chunk(121)])  # [0, 60) closed at watermark 111
+    assert a.add(log(30, "replaced bearing"), None, 0).outcome == "accepted"
+    assert a.stats.logs_after_close == 1 and a.stats.late == 0
+    windows = feed(a, [chunk(181)])
+    assert [w.start_ns // S for w in windows] == [60] and [e.text for e, _ in windows[0].logs] == ["replaced bearing"]
+    feed(a, [chunk(7200)])
+    assert a.add(log(100, "too old"), None, 0).outcome == "late"  # behind the horizon of every window to come
+
+
+def test_a_restored_aligner_counts_every_modality_as_having_just_spoken() -> None:
+    import pickle
+
+    clock = [0]
+    a = aligner(clock, max_hold_s=3600, modality_idle_s=60)
+    feed(a, [frame(10), chunk(1), chunk(61), chunk(121)])
+    clock[0] = 10 * NS_PER_HOUR  # long after the camera spoke; restored elsewhere, activity is unknown
+    restored: Aligner = pickle.loads(pickle.dumps(a))
+    assert restored.expire_idle(0) == []  # the camera holds for another modality_idle_s
+    assert restored.pending_windows() == 3
+
+
+def test_held_bytes_count_the_open_windows_samples_and_frames() -> None:
+    a = aligner(max_hold_s=3600)
+    feed(a, [frame(30), chunk(1), chunk(61)])
+    assert a.held_bytes() == 2 * 10 * 4 + 4 * 4  # two chunks of 10 float32, one 4x4 uint8 frame

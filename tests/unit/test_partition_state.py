@@ -12,7 +12,6 @@ from fusewatch.core.codec import encode
 from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.topics import Topics
 from streams.checkpoint import CheckpointStore
-from streams.runners.merge import EventTimeMerger
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
 from streams.settings import StreamSettings
 
@@ -82,30 +81,6 @@ def test_a_damaged_checkpoint_is_reported_and_ignored(tmp_path: Path, caplog: py
     assert "unreadable" in caplog.text
 
 
-def test_merger_releases_in_event_time_and_waits_for_topics_that_are_behind() -> None:
-    merger: EventTimeMerger[str] = EventTimeMerger(["v", "f", "l"])
-    for ts in (10, 20, 30):
-        merger.add("f", ts, f"f{ts}")
-    assert merger.release(caught_up={"l"}) == []  # v may still bring something older than 10
-    merger.add("v", 15, "v15")
-    assert merger.release(caught_up={"l"}) == ["f10", "v15"]
-    assert merger.blocked_by() == ["v", "l"]
-    merger.add("l", 5, "l5")  # an old note arrives late from the quiet topic: it goes first
-    merger.add("v", 40, "v40")
-    assert merger.release(caught_up=set()) == ["l5"]  # then the empty, not caught-up "l" holds the rest
-    assert merger.release(caught_up={"l"}) == ["f20", "f30"]
-    assert len(merger) == 1
-    assert merger.release(caught_up={"f", "l"}) == ["v40"]
-
-
-def test_ties_go_in_topic_order_then_arrival() -> None:
-    merger: EventTimeMerger[str] = EventTimeMerger(["v", "f"])
-    merger.add("f", 7, "f-a")
-    merger.add("v", 7, "v-a")
-    merger.add("f", 7, "f-b")
-    assert merger.release(caught_up={"v", "f"}) == ["v-a", "f-a", "f-b"]
-
-
 def test_a_stale_writer_cannot_move_a_checkpoint_backwards(tmp_path: Path) -> None:
     plant, messages = plant_messages(assets=1, days=0.02)
     ahead, behind = new_processor(plant), new_processor(plant)
@@ -123,11 +98,11 @@ def test_scores_carry_the_model_version_and_another_state_version_is_refused() -
     processor = new_processor(plant)
     scores = [json.loads(m.value) for m in run(processor, messages) if m.topic == TOPICS.scores]
     assert scores and {s["model_version"] for s in scores} == {processor.processor.pipeline.model_version}
-    assert processor.processor.pipeline.model_version.endswith("+fisher.s3")
+    assert processor.processor.pipeline.model_version.endswith("+fisher.s4")
     snapshot = processor.processor.snapshot()
     other = new_processor(plant)
     other.processor.pipeline.state_version = 1  # a checkpoint written by an older layout
     old = other.processor.snapshot()
-    with pytest.raises(IncompatibleStateError, match="model state version 1, this version reads 3"):
+    with pytest.raises(IncompatibleStateError, match="model state version 1, this version reads 4"):
         processor.processor.restore(old)
     processor.processor.restore(snapshot)  # the current layout is accepted
