@@ -10,7 +10,8 @@ another, a Kafka backlog read topic by topic) still finds its windows open:
   *processing time*; a modality that falls silent stops holding the asset back, and holds again when it speaks
   (Flink's ``withIdleness``). Maintenance logs are sparse and never hold a window back;
 - the watermark is the smallest progress over the active modalities (the largest over all of them when none is
-  active), but never more than ``max_hold_s`` behind the asset's newest event, minus the allowed lateness.
+  active), but never more than ``max_hold_s`` behind the asset's newest vibration or frame, minus the allowed
+  lateness.
 
 A modality's data is therefore used when it arrives at most ``max_hold_s + allowed_lateness_s`` behind its
 asset's newest event and before the modality went idle; otherwise its window is closed and it is *late*. A
@@ -214,12 +215,12 @@ class Aligner:
     def _watermark(self, state: _AssetState) -> int:
         """The asset's watermark now: its slowest active modality, at most ``max_hold_s`` behind its newest."""
         now = self.clock()
-        slowest = state.max_ts
+        streams = [state.progress[m] for m in HOLDING_MODALITIES if m in state.progress]
+        newest = max(streams) if streams else state.max_ts  # a log dated ahead does not push the bound
         active = [state.progress[m] for m in HOLDING_MODALITIES
                   if m in state.progress and now - state.spoke[m] < self._modality_idle]
-        if active:
-            slowest = min(active)
-        return max(slowest, state.max_ts - self._max_hold) - self._lateness
+        slowest = min(active) if active else state.max_ts
+        return max(slowest, newest - self._max_hold) - self._lateness
 
     def expire_idle(self, now_ns: int) -> list[AlignedWindow]:
         """Close every pending window of assets idle for at least ``idle_timeout_s`` at ``now_ns``, and (at most

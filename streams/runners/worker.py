@@ -131,6 +131,7 @@ class _Owned:
     processor: PartitionProcessor
     merger: EventTimeMerger[EventT[Any]]
     delivered: dict[str, int] = field(default_factory=dict)  # topic -> next offset delivered to the agent
+    refetching: dict[str, int] = field(default_factory=dict)  # topic -> offset sought back to after a gap
     unacked: list[EventT[Any]] = field(default_factory=list)
     unacked_since: float = 0.0  # when the oldest of ``unacked`` was processed (monotonic)
     last_message: float = field(default_factory=time.monotonic)
@@ -248,6 +249,8 @@ class Worker:
             return
         owned = self._owned(message.partition)
         topic = self.input_topic(message.topic, message.value)
+        if not await self._in_sequence(owned, topic, message.partition, message.offset):
+            return
         owned.delivered[topic] = message.offset + 1
         owned.last_message = time.monotonic()
         owned.merger.add(topic, round(message.timestamp * 1000), event,
@@ -255,6 +258,33 @@ class Worker:
         async with owned.lock:
             await self._drain(message.partition, owned)
         self._flow(message.partition, owned)
+
+    async def _in_sequence(self, owned: _Owned, topic: str, partition: int, offset: int) -> bool:
+        """Whether ``offset`` is the next message of the input partition; when messages were skipped, fetch again.
+
+        faust drops the records of a partition paused while it iterates a fetched batch (flow control pauses
+        partitions), and the consumer's position is already past them; a message after such a gap is set aside
+        and the partition is sought back to the first missing offset (once per gap). Messages seen already (sent
+        again after that seek) are set aside too.
+        """
+        expected = owned.delivered.get(topic)
+        if expected is None or offset == expected:
+            owned.refetching.pop(topic, None)
+            return True
+        if offset < expected:
+            self.stats["delivered_again"] += 1
+            return False
+        self.stats["out_of_sequence"] += 1
+        if owned.refetching.get(topic) != expected:
+            owned.refetching[topic] = expected
+            log.info("%s[%d]: offset %d delivered after %d; fetching from %d again", topic, partition, offset,
+                     expected - 1, expected)
+            try:
+                await self.app.consumer.seek(TP(topic, partition), expected)
+            except Exception:  # no consumer (faust's agent test context)
+                owned.refetching.pop(topic, None)
+                return True
+        return False
 
     async def _drain(self, partition: int, owned: _Owned) -> None:
         """Process what the merger releases (hold ``owned.lock``: processing order is the state's order)."""
@@ -338,6 +368,7 @@ class Worker:
                             " for %.0f s", topic, partition, delivered, highwater - delivered, now - owned.last_message)
                 await self.app.consumer.seek(tp, delivered)
                 self.app.consumer.resume_partitions({tp})
+                owned.refetching[str(topic)] = delivered
                 owned.last_message = now  # give the fetch time before trying again
                 self.stats["resumed_stalled"] += 1
 

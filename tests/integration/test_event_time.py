@@ -3,7 +3,9 @@ topics of a partition arrive skewed, and the worker's scores equal the embedded 
 
 from __future__ import annotations
 
+import base64
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,10 @@ import pytest
 
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
+from connectors.kafka.producer import EventProducer
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core.codec import decode
+from fusewatch.core.events import VibrationChunk
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.timeutil import NS_PER_HOUR, format_time
 from tests.integration.conftest import unique_prefix
@@ -113,3 +118,123 @@ def test_replay_into_a_running_worker_loses_nothing_and_equals_the_recording_sco
     finally:
         delete_topics(live, topic_names(live))
 
+
+
+def test_an_outage_flushed_late_is_scored_within_the_hold_and_dead_lettered_past_it(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    """Asset A's vibration is withheld for 2 plant hours and asset B's for 5, each then flushed at full speed while
+    their frames and the other assets flow live (one plant minute every 40 ms). With ``max_hold_s`` = 3 h, every
+    window of A is scored with its vibration, as in the embedded runner, and nothing else changes; of B's, none
+    within 3 h of its newest event at the flush is late, and those more than 4 h behind are dead letters with
+    reason ``late`` (between the two, the merge's ``source_wait_s`` of 2 s, 50 plant minutes at this pace, may
+    have kept B's newest frames waiting until the flush came)."""
+    plant = simulated_plant(seed=15, assets=3, hours=6)
+    registry = tmp_path / "assets.json"
+    plant.asset_registry().save(registry)
+    a, b = sorted(plant.asset_registry().assets)[:2]
+    outage_a, outage_b = range(60, 180), range(30, 330)  # plant minutes
+    worker = started_worker(kafka, tmp_path, registry, "outage")
+    held: dict[str, list[Any]] = {a: [], b: []}
+    newest: dict[str, int] = {}  # per asset, the newest event time sent
+    newest_b_at_flush = 0
+    try:
+        with EventProducer(kafka) as producer:
+            for minute, step in enumerate(plant.steps()):
+                for asset, outage in ((a, outage_a), (b, outage_b)):
+                    if minute == outage.stop:  # the link is back: the gateway flushes its buffer at full speed
+                        newest_b_at_flush = newest[b] if asset == b else newest_b_at_flush
+                        for event in held[asset]:
+                            producer.send(event)
+                        held[asset] = []
+                for event in step:
+                    outage = outage_a if event.asset_id == a else outage_b if event.asset_id == b else range(0)
+                    if isinstance(event, VibrationChunk) and minute in outage:
+                        held[event.asset_id].append(event)
+                    else:
+                        producer.send(event)
+                        newest[event.asset_id] = max(newest.get(event.asset_id, 0), event.ts)
+                producer.flush()
+                time.sleep(0.04)
+        expected = embedded_scores(plant)
+        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= len(expected) - 6, 180,
+                   "all windows scored", worker)
+        wait_until(worker.drained, 60, "every message processed", worker)
+    finally:
+        assert worker.stop() == 0, worker.tail()
+
+    bound = newest_b_at_flush - 3 * NS_PER_HOUR
+    letters = dead_letters(kafka)
+    late = [decode(base64.b64decode(letter["raw_base64"])) for letter in letters if letter["error"] == "late"]
+    assert len(late) == len(letters), [letter["error"] for letter in letters][:5]
+    assert all(isinstance(event, VibrationChunk) and event.asset_id == b and event.ts < bound for event in late)
+    withheld_b = [e for minute, step in enumerate(plant.steps()) if minute in outage_b for e in step
+                  if e.asset_id == b and isinstance(e, VibrationChunk)]
+    must_be_late = {e.ts for e in withheld_b if e.ts < bound - NS_PER_HOUR}
+    assert len(must_be_late) >= 55 and must_be_late <= {e.ts for e in late}
+    got = scores_in_topic(kafka)
+    assert_same_scores({k: v for k, v in expected.items() if k[0] != b}, [s for s in got if s["asset_id"] != b])
+    start = plant.config.start_ns
+    by_window = {window_key(s): s for s in got}
+    during_a = [s for (asset, end), s in by_window.items() if asset == a
+                and start + outage_a.start * 60 * 10**9 < end <= start + outage_a.stop * 60 * 10**9]
+    assert len(during_a) >= 115 and all(s["present"]["vibration"] for s in during_a)
+    late_windows = {(b, e.ts - e.ts % (60 * 10**9) + 60 * 10**9) for e in late}
+    for (asset, end), score in by_window.items():
+        if asset == b and start + outage_b.start * 60 * 10**9 < end <= start + outage_b.stop * 60 * 10**9:
+            assert score["present"]["vibration"] == ((asset, end) not in late_windows), end
+
+
+def test_a_topic_hours_ahead_is_paused_within_the_byte_budget_and_nothing_is_late(
+    kafka: KafkaSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six plant hours of vibration wait on the broker when the worker starts; frames and logs come live (one
+    plant minute every 40 ms). The worker pauses vibration at ``max_buffered_mb`` = 16 per partition instead of
+    buffering the six hours, resumes it as the frames catch up, and scores every window as the embedded runner."""
+    plant = simulated_plant(seed=16, assets=3, hours=6)
+    registry = tmp_path / "assets.json"
+    plant.asset_registry().save(registry)
+    steps = list(plant.steps())
+    with EventProducer(kafka) as producer:
+        for step in steps:
+            for event in step:
+                if isinstance(event, VibrationChunk):
+                    producer.send(event)
+    budget = 16 * 2**20
+    monkeypatch.setenv("FUSEWATCH_ALIGNER__MAX_BUFFERED_MB", "16")
+    stop = threading.Event()
+
+    def live_frames_and_logs() -> None:
+        with EventProducer(kafka) as producer:
+            for step in steps:
+                for event in step:
+                    if not isinstance(event, VibrationChunk):
+                        producer.send(event)
+                producer.flush()
+                if stop.wait(0.04):
+                    return
+
+    live = threading.Thread(target=live_frames_and_logs, daemon=True)
+    live.start()
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "ahead", registry, "ahead")
+    try:
+        expected = embedded_scores(plant)
+        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= len(expected) - 6, 240,
+                   "all windows scored", worker)
+        wait_until(worker.drained, 60, "every message processed", worker)
+        health = worker.health()
+        assert health is not None
+        peak_rss_kb = int(next(line.split()[1] for line in Path(f"/proc/{worker.process.pid}/status").read_text()
+                               .splitlines() if line.startswith("VmHWM:")))
+    finally:
+        stop.set()
+        live.join(timeout=60)
+        assert worker.stop() == 0, worker.tail()
+    print(f"flow control: paused {health['counters'].get('paused', 0)} times, most held per partition "
+          f"{max(health['max_held_bytes'].values()) / 2**20:.1f} MB (budget 16 MB), worker peak RSS "
+          f"{peak_rss_kb / 1024:.0f} MB")
+    assert health["counters"].get("paused", 0) >= 1 and health["counters"].get("resumed", 0) >= 1
+    fetch = kafka.max_message_bytes  # what the consumer had fetched for each input of a partition when paused
+    assert max(health["max_held_bytes"].values()) <= budget + 3 * fetch
+    assert dead_letters(kafka) == []
+    assert_same_scores(expected, scores_in_topic(kafka))
