@@ -18,6 +18,7 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",
+    "flow_control": "benchmarks.flow_control",
     "ingest": "benchmarks.ingest",
     "kafka_path": "benchmarks.kafka_path",
     "latency": "benchmarks.latency",

@@ -233,6 +233,15 @@ def pipeline() -> Json:
                       'max("pending_webhooks") AS "pending"')
     points = series("Points written", "Points written to InfluxDB and alerts emitted, per interval",
                     'sum("points") AS "points", sum("alerts") AS "alerts"', bars=True)
+    stream_lag = series("Event-time lag per modality", "Per modality, the most any asset's stream is behind that"
+                        " asset's newest event, in seconds of event time, from the workers' reports (-1: no worker"
+                        " reported). Logs are sparse, so their lag is large in normal operation; a vibration or camera"
+                        " lag growing towards [aligner] max_hold_s is a stream that has fallen behind",
+                        'max("vibration_lag_s") AS "vibration", max("camera_lag_s") AS "camera", '
+                        'max("logs_lag_s") AS "logs"', unit="s")
+    held = series("Held by the workers' merges", "Megabytes the workers' event-time merges hold and input"
+                  " topic-partitions flow control has paused (budget per partition: [aligner] max_buffered_mb)",
+                  'max("held_bytes") / 1048576 AS "held MB", max("paused_inputs") AS "paused inputs"')
     last_rate = stat("Scores per second (last)", f"Latest throughput ({PIPELINE}.scores_per_s).",
                      [target("A", f'SELECT last("scores_per_s") {health}')], decimals=1)
     last_lag = stat("Worker lag (last)", f"Latest worker lag in messages ({PIPELINE}.worker_lag).",
@@ -249,6 +258,7 @@ def pipeline() -> Json:
         [(throughput, 12, 8), (lag, 12, 8)],
         [(latency, 12, 8), (points, 12, 8)],
         [(dead, 12, 8), (webhooks, 12, 8)],
+        [(stream_lag, 12, 8), (held, 12, 8)],
     ])
     group = query_variable("group", "sink group", tag_values(PIPELINE, "group"),
                            "the sink's Kafka consumer group", include_all=True)

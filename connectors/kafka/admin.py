@@ -98,7 +98,7 @@ def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
 def topic_names(settings: KafkaSettings) -> list[str]:
     """Every topic fusewatch uses, inputs first."""
     topics = settings.topics()
-    return [*topics.inputs, topics.scores, topics.alerts, topics.dead_letter]
+    return [*topics.inputs, topics.scores, topics.alerts, topics.dead_letter, topics.worker_health]
 
 
 def describe_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -> list[TopicState]:

@@ -1,9 +1,10 @@
 """The sink agent: Kafka's output topics into InfluxDB and alert webhooks, committing only what is stored.
 
-One consumer group (``fusewatch-sink`` by default) reads ``scores``, ``alerts``, ``dead-letter`` and
-``maintenance-logs``; several agents share the partitions. For every batch (up to ``batch_messages`` messages,
-or what arrived within ``max_wait_s``; a batch is written as soon as a poll of ``linger_s`` brings nothing more,
-so a quiet stream is written within milliseconds and a busy one in large batches):
+One consumer group (``fusewatch-sink`` by default) reads ``scores``, ``alerts``, ``dead-letter``,
+``maintenance-logs`` and ``worker-health``; several agents share the partitions. For every batch (up to
+``batch_messages`` messages, or what arrived within ``max_wait_s``; a batch is written as soon as a poll of
+``linger_s`` brings nothing more, so a quiet stream is written within milliseconds and a busy one in large
+batches):
 
 1. each message becomes a record: a score, an alert transition, a maintenance-log entry; dead letters are counted;
 2. the records go through the fan-out (:class:`~connectors.sinks.fanout.FanOut`, the demo's too): the InfluxDB
@@ -19,7 +20,9 @@ so a quiet stream is written within milliseconds and a busy one in large batches
 
 A message that is not a valid score or alert, or whose points InfluxDB refuses, goes to the dead-letter topic
 with the reason. Every ``health_interval_s`` a ``fusewatch_pipeline`` point records throughput, the workers'
-and the sink's lag, dead letters, write time and pending webhooks (docs/influxdb.md).
+and the sink's lag, dead letters, write time, pending webhooks, and from the workers' latest reports on
+``worker-health`` (those of the last ``WORKER_REPORT_TTL_S``) the event-time lag per modality, the bytes their
+merges hold and their paused inputs (docs/influxdb.md).
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ from connectors.sinks.influx.writers import InfluxSink
 from connectors.webhooks.delivery import WebhookSender
 from fusewatch.core.codec import decode
 from fusewatch.core.errors import FusewatchError, SinkRejectedError
-from fusewatch.core.events import Alert, DeadLetter, MaintenanceLog, Score
+from fusewatch.core.events import MODALITIES, Alert, DeadLetter, MaintenanceLog, Score, WorkerHealth
 from fusewatch.core.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+WORKER_REPORT_TTL_S = 60.0
+"""A worker's report counts in the pipeline-health points this long after it arrived (a stopped worker's fades)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class SinkAgent:
         self._interval: Counter[str] = Counter()
         self._interval_flush_s = 0.0  # the fan-out's flush time when the interval started
         self._interval_started = time.monotonic()
+        self._workers: dict[str, tuple[float, WorkerHealth]] = {}  # worker -> (when received, its latest report)
         self._admin: KafkaAdminClient | None = None
         self._exits = contextlib.ExitStack()  # the admin client, opened on the first health report
         backoff = Backoff(max_delay_s=self.options.max_backoff_s, max_wait_s=self.options.max_backoff_s, jitter=0.2)
@@ -130,7 +137,7 @@ class SinkAgent:
             request_timeout_ms=max(settings.timeout_ms, 31_000),
         )
         self.subscribed = (self.topics.scores, self.topics.alerts, self.topics.dead_letter,
-                           self.topics.maintenance_logs)
+                           self.topics.maintenance_logs, self.topics.worker_health)
         self.consumer.subscribe(list(self.subscribed))
 
     # ------------------------------------------------------------------ main loop
@@ -214,6 +221,14 @@ class SinkAgent:
         topic, value = record.topic, record.value or b""
         if topic == self.topics.dead_letter:
             self._interval["dead_letters"] += 1
+            return None
+        if topic == self.topics.worker_health:
+            try:
+                report = WorkerHealth.model_validate_json(value)
+            except ValidationError:
+                log.warning("not a worker report on %s (offset %d): ignored", topic, record.offset)
+                return None
+            self._workers[report.worker] = (time.monotonic(), report)
             return None
         if topic == self.topics.maintenance_logs:
             try:
@@ -318,11 +333,17 @@ class SinkAgent:
         pending = self.sender.states().get("pending", 0) if self.sender is not None else 0
         interval = self._interval
         write_s = self.fanout.stats.flush_s - self._interval_flush_s
+        now = time.monotonic()
+        reports = [report for received, report in self._workers.values() if now - received <= WORKER_REPORT_TTL_S]
+        lag = {modality: max((r.event_time_lag_s[modality] for r in reports if modality in r.event_time_lag_s),
+                             default=-1.0) for modality in MODALITIES}
         return PipelineHealth(
-            interval_s=round(time.monotonic() - self._interval_started, 3), scores=interval["scores"],
+            interval_s=round(now - self._interval_started, 3), scores=interval["scores"],
             alerts=interval["alerts"], dead_letters=interval["dead_letters"], points=interval["points"],
             write_ms=round(write_s * 1000, 3), worker_lag=worker_lag, sink_lag=sink_lag,
-            pending_webhooks=pending,
+            pending_webhooks=pending, vibration_lag_s=lag["vibration"], camera_lag_s=lag["camera"],
+            logs_lag_s=lag["logs"], workers=len(reports), held_bytes=sum(r.held_bytes for r in reports),
+            paused_inputs=sum(r.paused for r in reports),
         )
 
     def _report_health(self) -> None:

@@ -16,9 +16,10 @@ def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "topics",
         help="create or describe fusewatch's Kafka topics",
-        description="fusewatch uses six topics under kafka.topic_prefix: the inputs vibration, frames and"
-        " maintenance-logs (co-partitioned: one partition count, keys hashed with murmur2) and the outputs scores,"
-        " alerts and dead-letter, all with kafka.partitions partitions.",
+        description="fusewatch uses seven topics under kafka.topic_prefix: the inputs vibration, frames and"
+        " maintenance-logs (co-partitioned: one partition count, keys hashed with murmur2), the outputs scores,"
+        " alerts and dead-letter, and worker-health (the workers' event-time lag, read by the sink), all with"
+        " kafka.partitions partitions. `topics create` makes the missing ones (run it again after an upgrade).",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser(

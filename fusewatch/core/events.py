@@ -230,6 +230,23 @@ class DeadLetter(Event):
     ts: EventTime
 
 
+class WorkerHealth(Event):
+    """What one worker reports about its event time every few seconds (topic ``worker-health``, key: ``worker``).
+
+    ``ts``: wall-clock time of the report; ``event_time_lag_s``: per modality, the most any of its assets' streams
+    is behind that asset's newest event; ``held_bytes``: bytes its event-time merges hold; ``window_bytes``: bytes
+    its aligners' open windows hold; ``paused``: input topic-partitions paused by flow control.
+    """
+
+    worker: str
+    ts: EventTime
+    partitions: list[int]
+    event_time_lag_s: dict[Modality, float]
+    held_bytes: int
+    window_bytes: int
+    paused: int
+
+
 EventT = TypeVar("EventT", bound=BaseModel)
 
 

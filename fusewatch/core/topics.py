@@ -17,7 +17,7 @@ from fusewatch.core.events import CameraFrame, VibrationChunk
 
 @dataclass(frozen=True)
 class Topics:
-    """The six topics of a deployment."""
+    """The seven topics of a deployment."""
 
     prefix: str = "fusewatch."
 
@@ -44,6 +44,10 @@ class Topics:
     @property
     def dead_letter(self) -> str:
         return f"{self.prefix}dead-letter"
+
+    @property
+    def worker_health(self) -> str:
+        return f"{self.prefix}worker-health"
 
     @property
     def inputs(self) -> tuple[str, str, str]:

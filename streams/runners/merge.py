@@ -112,6 +112,10 @@ class EventTimeMerger(Generic[Item]):
             return []
         return [source for source, queue in self._queues.items() if not queue]
 
+    def empty_sources(self) -> list[Hashable]:
+        """Sources with nothing buffered."""
+        return [source for source, queue in self._queues.items() if not queue]
+
     def event_time(self) -> dict[Hashable, int]:
         """The newest timestamp buffered per source (sources with nothing buffered are left out)."""
         return {source: queue[-1][0] for source, queue in self._queues.items() if queue}

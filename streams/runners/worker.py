@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import socket
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -37,8 +39,10 @@ from faust.types import TP, EventT, StreamT
 
 from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.errors import IncompatibleStateError
+from fusewatch.core.events import WorkerHealth
 from fusewatch.core.kafka_settings import KafkaSettings
 from streams.checkpoint import CheckpointStore
+from streams.runners.inputs import InputControl, OwnedPartition
 from streams.runners.merge import EventTimeMerger, WaitClock
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
 from streams.settings import StreamSettings
@@ -124,25 +128,6 @@ class ProducerSink:
         await self.app.producer.flush()
 
 
-@dataclass
-class _Owned:
-    """What the worker holds for one assigned partition number."""
-
-    processor: PartitionProcessor
-    merger: EventTimeMerger[EventT[Any]]
-    delivered: dict[str, int] = field(default_factory=dict)  # topic -> next offset delivered to the agent
-    refetching: dict[str, int] = field(default_factory=dict)  # topic -> offset sought back to after a gap
-    unacked: list[EventT[Any]] = field(default_factory=list)
-    unacked_since: float = 0.0  # when the oldest of ``unacked`` was processed (monotonic)
-    last_message: float = field(default_factory=time.monotonic)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
-    saving: asyncio.Future[None] | None = None  # the last checkpoint's write and acknowledgement
-
-    def next_offset(self, topic: str) -> int:
-        """The next offset of ``topic`` this worker expects: after the last delivered, or where the state ends."""
-        return self.delivered.get(topic, self.processor.offsets.get(topic, 0))
-
-
 class Worker:
     """Builds the faust app and keeps the per-partition state of one worker process."""
 
@@ -157,12 +142,14 @@ class Worker:
         self.store = CheckpointStore(options.workdir / "checkpoints")
         # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
-        self.owned: dict[int, _Owned] = {}
+        self.owned: dict[int, OwnedPartition] = {}
         self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
         self.wait_clock = WaitClock()  # what the waits for quiet inputs and idle modalities are measured on
+        self.worker_id = f"{options.app_id}@{socket.gethostname()}:{os.getpid()}"
         self._last_report = time.monotonic()
         self.app = self._build_app()
+        self.inputs = InputControl(self.app, self.stats)
         self.sink: OutputSink = sink or ProducerSink(self.app)
 
     # ------------------------------------------------------------------ app
@@ -193,7 +180,7 @@ class Worker:
 
     # ------------------------------------------------------------------ partitions
 
-    def _owned(self, partition: int) -> _Owned:
+    def _owned(self, partition: int) -> OwnedPartition:
         owned = self.owned.get(partition)
         if owned is None:
             processor = PartitionProcessor(partition, self.config, self.topics, self.options.run_id,
@@ -208,7 +195,7 @@ class Worker:
             aligner = self.config.aligner
             merger: EventTimeMerger[EventT[Any]] = EventTimeMerger(
                 self.topics.inputs, aligner.source_wait_s, round(aligner.max_buffered_mb * 2**20), self.wait_clock)
-            owned = _Owned(processor, merger)
+            owned = OwnedPartition(processor, merger)
             self.owned[partition] = owned
         return owned
 
@@ -249,7 +236,7 @@ class Worker:
             return
         owned = self._owned(message.partition)
         topic = self.input_topic(message.topic, message.value)
-        if not await self._in_sequence(owned, topic, message.partition, message.offset):
+        if not await self.inputs.in_sequence(owned, topic, message.partition, message.offset):
             return
         owned.delivered[topic] = message.offset + 1
         owned.last_message = time.monotonic()
@@ -257,38 +244,11 @@ class Worker:
                          len(message.value or b"") + len(message.key or b""))
         async with owned.lock:
             await self._drain(message.partition, owned)
-        self._flow(message.partition, owned)
+        self.inputs.flow(message.partition, owned)
 
-    async def _in_sequence(self, owned: _Owned, topic: str, partition: int, offset: int) -> bool:
-        """Whether ``offset`` is the next message of the input partition; when messages were skipped, fetch again.
-
-        faust drops the records of a partition paused while it iterates a fetched batch (flow control pauses
-        partitions), and the consumer's position is already past them; a message after such a gap is set aside
-        and the partition is sought back to the first missing offset (once per gap). Messages seen already (sent
-        again after that seek) are set aside too.
-        """
-        expected = owned.delivered.get(topic)
-        if expected is None or offset == expected:
-            owned.refetching.pop(topic, None)
-            return True
-        if offset < expected:
-            self.stats["delivered_again"] += 1
-            return False
-        self.stats["out_of_sequence"] += 1
-        if owned.refetching.get(topic) != expected:
-            owned.refetching[topic] = expected
-            log.info("%s[%d]: offset %d delivered after %d; fetching from %d again", topic, partition, offset,
-                     expected - 1, expected)
-            try:
-                await self.app.consumer.seek(TP(topic, partition), expected)
-            except Exception:  # no consumer (faust's agent test context)
-                owned.refetching.pop(topic, None)
-                return True
-        return False
-
-    async def _drain(self, partition: int, owned: _Owned) -> None:
+    async def _drain(self, partition: int, owned: OwnedPartition) -> None:
         """Process what the merger releases (hold ``owned.lock``: processing order is the state's order)."""
-        has_more = self._has_more(partition, owned) if owned.merger.blocked_by() else set()
+        has_more = self.inputs.has_more(partition, owned) if owned.merger.blocked_by() else set()
         for event in owned.merger.release(has_more):
             message = event.message
             with self.wait_clock.busy():
@@ -312,72 +272,12 @@ class Worker:
         kind = value[3] if value and len(value) > 3 and value[:2] == b"FW" else 1
         return self.topics.inputs[min(max(kind, 1), 3) - 1]
 
-    def _has_more(self, partition: int, owned: _Owned) -> set[str]:
-        """Input topics of this partition number holding the merge that have undelivered messages on the broker."""
-        more = set()
-        for topic in owned.merger.blocked_by():
-            try:
-                highwater = self.app.consumer.highwater(TP(str(topic), partition))
-            except Exception:  # no consumer to ask (faust's agent test context): nothing more
-                continue
-            if highwater is not None and highwater > owned.next_offset(str(topic)):
-                more.add(str(topic))
-        return more
-
-    def _flow(self, partition: int, owned: _Owned) -> None:
-        """Pause the input topic-partitions that are ahead while the merge holds more than its budget; resume
-        them when the others have caught up."""
-        paused_before = set(owned.merger.paused)
-        pause, resume = owned.merger.flow()
-        if not pause and not resume:
-            return
-        try:
-            if pause:
-                self.app.consumer.pause_partitions({TP(str(topic), partition) for topic in pause})
-            if resume:
-                self.app.consumer.resume_partitions({TP(str(topic), partition) for topic in resume})
-        except Exception:  # no consumer (faust's agent test context): the merge just holds
-            return
-        for topic in sorted(map(str, pause - paused_before)):
-            self.stats["paused"] += 1
-            log.info("pausing %s[%d]: %.1f MB held, the other inputs are behind", topic, partition,
-                     owned.merger.bytes / 2**20)
-        for topic in sorted(map(str, resume)):
-            self.stats["resumed"] += 1
-            log.info("resuming %s[%d]: %.1f MB held", topic, partition, owned.merger.bytes / 2**20)
-
-    async def _resume_stalled(self, partition: int, owned: _Owned, now: float) -> None:
-        """Make faust fetch again, from the next offset the merge needs, an input partition that stalled.
-
-        Seen after a takeover: frames[N] had hundreds of messages on the broker and none was delivered for
-        minutes, while vibration[N] waited in the merge (faust drops fetched messages from its buffers on a
-        rebalance and did not fetch them again). A topic that holds the merge back, has messages on the broker
-        and delivered nothing for 5 s is sought to the offset after the last one delivered and resumed.
-        """
-        if now - owned.last_message < 5.0 or self.app.rebalancing:
-            return
-        for topic in owned.merger.blocked_by():
-            tp = TP(str(topic), partition)
-            try:
-                highwater = self.app.consumer.highwater(tp)
-            except Exception:
-                continue
-            delivered = owned.next_offset(str(topic))
-            if highwater is not None and highwater > delivered:
-                log.warning("resuming stalled input %s[%d] at offset %d: %d messages on the broker, none delivered"
-                            " for %.0f s", topic, partition, delivered, highwater - delivered, now - owned.last_message)
-                await self.app.consumer.seek(tp, delivered)
-                self.app.consumer.resume_partitions({tp})
-                owned.refetching[str(topic)] = delivered
-                owned.last_message = now  # give the fetch time before trying again
-                self.stats["resumed_stalled"] += 1
-
     async def _send(self, messages: list[OutgoingMessage]) -> None:
         await self.sink.send(messages)
         for message in messages:
             self.stats[message.topic.removeprefix(self.topics.prefix)] += 1
 
-    async def _checkpoint(self, partition: int, owned: _Owned, wait: bool = True) -> None:
+    async def _checkpoint(self, partition: int, owned: OwnedPartition, wait: bool = True) -> None:
         """Flush outputs, take the state with its offsets, write it, then acknowledge what it covers.
 
         ``wait=False`` (the agent and the timer) returns once the state is taken: the write (tens of MB for many
@@ -396,7 +296,7 @@ class Worker:
         if wait and owned.saving is not None:
             await owned.saving
 
-    async def _acknowledge(self, partition: int, owned: _Owned, written: asyncio.Future[bool],
+    async def _acknowledge(self, partition: int, owned: OwnedPartition, written: asyncio.Future[bool],
                            events: list[EventT[Any]]) -> None:
         """Acknowledge ``events`` once their checkpoint is written; if the write failed, the next checkpoint
         (which covers them too) acknowledges them."""
@@ -418,20 +318,21 @@ class Worker:
         if now - self._last_report >= self.options.report_interval_s:
             self._last_report = now
             health = self.health()
+            await self._send([self.health_message(health)])
             log.info("progress partitions=%s processed=%d held=%d held_mb=%.1f paused=%d unacked=%d lag=%d behind_s=%s",
                      health["partitions"], self.stats["processed"], sum(health["held"].values()),
                      sum(health["held_bytes"].values()) / 2**20, len(health["paused"]),
                      sum(health["unacked"].values()), sum(health["lag"].values()),
                      ",".join(f"{m}:{s:.0f}" for m, s in sorted(health["event_time_lag_s"].items())))
-        due: list[tuple[float, int, _Owned]] = []
+        due: list[tuple[float, int, OwnedPartition]] = []
         for partition, owned in list(self.owned.items()):
             async with owned.lock:
                 if self.owned.get(partition) is not owned:  # revoked while we waited for the lock
                     continue
                 if len(owned.merger):
                     await self._drain(partition, owned)
-                    await self._resume_stalled(partition, owned, now)
-                    self._flow(partition, owned)
+                    self.inputs.flow(partition, owned)
+                await self.inputs.resume_stalled(partition, owned, now)
                 idle_s = now - owned.last_message
                 if owned.processor.clock_ns and idle_s > 1.0:
                     with self.wait_clock.busy():
@@ -451,6 +352,16 @@ class Worker:
                     await self._checkpoint(partition, owned, wait=False)
 
     # ------------------------------------------------------------------ operations
+
+    def health_message(self, health: dict[str, Any]) -> OutgoingMessage:
+        """The report of :meth:`health` for the ``worker-health`` topic, which the sink writes to InfluxDB."""
+        report = WorkerHealth(
+            worker=self.worker_id, ts=time.time_ns(), partitions=health["partitions"],
+            event_time_lag_s=health["event_time_lag_s"], held_bytes=sum(health["held_bytes"].values()),
+            window_bytes=sum(health["window_bytes"].values()), paused=len(health["paused"]),
+        )
+        return OutgoingMessage(self.topics.worker_health, self.worker_id.encode(), report.model_dump_json().encode(),
+                               ())
 
     def health(self) -> dict[str, Any]:
         """Assigned partitions; messages and bytes the merge holds (``max_held_bytes``: the most it held), bytes the

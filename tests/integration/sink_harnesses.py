@@ -186,7 +186,7 @@ class KafkaHarness(Harness):
 
     def __init__(self, request: pytest.FixtureRequest) -> None:
         super().__init__(request)
-        kafka: KafkaSettings = request.getfixturevalue("kafka")  # the six topics, deleted after the test
+        kafka: KafkaSettings = request.getfixturevalue("kafka")  # the seven topics, deleted after the test
         self.settings = kafka.model_copy(update={"timeout_s": 3.0})
         topics = self.settings.topics()
         self.outputs = [topics.scores, topics.alerts, topics.dead_letter]

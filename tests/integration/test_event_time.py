@@ -77,6 +77,8 @@ def test_simulate_into_a_running_worker_loses_nothing_and_equals_the_embedded_ru
     letters = dead_letters(kafka)
     assert not letters, f"{len(letters)} dead letters, e.g. {letters[0]['error']}"
     assert_same_scores(expected, scores_in_topic(kafka))
+    reports = [json.loads(r.value) for r in read_topics(kafka, [kafka.topics().worker_health])]
+    assert reports and {"vibration", "camera"} <= set(reports[-1]["event_time_lag_s"])  # for the sink's points
 
 
 def test_replay_into_a_running_worker_loses_nothing_and_equals_the_recording_scored_embedded(
@@ -123,17 +125,18 @@ def test_replay_into_a_running_worker_loses_nothing_and_equals_the_recording_sco
 def test_an_outage_flushed_late_is_scored_within_the_hold_and_dead_lettered_past_it(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
-    """Asset A's vibration is withheld for 2 plant hours and asset B's for 5, each then flushed at full speed while
-    their frames and the other assets flow live (one plant minute every 40 ms). With ``max_hold_s`` = 3 h, every
-    window of A is scored with its vibration, as in the embedded runner, and nothing else changes; of B's, none
-    within 3 h of its newest event at the flush is late, and those more than 4 h behind are dead letters with
-    reason ``late`` (between the two, the merge's ``source_wait_s`` of 2 s, 50 plant minutes at this pace, may
-    have kept B's newest frames waiting until the flush came)."""
+    """Asset A's vibration is withheld for 2 plant hours and asset B's for 5 h 30 min, each then flushed at full
+    speed while their frames and the other assets flow live (one plant minute every 60 ms). With ``max_hold_s`` =
+    3 h, every window of A is scored with its vibration, as in the embedded runner, and nothing else changes; of
+    B's snapshots, none within 3 h of its newest event at the flush is late, and those more than 4 h 30 min
+    behind are dead letters with reason ``late``. Between the two it depends on how far the worker had got with
+    B's frames when the flush came: the merge's ``source_wait_s`` (2 s of the worker's waiting time) is most of
+    an hour at this pace."""
     plant = simulated_plant(seed=15, assets=3, hours=6)
     registry = tmp_path / "assets.json"
     plant.asset_registry().save(registry)
     a, b = sorted(plant.asset_registry().assets)[:2]
-    outage_a, outage_b = range(60, 180), range(30, 330)  # plant minutes
+    outage_a, outage_b = range(60, 180), range(10, 340)  # plant minutes, after each spoke
     worker = started_worker(kafka, tmp_path, registry, "outage")
     held: dict[str, list[Any]] = {a: [], b: []}
     newest: dict[str, int] = {}  # per asset, the newest event time sent
@@ -155,7 +158,7 @@ def test_an_outage_flushed_late_is_scored_within_the_hold_and_dead_lettered_past
                         producer.send(event)
                         newest[event.asset_id] = max(newest.get(event.asset_id, 0), event.ts)
                 producer.flush()
-                time.sleep(0.04)
+                time.sleep(0.06)
         expected = embedded_scores(plant)
         wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= len(expected) - 6, 180,
                    "all windows scored", worker)
@@ -170,8 +173,8 @@ def test_an_outage_flushed_late_is_scored_within_the_hold_and_dead_lettered_past
     assert all(isinstance(event, VibrationChunk) and event.asset_id == b and event.ts < bound for event in late)
     withheld_b = [e for minute, step in enumerate(plant.steps()) if minute in outage_b for e in step
                   if e.asset_id == b and isinstance(e, VibrationChunk)]
-    must_be_late = {e.ts for e in withheld_b if e.ts < bound - NS_PER_HOUR}
-    assert len(must_be_late) >= 55 and must_be_late <= {e.ts for e in late}
+    must_be_late = {e.ts for e in withheld_b if e.ts < bound - 3 * NS_PER_HOUR // 2}
+    assert len(must_be_late) >= 50 and must_be_late <= {e.ts for e in late}
     got = scores_in_topic(kafka)
     assert_same_scores({k: v for k, v in expected.items() if k[0] != b}, [s for s in got if s["asset_id"] != b])
     start = plant.config.start_ns

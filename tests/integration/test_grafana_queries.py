@@ -64,7 +64,9 @@ def simulated_run() -> tuple[tuple[str, ...], tuple[str, ...], int, int]:
     lines += [log_line(entry) for entry in logs]
     first, last = scores[0].window_end, scores[-1].window_end
     for i in range(12):  # sink health reports every 10 s, inside the run's time range
-        health = PipelineHealth(10.0, 100 + i, i % 2, i % 3, 200 + 2 * i, 2.5 + i / 10, i, 2 * i, i % 4)
+        health = PipelineHealth(10.0, 100 + i, i % 2, i % 3, 200 + 2 * i, 2.5 + i / 10, i, 2 * i, i % 4,
+                                vibration_lag_s=30.0 + i, camera_lag_s=float(i), logs_lag_s=3600.0, workers=2,
+                                held_bytes=i << 20, paused_inputs=i % 2)
         lines.append(health_line(health, GROUP, last - (12 - i) * 10_000_000_000))
     both = {a.asset_id for a in output.alerts} & {entry.asset_id for entry in logs}
     return tuple(lines), tuple(sorted(both)), first, last

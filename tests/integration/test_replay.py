@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 
 def end_offsets(kafka: KafkaSettings) -> dict[tuple[str, int], int]:
-    """The end offset of every partition of the six topics."""
+    """The end offset of every partition of the seven topics."""
     return {(tp.topic, tp.partition): end for tp, (_, end) in offset_ranges(kafka, topic_names(kafka), None,
                                                                             None).items()}
 

@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from connectors.kafka.consumer import offset_ranges, read_topics
 from connectors.sources.simulator import PlantSimulator
 from connectors.webhooks.signing import WebhookSecret
-from fusewatch.core.events import Alert, Score
+from fusewatch.core.events import Alert, Score, WorkerHealth
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, NS_PER_MIN, format_time, parse_time
 from tests.integration.conftest import InfluxV1
@@ -277,3 +277,28 @@ def test_operator_instructions_travel_with_the_log_and_are_stored_as_entries(
     rows = influxdb.query('SELECT "text", "kind", "author" FROM fusewatch_log')[0]["series"][0]["values"]
     assert [row[2:] for row in rows] == [["acknowledge", "ana"], ["maintenance", "ben"]]
     assert rows[1][1].endswith(": bearing swap") and rows[1][0] == parse_time("2026-11-30T11:00:00Z")
+
+
+def test_the_workers_event_time_reports_reach_the_pipeline_health_points(
+    kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
+) -> None:
+    topic = kafka.topics().worker_health
+    producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    reports = [
+        WorkerHealth(worker="w1", ts=time.time_ns(), partitions=[0, 1], held_bytes=3 << 20, window_bytes=1 << 20,
+                     paused=1, event_time_lag_s={"vibration": 42.0, "camera": 3.0, "logs": 5400.0}),
+        WorkerHealth(worker="w2", ts=time.time_ns(), partitions=[2], held_bytes=1 << 20, window_bytes=0, paused=0,
+                     event_time_lag_s={"vibration": 7.0, "camera": 95.5}),
+    ]
+    for report in reports:
+        producer.send(topic, key=report.worker.encode(), value=report.model_dump_json().encode())
+    producer.send(topic, key=b"w3", value=b"{not a report")  # ignored, with a warning; the sink goes on
+    producer.flush()
+    producer.close()
+    sink = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, kafka.topic_prefix + "sink",
+                       "--stop-when-idle", "3", "--health-interval", "1")
+    sink.wait(60)
+    rows = influxdb.query('SELECT "vibration_lag_s", "camera_lag_s", "logs_lag_s", "workers", "held_bytes", '
+                          '"paused_inputs" FROM fusewatch_pipeline')[0]["series"][0]["values"]
+    assert rows[-1][1:] == [42.0, 95.5, 5400.0, 2, 4 << 20, 1]  # the worst lag of the two, the sums
+    assert "not a worker report" in sink.log.read_text()

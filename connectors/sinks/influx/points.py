@@ -130,6 +130,10 @@ class PipelineHealth:
 
     ``worker_lag``: input messages the workers' consumer group has not committed yet (-1 when unknown);
     ``sink_lag``: output messages the sink has not committed yet; ``pending_webhooks``: deliveries due.
+    From the workers' latest reports (topic ``worker-health``): ``*_lag_s``, per modality the most any asset's
+    stream is behind that asset's newest event (seconds of event time, -1 when no worker reported);
+    ``workers``: how many reported; ``held_bytes``: bytes their event-time merges hold; ``paused_inputs``:
+    input topic-partitions they paused.
     """
 
     interval_s: float
@@ -141,6 +145,12 @@ class PipelineHealth:
     worker_lag: int
     sink_lag: int
     pending_webhooks: int
+    vibration_lag_s: float = -1.0
+    camera_lag_s: float = -1.0
+    logs_lag_s: float = -1.0
+    workers: int = 0
+    held_bytes: int = 0
+    paused_inputs: int = 0
 
     @property
     def scores_per_s(self) -> float:
@@ -163,6 +173,12 @@ def health_line(health: PipelineHealth, group: str, ts_ns: int) -> str:
     worker_lag=0i
     sink_lag=7i
     pending_webhooks=0i
+    vibration_lag_s=-1.0
+    camera_lag_s=-1.0
+    logs_lag_s=-1.0
+    workers=0i
+    held_bytes=0i
+    paused_inputs=0i
     scores_per_s=12.0 1000
     """
     fields: dict[str, float | int | bool | str] = dict(asdict(health))
