@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import stop, worker_command
+from benchmarks.processes import bench_kafka, stop, worker_command
 from benchmarks.run import method_text
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
@@ -131,7 +131,7 @@ def one_run(base: KafkaSettings, plant: PlantSimulator, budget_mb: float, backlo
 
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     assets, hours = (4, 2.0) if quick else (12, 6.0)
-    base = KafkaSettings(bootstrap_servers=os.environ.get("FUSEWATCH_BENCH_KAFKA", "127.0.0.1:9092"))
+    base = bench_kafka()
     start = default_start_ns(time.time_ns(), hours / 24, None)
     rows, figures = [], []
     for condition, budget, backlog in CONDITIONS:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.ingest_worker import REPORT
+from benchmarks.processes import bench_kafka
 from benchmarks.run import ROOT, method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics
 from connectors.kafka.producer import EventProducer
@@ -115,7 +116,7 @@ def read_once(settings: KafkaSettings, mode: str, count: int, workdir: Path, app
 
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     assets, minutes, repetitions = (10, 30, 1) if quick else (60, 120, 3)
-    settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
+    settings = bench_kafka(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     topics = settings.topics()
     create_topics(settings, list(topics.inputs))
     measured: dict[str, list[tuple[float, float]]] = {name: [] for name in CONDITIONS}

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+from benchmarks.processes import bench_kafka
 from fusewatch.core.codec import decode
 from fusewatch.core.kafka_settings import KafkaSettings
 
@@ -85,7 +86,7 @@ async def read_aiokafka(settings: KafkaSettings, count: int, with_decode: bool) 
         bootstrap_servers=settings.servers(), group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=settings.max_message_bytes,
         fetch_max_wait_ms=1500,  # as faust's consumer
-        request_timeout_ms=round(max(settings.timeout_s, 40.0) * 1000),
+        request_timeout_ms=round(max(settings.timeout_s, 40.0) * 1000), **settings.client_options(),
     )
     tally = Tally(count)
     await consumer.start()
@@ -140,12 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--topic-prefix", required=True)
-    parser.add_argument("--kafka", default=KafkaSettings().bootstrap_servers)
+    parser.add_argument("--kafka", default=bench_kafka().bootstrap_servers)
     parser.add_argument("--count", type=int, required=True, help="stop after this many messages")
     parser.add_argument("--app-id", default="fwbench-ingest", help="consumer group of the faust reader")
     parser.add_argument("--workdir", type=Path, default=Path("out/ingest-worker"))
     args = parser.parse_args(argv)
-    settings = KafkaSettings(bootstrap_servers=args.kafka, topic_prefix=args.topic_prefix)
+    settings = bench_kafka(bootstrap_servers=args.kafka, topic_prefix=args.topic_prefix)
     if args.mode == "faust":
         read_faust(settings, args.count, args.app_id, args.workdir)
         print("the faust app stopped before reading every message", file=sys.stderr)

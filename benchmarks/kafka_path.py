@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import stop, worker_command
+from benchmarks.processes import bench_kafka, stop, worker_command
 from benchmarks.run import method_text, stat
 from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import offset_ranges
@@ -105,7 +105,7 @@ def worker_rate(settings: KafkaSettings, registry: Path, windows: int, workdir: 
 
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     assets, minutes, repetitions = (4, 30, 1) if quick else (12, 240, 3)
-    settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
+    settings = bench_kafka(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     create_topics(settings, topic_names(settings))
     embedded, through_kafka = [], []
     try:

@@ -41,9 +41,9 @@ from typing import Any
 from kafka import KafkaAdminClient
 
 from benchmarks.influxdb import INFLUX, POLL_S, InfluxPoller, influx_query
-from benchmarks.processes import stop, worker_command
+from benchmarks.processes import bench_kafka, stop, worker_command
 from benchmarks.run import method_text
-from connectors.kafka.admin import create_topics, delete_topics, topic_names
+from connectors.kafka.admin import admin_client, create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.pacing import Pacer
 from connectors.kafka.producer import EventProducer
@@ -271,7 +271,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     # history: the plant starts this long before the live run (two plant minutes and a little: the warm-up)
     assets, staggered_steps, synchronized_steps, history_s, ready_s = (
         (50, 3, 1, 140, 0) if quick else (500, 4, 2, 130, 20))
-    settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
+    settings = bench_kafka(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     topics = settings.topics()
     aligner = FusewatchConfig().aligner
     window_ns, lateness_ns = aligner.ns("window_s"), aligner.ns("allowed_lateness_s")
@@ -313,7 +313,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
                 SYNCHRONIZED, topics)
             log(f"[latency] {len(messages)} messages of {assets} assets generated in"
                 f" {time.perf_counter() - generated:.1f} s")
-            with KafkaAdminClient(bootstrap_servers=settings.servers(), client_id="fwbench-latency") as admin:
+            with admin_client(settings) as admin:
                 _wait(lambda: _worker_assigned(worker_log, settings.partitions), 180, "the worker's assignment",
                       [worker, sink])
                 _wait(lambda: _group_stable(admin, group), 120, "the sink's group", [worker, sink])

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from fusewatch.config import FusewatchConfig
 from fusewatch.core.kafka_settings import KafkaSettings
+
+
+def bench_kafka(**changes: Any) -> KafkaSettings:
+    """The broker the Kafka benchmarks use: the configuration's ``[kafka]`` from the environment
+    (``FUSEWATCH_KAFKA__*``: a secured cluster's protocol, user and password file reach the benchmarks and the
+    workers they start), with
+    ``FUSEWATCH_BENCH_KAFKA`` (bootstrap servers) and ``changes`` over it.
+
+    >>> bench_kafka(topic_prefix="fwbench-1.").topic_prefix
+    'fwbench-1.'
+    """
+    base = FusewatchConfig().kafka.model_dump()
+    if "FUSEWATCH_BENCH_KAFKA" in os.environ:
+        base["bootstrap_servers"] = os.environ["FUSEWATCH_BENCH_KAFKA"]
+    return KafkaSettings(**{**base, **changes})
 
 
 def worker_command(settings: KafkaSettings, workdir: Path, app_id: str, registry: Path,

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 from kafka import TopicPartition
 
-from benchmarks.processes import stop, worker_command
+from benchmarks.processes import bench_kafka, stop, worker_command
 from benchmarks.run import method_text, stat
 from connectors.kafka.admin import admin_client, create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import assigned_reader, offset_ranges
@@ -363,7 +363,7 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     assets, speed, down_s, repetitions = (20, 30.0, 6.0, 1) if quick else (100, 30.0, 20.0, 2)
     conditions = CONDITIONS[1:] if quick else CONDITIONS  # quick: one crash
     longest_s = 900.0  # the plant is long enough for this much wall time
-    settings = KafkaSettings(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
+    settings = bench_kafka(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     aligner = FusewatchConfig().aligner
     days = speed * longest_s / 86_400
     simulator = PlantSimulator(SimulatorConfig(assets=assets, days=days, seed=0,

@@ -17,16 +17,19 @@ fusewatch.core.errors.ConfigError: ...bad.toml: alerts.open_k: Input should be a
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors.sinks.influx.settings import InfluxSettings
 from connectors.webhooks.settings import WebhookSettings
 from fusewatch.core.errors import ConfigError
 from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.secrets import SHOWN
 from streams.alerts import AlertPolicyConfig
 from streams.aligner import AlignerConfig
 from streams.model_config import ModelConfig
@@ -44,6 +47,7 @@ class FusewatchConfig(BaseSettings):
     models: ModelConfig = ModelConfig()
     alerts: AlertPolicyConfig = AlertPolicyConfig()
     kafka: KafkaSettings = KafkaSettings()
+    influx: InfluxSettings = InfluxSettings()
     webhooks: list[WebhookSettings] = []
 
     @property
@@ -93,22 +97,35 @@ def to_toml(config: FusewatchConfig) -> str:
         "# fusewatch configuration. Every value can be overridden from the environment,",
         "# e.g. FUSEWATCH_ALERTS__OPEN_K=4. See docs/configuration.md.",
     ]
-    for section in ("aligner", "models", "alerts", "kafka"):
+    for section in ("aligner", "models", "alerts", "kafka", "influx"):
         model = getattr(config, section)
         lines += ["", f"[{section}]"]
         for name, field in type(model).model_fields.items():
-            value = getattr(model, name)
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            else:
-                text = f'"{value}"' if isinstance(value, str) else repr(value)
-            lines.append(f"{name} = {text:<10} # {field.description}")
+            lines.append(_toml_line(name, getattr(model, name), field.description or ""))
     lines += ["", "# Alert webhooks (docs/webhooks.md), one [[webhooks]] table each; secrets are not printed."]
     for hook in config.webhooks:
         private = "true" if hook.allow_private else "false"
-        lines += ["", "[[webhooks]]", f'url = "{hook.url}"', 'secret = "whsec_..."   # not shown',
+        secret = (f"secret_file = {json.dumps(str(hook.secret_file))}" if hook.secret_file is not None
+                  else f'# secret = "{SHOWN}"  # set, not shown: give it as secret_file')
+        lines += ["", "[[webhooks]]", f'url = "{hook.url}"', secret,
                   f'min_severity = "{hook.min_severity}"', f"allow_private = {private}"]
     if not config.webhooks:
-        lines += ["# [[webhooks]]", '# url = "https://hooks.example.com/fusewatch"', '# secret = "whsec_..."',
+        lines += ["# [[webhooks]]", '# url = "https://hooks.example.com/fusewatch"',
+                  '# secret_file = "/run/secrets/fusewatch-webhook"  # holds whsec_<base64>',
                   '# min_severity = "warning"', "# allow_private = false"]
     return "\n".join(lines) + "\n"
+
+
+def _toml_line(name: str, value: object, description: str) -> str:
+    """One setting as a TOML line; an unset optional setting and a secret are comments (a secret as ``***``)."""
+    if value is None:
+        return f"# {name} = (not set)  # {description}"
+    if isinstance(value, SecretStr):
+        return f'# {name} = "{SHOWN}"  # set, not shown: {description}'
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str | Path):
+        text = json.dumps(str(value))
+    else:
+        text = repr(value)
+    return f"{name} = {text:<10} # {description}"

@@ -33,6 +33,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from fusewatch.core.errors import IncompatibleStateError
 
@@ -58,8 +59,18 @@ def config_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class CheckpointStorage(Protocol):
+    """Where a worker keeps its partitions' checkpoints: the state topic on the cluster
+    (:class:`connectors.kafka.state_store.KafkaCheckpointStore`, what ``fusewatch worker`` uses) or a directory
+    (:class:`CheckpointStore`: the local cache, and tests)."""
+
+    def load(self, partition: int) -> Checkpoint | None: ...
+
+    def save(self, checkpoint: Checkpoint) -> bool: ...
+
+
 class CheckpointStore:
-    """Checkpoint files in one directory (shared by the workers of a group, e.g. a mounted volume)."""
+    """Checkpoint files in one directory: a worker's local cache of the state topic, or a test's store."""
 
     def __init__(self, directory: str | Path) -> None:
         self.directory = Path(directory)

@@ -8,17 +8,16 @@ count is reported, never silently used.
 from __future__ import annotations
 
 import logging
-import socket
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, TopicAuthorizationFailedError
 
-from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
+from connectors.kafka.clients import open_client, unavailable
+from fusewatch.core.errors import AccessDeniedError, TopicMismatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -48,47 +47,10 @@ class TopicState:
         return None
 
 
-def unavailable(settings: KafkaSettings, exc: BaseException) -> ServiceUnavailableError:
-    """The error for a broker that did not answer."""
-    return ServiceUnavailableError(
-        f"no Kafka broker answered at {settings.bootstrap_servers} within {settings.timeout_s:g} s ({exc}); is it"
-        " running? (`make services-up` starts one on 127.0.0.1:9092)"
-    )
-
-
-def probe_broker(settings: KafkaSettings) -> None:
-    """Wait until one bootstrap server accepts a TCP connection; :class:`ServiceUnavailableError` after the timeout.
-
-    Clients are created only once a broker answers: kafka-python leaves sockets open when its own bootstrap fails.
-    """
-    deadline = time.monotonic() + settings.timeout_s
-    last: OSError | None = None
-    while True:
-        for server in settings.servers():
-            host, _, port = server.rpartition(":")
-            try:
-                with socket.create_connection((host.strip("[]"), int(port)), timeout=min(settings.timeout_s, 2.0)):
-                    return
-            except OSError as exc:
-                last = exc
-        if time.monotonic() >= deadline:
-            raise unavailable(settings, last or OSError("no server"))
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-
-
 @contextmanager
 def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
     """A connected admin client; :class:`ServiceUnavailableError` when no broker answers in time."""
-    probe_broker(settings)
-    try:
-        client = KafkaAdminClient(
-            bootstrap_servers=settings.servers(),
-            client_id=f"{settings.client_id}-admin",
-            request_timeout_ms=settings.timeout_ms,
-            bootstrap_timeout_ms=settings.timeout_ms,
-        )
-    except KafkaTimeoutError as exc:
-        raise unavailable(settings, exc) from None
+    client = open_client(KafkaAdminClient, settings, "admin", request_timeout_ms=settings.timeout_ms)
     try:
         yield client
     finally:
@@ -98,7 +60,23 @@ def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
 def topic_names(settings: KafkaSettings) -> list[str]:
     """Every topic fusewatch uses, inputs first."""
     topics = settings.topics()
-    return [*topics.inputs, topics.scores, topics.alerts, topics.dead_letter, topics.worker_health]
+    return [*topics.inputs, topics.scores, topics.alerts, topics.dead_letter, topics.worker_health,
+            topics.worker_state]
+
+
+def topic_configs(settings: KafkaSettings, name: str) -> dict[str, str]:
+    """The configuration fusewatch gives a topic it creates: every one takes camera frames; the state topic is
+    compacted (only each partition's newest checkpoint is kept) and rolls segments every 10 minutes, so what a
+    worker reads to restore a partition stays small (docs/production.md)."""
+    configs = {"max.message.bytes": str(settings.max_message_bytes)}
+    if name == settings.topics().worker_state:
+        configs.update({
+            "cleanup.policy": "compact",
+            "segment.ms": str(10 * 60 * 1000),
+            "min.cleanable.dirty.ratio": "0.2",
+            "delete.retention.ms": str(60 * 60 * 1000),
+        })
+    return configs
 
 
 def describe_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -> list[TopicState]:
@@ -106,9 +84,16 @@ def describe_topics(settings: KafkaSettings, names: Sequence[str] | None = None)
     names = list(names) if names is not None else topic_names(settings)
     with admin_client(settings) as client:
         try:
-            described = {entry["name"]: entry for entry in client.describe_topics(names) if not entry["error_code"]}
+            entries = client.describe_topics(names)
         except KafkaError as exc:
             raise unavailable(settings, exc) from None
+    denied = sorted(entry["name"] for entry in entries if entry["error_code"] == TopicAuthorizationFailedError.errno)
+    if denied:
+        raise AccessDeniedError(
+            f"Kafka at {settings.bootstrap_servers}: {settings.principal} is not authorized for topic"
+            f" {', '.join(denied)}; an administrator grants fusewatch's ACLs with `fusewatch topics acls --principal"
+            f" {settings.principal if settings.sasl else 'User:NAME'} --apply` (docs/production.md)")
+    described = {entry["name"]: entry for entry in entries if not entry["error_code"]}
     return [_state(name, described.get(name), settings) for name in names]
 
 
@@ -135,7 +120,7 @@ def create_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -
             name: {
                 "num_partitions": settings.partitions,
                 "replication_factor": settings.replication_factor,
-                "configs": {"max.message.bytes": str(settings.max_message_bytes)},
+                "configs": topic_configs(settings, name),
             }
             for name in missing
         }

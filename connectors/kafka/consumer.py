@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaTimeoutError
 
-from connectors.kafka.admin import probe_broker, unavailable
+from connectors.kafka.admin import check_topics
+from connectors.kafka.clients import open_client
 from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 
@@ -37,25 +37,20 @@ def assigned_reader(
     """A consumer with no group, assigned every partition of ``topics``; clear errors for a dead broker or topic.
 
     Close it after use."""
-    probe_broker(settings)
-    try:
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.servers(),
-            client_id=f"{settings.client_id}-{role}",
-            enable_auto_commit=False,
-            group_id=None,
-            request_timeout_ms=max(settings.timeout_ms, 31_000),
-            bootstrap_timeout_ms=settings.timeout_ms,
-            fetch_max_bytes=max(fetch_max_bytes, settings.max_message_bytes),
-            max_partition_fetch_bytes=settings.max_message_bytes,
-        )
-    except KafkaTimeoutError as exc:
-        raise unavailable(settings, exc) from None
+    consumer = open_client(
+        KafkaConsumer, settings, role,
+        enable_auto_commit=False,
+        group_id=None,
+        request_timeout_ms=max(settings.timeout_ms, 31_000),
+        fetch_max_bytes=max(fetch_max_bytes, settings.max_message_bytes),
+        max_partition_fetch_bytes=settings.max_message_bytes,
+    )
     try:
         partitions = []
         for topic in topics:
             numbers = consumer.partitions_for_topic(topic)
             if not numbers:
+                check_topics(settings, [topic])  # names the cause: not authorized, missing, wrong partitions
                 raise TopicMismatchError(f"topic {topic} does not exist")
             partitions += [TopicPartition(topic, number) for number in sorted(numbers)]
         if partitions:

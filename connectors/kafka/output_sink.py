@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from connectors.kafka.admin import probe_broker
+from connectors.kafka.clients import open_client, producer_options
 from connectors.sinks.base import Record, RecordKind
-from fusewatch.core.errors import ServiceUnavailableError, SinkRejectedError, SinkUnavailableError
+from fusewatch.core.errors import AccessDeniedError, ServiceUnavailableError, SinkRejectedError, SinkUnavailableError
 from fusewatch.core.events import Alert, DeadLetter, Score
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.outputs import OutgoingMessage, output_message
@@ -36,14 +36,14 @@ log = logging.getLogger(__name__)
 
 
 class KafkaOutputSink:
-    """Send records to the output topics of ``settings`` (``client_id``: what the broker sees in its logs)."""
+    """Send records to the output topics of ``settings`` (``role``: the client id's suffix the broker sees)."""
 
     kinds: ClassVar[frozenset[RecordKind]] = frozenset({Score, Alert, DeadLetter})
 
-    def __init__(self, settings: KafkaSettings, client_id: str | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, role: str = "output") -> None:
         self.settings = settings
         self.topics = settings.topics()
-        self.client_id = client_id or f"{settings.client_id}-output"
+        self.role = role
         self.sent = 0  # messages the broker acknowledged
         self._pending: dict[OutgoingMessage, None] = {}  # in order of addition; an exact repeat is kept once
         self._producer: KafkaProducer | None = None
@@ -117,18 +117,9 @@ class KafkaOutputSink:
             return self._producer
         settings = self.settings
         try:
-            probe_broker(settings)  # kafka-python leaves sockets open when its own bootstrap fails
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.servers(),
-                client_id=self.client_id,
-                acks="all",
-                enable_idempotence=True,
-                max_request_size=settings.max_message_bytes,
-                request_timeout_ms=settings.timeout_ms,
-                max_block_ms=settings.timeout_ms,
-                bootstrap_timeout_ms=settings.timeout_ms,
-                allow_auto_create_topics=False,
-            )
+            self._producer = open_client(KafkaProducer, settings, self.role, **producer_options(settings))
+        except AccessDeniedError:
+            raise
         except (ServiceUnavailableError, KafkaError) as exc:
             raise SinkUnavailableError(f"Kafka at {settings.bootstrap_servers} is unreachable: {exc}") from exc
         return self._producer

@@ -16,7 +16,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from connectors.kafka.admin import probe_broker, unavailable
+from connectors.kafka.clients import open_client, producer_options
 from fusewatch.core.codec import InputEvent, encode
 from fusewatch.core.errors import DeliveryError
 from fusewatch.core.kafka_settings import KafkaSettings
@@ -39,23 +39,8 @@ class EventProducer:
         self.max_pending_bytes = 64 * 1024 * 1024  # wait for the broker beyond this (bounds memory at max speed)
         self._pending_bytes = 0
         self._failures: list[BaseException] = []
-        probe_broker(settings)
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=settings.servers(),
-                client_id=f"{settings.client_id}-producer",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=5,
-                batch_size=1024 * 1024,
-                max_request_size=settings.max_message_bytes,
-                request_timeout_ms=settings.timeout_ms,
-                max_block_ms=settings.timeout_ms,
-                bootstrap_timeout_ms=settings.timeout_ms,
-                allow_auto_create_topics=False,
-            )
-        except KafkaTimeoutError as exc:
-            raise unavailable(settings, exc) from None
+        self._producer = open_client(KafkaProducer, settings, "producer", linger_ms=5, batch_size=1024 * 1024,
+                                     **producer_options(settings))
 
     def send(self, event: InputEvent) -> None:
         """Queue one event; it is sent in the background and confirmed by :meth:`flush`."""

@@ -43,7 +43,8 @@ from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
-from connectors.kafka.admin import admin_client, probe_broker
+from connectors.kafka.admin import admin_client
+from connectors.kafka.clients import open_client
 from connectors.kafka.output_sink import KafkaOutputSink
 from connectors.sinks.base import Record, Sink
 from connectors.sinks.fanout import Backoff, FanOut
@@ -123,11 +124,9 @@ class SinkAgent:
         backoff = Backoff(max_delay_s=self.options.max_backoff_s, max_wait_s=self.options.max_backoff_s, jitter=0.2)
         sinks: list[Sink] = [] if influx is None else [influx]
         self.fanout = FanOut(sinks, sender, backoff, pause=self._wait_paused, resume=self._resume)
-        self.dead_letters = KafkaOutputSink(settings, client_id=f"{settings.client_id}-sink")
-        probe_broker(settings)
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=settings.servers(),
-            client_id=f"{settings.client_id}-sink",
+        self.dead_letters = KafkaOutputSink(settings, role="sink")
+        self.consumer = open_client(
+            KafkaConsumer, settings, "sink",
             group_id=self.options.group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,12 @@ from pydantic import ValidationError
 from fusewatch.config import FusewatchConfig, load_config
 from fusewatch.core.errors import ConfigError, FusewatchError
 from fusewatch.core.kafka_settings import KafkaSettings
+from fusewatch.core.secrets import read_secret, warn_command_line
+
+WEBHOOK_SECRET_ENV = "FUSEWATCH_WEBHOOK_SECRET"  # the signing secret of --webhook targets
 
 if TYPE_CHECKING:
+    from connectors.sinks.influx.settings import InfluxSettings
     from connectors.sinks.influx.writers import InfluxSink
     from connectors.webhooks.delivery import Endpoint
 
@@ -87,30 +92,67 @@ def kafka_settings(args: argparse.Namespace, config: FusewatchConfig) -> KafkaSe
 
 
 def add_influx_options(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--influx URL`` and the database/bucket, token and organisation options."""
-    parser.add_argument("--influx", metavar="URL", default=None,
-                        help=f"{what} to the InfluxDB at URL (v1 or v2 API, detected from /ping)")
-    parser.add_argument("--influx-db", metavar="NAME", default="fusewatch",
-                        help="database (v1, created if missing) or bucket (v2) (default: fusewatch)")
-    parser.add_argument("--influx-token", default=None, help="v2 API token (InfluxDB 2.x/3.x)")
-    parser.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
+    """``--influx URL``, the database/bucket and organisation, and the credentials (files or, discouraged, values)."""
+    group = parser.add_argument_group(
+        "InfluxDB", "Over the [influx] section of the configuration. Give secrets as FUSEWATCH_INFLUX__PASSWORD or"
+        " FUSEWATCH_INFLUX__TOKEN, or as files: a value on the command line is visible to every user of the host.")
+    group.add_argument("--influx", metavar="URL", default=None,
+                       help=f"{what} to the InfluxDB at URL (v1 or v2 API, detected from /ping; default: influx.url)")
+    group.add_argument("--influx-db", metavar="NAME", default=None,
+                       help="database (v1, created if missing) or bucket (v2) (default: influx.database, fusewatch)")
+    group.add_argument("--influx-org", default=None, help="v2 organisation (InfluxDB 2.x/3.x)")
+    group.add_argument("--influx-user", default=None, help="v1 user (a server with auth-enabled)")
+    group.add_argument("--influx-password-file", type=Path, default=None, metavar="FILE",
+                       help="file holding the v1 password of --influx-user")
+    group.add_argument("--influx-token-file", type=Path, default=None, metavar="FILE",
+                       help="file holding the v2 API token")
+    group.add_argument("--influx-password", default=None, help="v1 password (discouraged: see above)")
+    group.add_argument("--influx-token", default=None, help="v2 API token (discouraged: see above)")
 
 
-def open_influx(args: argparse.Namespace) -> InfluxSink | None:
-    """The sink ``--influx`` names (``None`` without it); the server must answer now."""
-    if not args.influx:
+def influx_settings(args: argparse.Namespace, config: FusewatchConfig) -> InfluxSettings:
+    """The configuration's ``[influx]`` with the ``--influx*`` flags over it (a secret flag logs a warning)."""
+    from connectors.sinks.influx.settings import InfluxSettings
+
+    changes: dict[str, object] = {}
+    for flag, key in (("influx", "url"), ("influx_db", "database"), ("influx_org", "org"),
+                      ("influx_user", "username")):
+        if getattr(args, flag) is not None:
+            changes[key] = getattr(args, flag)
+    for secret in ("password", "token"):
+        value, file = getattr(args, f"influx_{secret}"), getattr(args, f"influx_{secret}_file")
+        if value is not None:
+            warn_command_line(f"--influx-{secret}", f"FUSEWATCH_INFLUX__{secret.upper()}", f"--influx-{secret}-file")
+        if value is not None or file is not None:  # a flag replaces both forms of the configuration's secret
+            changes.update({secret: value, f"{secret}_file": file})
+    try:
+        return InfluxSettings(**{**config.influx.model_dump(), **changes})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise ConfigError(f"--influx options: {str(first['msg']).removeprefix('Value error, ')}") from None
+
+
+def open_influx(args: argparse.Namespace, config: FusewatchConfig) -> InfluxSink | None:
+    """The sink ``--influx`` or ``influx.url`` names (``None`` without either); the server must answer now."""
+    settings = influx_settings(args, config)
+    if not settings.url:
         return None
     from connectors.sinks.influx.writers import open_sink
 
-    return open_sink(args.influx, args.influx_db, args.influx_token, args.influx_org)
+    username, password, token = settings.credentials()
+    return open_sink(settings.url, settings.database, token, settings.org, username, password)
 
 
 def add_webhook_options(parser: argparse.ArgumentParser) -> None:
-    """``--webhook URL`` (repeatable), ``--webhook-secret`` and ``--allow-private-webhooks``."""
+    """``--webhook URL`` (repeatable), its secret (``--webhook-secret-file`` or the environment), private targets."""
     parser.add_argument("--webhook", metavar="URL", action="append", default=[],
                         help="deliver every alert transition to URL, signed (Standard Webhooks); repeatable; adds to"
-                        " the [[webhooks]] of the configuration")
-    parser.add_argument("--webhook-secret", default=None, help="the signing secret of --webhook (whsec_<base64>)")
+                        f" the [[webhooks]] of the configuration; its secret from ${WEBHOOK_SECRET_ENV} or"
+                        " --webhook-secret-file")
+    parser.add_argument("--webhook-secret-file", type=Path, default=None, metavar="FILE",
+                        help="file holding the signing secret of --webhook (whsec_<base64>)")
+    parser.add_argument("--webhook-secret", default=None,
+                        help="the signing secret of --webhook (discouraged: visible to every user of the host)")
     parser.add_argument("--allow-private-webhooks", action="store_true",
                         help="allow --webhook targets on loopback or private networks (e.g. a receiver on this host)")
 
@@ -119,14 +161,21 @@ def webhook_endpoints(args: argparse.Namespace, config: FusewatchConfig) -> list
     """The configuration's ``[[webhooks]]`` and the ``--webhook`` targets."""
     endpoints = [hook.endpoint() for hook in config.webhooks]
     if args.webhook:
-        if not args.webhook_secret:
-            raise FusewatchError("--webhook needs --webhook-secret (whsec_<base64>)")
+        if args.webhook_secret is not None:
+            warn_command_line("--webhook-secret", WEBHOOK_SECRET_ENV, "--webhook-secret-file")
+        text = args.webhook_secret
+        if text is None and args.webhook_secret_file is not None:
+            text = read_secret(None, args.webhook_secret_file, "--webhook-secret")
+        text = text if text is not None else os.environ.get(WEBHOOK_SECRET_ENV)
+        if not text:
+            raise FusewatchError(f"--webhook needs its signing secret (whsec_<base64>): ${WEBHOOK_SECRET_ENV} or"
+                                 " --webhook-secret-file FILE")
         from connectors.webhooks.delivery import Endpoint
         from connectors.webhooks.signing import WebhookSecret
 
         try:
-            secret = WebhookSecret.parse(args.webhook_secret)
+            secret = WebhookSecret.parse(text)
         except ValueError as exc:
-            raise FusewatchError(f"--webhook-secret: {exc}") from None
+            raise FusewatchError(f"webhook secret: {exc}") from None
         endpoints += [Endpoint(url, secret, allow_private=args.allow_private_webhooks) for url in args.webhook]
     return endpoints

@@ -11,6 +11,7 @@ from fusewatch.commands.common import (
     add_influx_options,
     add_webhook_options,
     config_of,
+    influx_settings,
     open_influx,
     positive_float,
     positive_int,
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise FusewatchError(f"simulator: {exc}") from None
     endpoints = webhook_endpoints(args, config)
-    influx = open_influx(args)
+    influx = open_influx(args, config)
     try:
         outcome = run_demo(config, simulator, args.out, args.summary_json, args.workers,
                            progress=not args.no_progress, influx=influx, webhooks=endpoints)
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"report:   {outcome.report}")
     print(f"database: {outcome.database}")
     if influx is not None:
-        print(f"influxdb: {summary['influx_points']} points to {args.influx} ({args.influx_db})")
+        target = influx_settings(args, config)
+        print(f"influxdb: {summary['influx_points']} points to {target.url} ({target.database})")
     if endpoints:
         print("webhooks: " + ", ".join(f"{state} {n}" for state, n in sorted(summary["webhooks"].items()))
               if summary["webhooks"] else "webhooks: no alert to deliver")

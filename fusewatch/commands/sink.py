@@ -61,10 +61,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     settings = kafka_settings(args, config)
     endpoints = webhook_endpoints(args, config)
-    if not args.influx and not endpoints:
-        raise FusewatchError("nothing to do: give --influx URL, or webhooks (--webhook or [[webhooks]])")
+    if not (args.influx or config.influx.url) and not endpoints:
+        raise FusewatchError("nothing to do: give --influx URL (or influx.url), or webhooks (--webhook or"
+                             " [[webhooks]])")
     check_topics(settings, topic_names(settings))
-    influx = open_influx(args)
+    influx = open_influx(args, config)
     sender = None
     if endpoints:
         args.outbox.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,19 @@ def register(commands: Any) -> None:
     describe = actions.add_parser(
         "describe", help="show each topic's partitions and whether it matches the configuration (exit 1 if not)"
     )
-    for sub, run in ((create, _create), (describe, _describe)):
+    acls = actions.add_parser(
+        "acls", help="print (or, with --apply, create) the ACLs a principal needs to run fusewatch",
+        description="On a cluster with an authorizer, fusewatch's principal needs READ, WRITE, CREATE, DESCRIBE and"
+        " DESCRIBE_CONFIGS on its topics (kafka.topic_prefix and APP_ID*, where faust keeps its assignor topic),"
+        " READ and DESCRIBE on the consumer groups APP_ID* (workers: APP_ID, sinks: APP_ID-sink), and"
+        " IDEMPOTENT_WRITE on the cluster; no DELETE or ALTER. Without --apply the ACLs are printed; with it they"
+        " are created, which needs an administrator's [kafka] credentials (docs/production.md).",
+    )
+    acls.add_argument("--principal", required=True, metavar="User:NAME",
+                      help="the principal the workers, sinks and producers run as (SASL user or certificate CN)")
+    acls.add_argument("--app-id", default="fusewatch", help="the workers' app id (default: fusewatch)")
+    acls.add_argument("--apply", action="store_true", help="create the ACLs (as an administrator)")
+    for sub, run in ((create, _create), (describe, _describe), (acls, _acls)):
         add_kafka_option(sub)
         add_config_option(sub)
         sub.set_defaults(run=run)
@@ -63,3 +75,16 @@ def _describe(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"problem: {problem}")
     return 1 if problems else 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    from connectors.kafka.acls import acls_for, apply_acls, describe_acls
+
+    settings = kafka_settings(args, config_of(args))
+    acls = acls_for(args.principal, settings.topic_prefix, args.app_id)
+    for line in describe_acls(acls):
+        print(line)
+    if args.apply:
+        count = apply_acls(settings, acls)
+        print(f"created {count} ACLs at {settings.bootstrap_servers} (existing ones are kept)")
+    return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +17,14 @@ def register(commands: Any) -> None:
         help="run one stream-processing worker on Kafka (start several to share the partitions)",
         description="Consume the three input topics as a member of the consumer group APP_ID, align and score"
         " the assets of the partitions assigned to this worker with the same processor as `fusewatch demo`, and"
-        " write scores, alert transitions and dead letters to their topics. State is checkpointed to"
-        " WORKDIR/checkpoints with the input offsets it covers; workers of one group must share that directory"
-        " so that a worker taking over a partition resumes its state. Stop with Ctrl-C or SIGTERM. See"
-        " docs/worker.md.",
+        " write scores, alert transitions and dead letters to their topics. Each partition's state is checkpointed"
+        " with the input offsets it covers to the compacted worker-state topic, so a worker on any host that takes"
+        " a partition over resumes its state (WORKDIR/checkpoints keeps a local copy, used only when it matches"
+        " the topic). Stop with Ctrl-C or SIGTERM. See docs/worker.md.",
     )
     add_kafka_option(parser)
     parser.add_argument("--workdir", type=Path, default=Path("fusewatch-worker"),
-                        help="checkpoints and faust's data (default: ./fusewatch-worker)")
+                        help="faust's data and the local copy of the checkpoints (default: ./fusewatch-worker)")
     add_config_option(parser)
     parser.add_argument("--app-id", default="fusewatch", help="consumer group of the workers (default: fusewatch)")
     parser.add_argument("--run-id", default="live", help="run id put on every score and alert (default: live)")
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from connectors.kafka.admin import check_topics, topic_names
+    from connectors.kafka.state_store import KafkaCheckpointStore
     from fusewatch.config import to_toml
     from fusewatch.core.assets import AssetRegistry
     from streams.checkpoint import config_digest
@@ -53,9 +56,14 @@ def run(args: argparse.Namespace) -> int:
         app_id=args.app_id, run_id=args.run_id, workdir=args.workdir, checkpoint_every=args.checkpoint_every,
         web_port=args.web_port, registry=registry, config_digest=config_digest(to_toml(config)),
     )
-    worker = Worker(config.streams, settings, options)
+    store = KafkaCheckpointStore(settings, writer=f"{args.app_id}@{socket.gethostname()}:{os.getpid()}",
+                                 cache_dir=args.workdir / "checkpoints")
+    worker = Worker(config.streams, settings, options, store=store)
     # The CLI has configured logging (--log-level). faust's own set-up would add a spinner handler at DEBUG and
     # lower the root logger to DEBUG, so every debug call of aiokafka and faust (one per message sent) would
     # build a log record that is then thrown away: about 1.5 % of a worker's time in the profile.
-    faust.Worker(worker.app, quiet=True, override_logging=False).execute_from_commandline()
+    try:
+        faust.Worker(worker.app, quiet=True, override_logging=False).execute_from_commandline()
+    finally:
+        store.close()
     return 0

@@ -110,3 +110,9 @@ class SinkUnavailableError(SinkBackpressureError):
 
 class SinkRejectedError(FusewatchError):
     """A sink refused the data itself (bad request): retrying the same points cannot succeed."""
+
+
+class AccessDeniedError(ServiceUnavailableError):
+    """A service answered but refused fusewatch: wrong credentials, an untrusted certificate, a missing ACL.
+
+    Retrying does not help; the message names the setting to check."""

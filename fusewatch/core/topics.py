@@ -17,7 +17,7 @@ from fusewatch.core.events import CameraFrame, VibrationChunk
 
 @dataclass(frozen=True)
 class Topics:
-    """The seven topics of a deployment."""
+    """The eight topics of a deployment."""
 
     prefix: str = "fusewatch."
 
@@ -48,6 +48,11 @@ class Topics:
     @property
     def worker_health(self) -> str:
         return f"{self.prefix}worker-health"
+
+    @property
+    def worker_state(self) -> str:
+        """The workers' checkpoints (compacted; partition N holds the state of input partition N)."""
+        return f"{self.prefix}worker-state"
 
     @property
     def inputs(self) -> tuple[str, str, str]:

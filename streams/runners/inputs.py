@@ -45,6 +45,8 @@ class OwnedPartition:
     refetching: dict[str, tuple[int, float]] = field(default_factory=dict)  # topic -> (offset sought back to, when)
     unacked: list[EventT[Any]] = field(default_factory=list)
     unacked_since: float = 0.0  # when the oldest of ``unacked`` was processed (monotonic)
+    unacked_bytes: int = 0  # input bytes of ``unacked``
+    state_bytes: int = 0  # size of the last checkpoint's state: the next waits until as many input bytes came
     last_message: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
     saving: asyncio.Future[None] | None = None  # the last checkpoint's write and acknowledgement

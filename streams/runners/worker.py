@@ -41,7 +41,7 @@ from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.events import WorkerHealth
 from fusewatch.core.kafka_settings import KafkaSettings
-from streams.checkpoint import CheckpointStore
+from streams.checkpoint import Checkpoint, CheckpointStorage, CheckpointStore
 from streams.runners.inputs import InputControl, OwnedPartition
 from streams.runners.merge import EventTimeMerger, WaitClock
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
@@ -59,6 +59,7 @@ class WorkerOptions:
     workdir: Path = Path("fusewatch-worker")
     checkpoint_every: int = 2000
     checkpoint_interval_s: float = 5.0
+    checkpoint_max_interval_s: float = 300.0  # however little input came, a checkpoint at least this often
     web_port: int | None = None  # faust's web view (health, lag) when set
     report_interval_s: float = 10.0  # a progress line in the log
     registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
@@ -82,11 +83,21 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def faust_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
+    """The ``[kafka]`` security settings as faust's broker credentials (``None`` for PLAINTEXT)."""
+    if settings.sasl:
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.password(),
+                                     mechanism=settings.sasl_mechanism, ssl_context=settings.ssl_context())
+    context = settings.ssl_context()
+    return None if context is None else faust.SSLCredentials(context)
+
+
 def faust_app_settings(settings: KafkaSettings, options: WorkerOptions) -> dict[str, Any]:
     """The keyword arguments of the worker's ``faust.App`` (all but the app id, ``options.app_id``): one
     definition for the worker and for the benchmarks that read the topics the way it does."""
     return {
         "broker": [f"kafka://{server}" for server in settings.servers()],
+        "broker_credentials": faust_credentials(settings),
         "store": "memory://",
         "datadir": str(options.workdir / "faust"),
         "topic_partitions": settings.partitions,
@@ -132,14 +143,15 @@ class Worker:
     """Builds the faust app and keeps the per-partition state of one worker process."""
 
     def __init__(
-        self, config: StreamSettings, settings: KafkaSettings, options: WorkerOptions, sink: OutputSink | None = None
+        self, config: StreamSettings, settings: KafkaSettings, options: WorkerOptions, sink: OutputSink | None = None,
+        store: CheckpointStorage | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.options = options
         self.topics = settings.topics()
         self.digest = options.config_digest
-        self.store = CheckpointStore(options.workdir / "checkpoints")
+        self.store: CheckpointStorage = store or CheckpointStore(options.workdir / "checkpoints")
         # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
         self.owned: dict[int, OwnedPartition] = {}
@@ -180,12 +192,14 @@ class Worker:
 
     # ------------------------------------------------------------------ partitions
 
-    def _owned(self, partition: int) -> OwnedPartition:
+    def _owned(self, partition: int, loaded: tuple[Checkpoint | None] | None = None) -> OwnedPartition:
+        """The partition's state, created when this worker has none yet: from the checkpoint already ``loaded``
+        (a 1-tuple, its item ``None`` when the store has none), or else read from the store now."""
         owned = self.owned.get(partition)
         if owned is None:
             processor = PartitionProcessor(partition, self.config, self.topics, self.options.run_id,
                                            self.options.registry, self.digest, self.wait_clock.ns)
-            checkpoint = self.store.load(partition)
+            checkpoint = self.store.load(partition) if loaded is None else loaded[0]
             if checkpoint is not None:
                 try:
                     processor.restore(checkpoint)
@@ -202,8 +216,10 @@ class Worker:
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs["assigned"]
         self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
-        for partition in sorted(self.assigned):
-            self._owned(partition)
+        loop = asyncio.get_running_loop()
+        for partition in sorted(self.assigned - set(self.owned)):
+            # read from the store off the event loop (the state topic: a few MB per partition)
+            self._owned(partition, (await loop.run_in_executor(self._writer, self.store.load, partition),))
         freeze_heap()
         log.info("assigned partitions %s", sorted(self.owned))
 
@@ -262,8 +278,19 @@ class Worker:
             if not owned.unacked:
                 owned.unacked_since = time.monotonic()
             owned.unacked.append(event)
-        if len(owned.unacked) >= self.options.checkpoint_every:
+            owned.unacked_bytes += len(message.value or b"") + len(message.key or b"")
+        if len(owned.unacked) >= self.options.checkpoint_every and owned.unacked_bytes >= owned.state_bytes:
             await self._checkpoint(partition, owned, wait=False)
+
+    def _checkpoint_due(self, owned: OwnedPartition, now: float) -> bool:
+        """Whether the timer should checkpoint the partition: ``checkpoint_interval_s`` after the oldest
+        unacknowledged message once at least as many input bytes came as the last state had (so the state topic
+        never carries more bytes than the inputs), and in any case after ``checkpoint_max_interval_s``."""
+        if not owned.unacked or (owned.saving is not None and not owned.saving.done()):
+            return False
+        waited = now - owned.unacked_since
+        return (waited >= self.options.checkpoint_interval_s and owned.unacked_bytes >= owned.state_bytes) or (
+            waited >= self.options.checkpoint_max_interval_s)
 
     def input_topic(self, topic: str, value: bytes | None) -> str:
         """The input topic of a message; under faust's test context (topic ``<internal>``) from its kind byte."""
@@ -291,13 +318,15 @@ class Worker:
             with self.wait_clock.busy():
                 checkpoint = owned.processor.checkpoint()
             events, owned.unacked = owned.unacked, []
+            events_bytes, owned.unacked_bytes = owned.unacked_bytes, 0
+            owned.state_bytes = len(checkpoint.state)
             written = asyncio.get_running_loop().run_in_executor(self._writer, self.store.save, checkpoint)
-            owned.saving = asyncio.ensure_future(self._acknowledge(partition, owned, written, events))
+            owned.saving = asyncio.ensure_future(self._acknowledge(partition, owned, written, events, events_bytes))
         if wait and owned.saving is not None:
             await owned.saving
 
     async def _acknowledge(self, partition: int, owned: OwnedPartition, written: asyncio.Future[bool],
-                           events: list[EventT[Any]]) -> None:
+                           events: list[EventT[Any]], events_bytes: int) -> None:
         """Acknowledge ``events`` once their checkpoint is written; if the write failed, the next checkpoint
         (which covers them too) acknowledges them."""
         try:
@@ -307,6 +336,7 @@ class Worker:
             if not owned.unacked:
                 owned.unacked_since = time.monotonic()
             owned.unacked[:0] = events
+            owned.unacked_bytes += events_bytes
             return
         for event in events:
             event.ack()
@@ -340,8 +370,7 @@ class Worker:
                     await self._send(ticked)
                 # timed from the oldest unacknowledged message, not from the last checkpoint: a burst after a
                 # quiet spell is processed first and checkpointed after, instead of stalling in its middle
-                writing = owned.saving is not None and not owned.saving.done()
-                if owned.unacked and not writing and now - owned.unacked_since >= self.options.checkpoint_interval_s:
+                if self._checkpoint_due(owned, now):
                     due.append((owned.unacked_since, partition, owned))
         # one checkpoint per tick, the longest waiting: taking a state pauses processing while it is pickled, and
         # the pauses of partitions that fall due together would add up to one long stall

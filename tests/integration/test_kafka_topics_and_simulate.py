@@ -68,7 +68,7 @@ def test_a_topic_with_another_partition_count_is_reported_not_used(kafka_broker:
         four = settings.model_copy(update={"partitions": 4})
         with pytest.raises(TopicMismatchError, match=rf"{settings.topics().frames} has 6 partitions.*says 4"):
             create_topics(four)
-        assert [s.status for s in describe_topics(four)] == ["missing", "mismatch", *["missing"] * 5]  # of seven
+        assert [s.status for s in describe_topics(four)] == ["missing", "mismatch", *["missing"] * 6]  # of eight
         described = fusewatch("topics", "describe", prefix=settings.topic_prefix, FUSEWATCH_KAFKA__PARTITIONS="4")
         assert described.returncode == 1
         assert "has 6 partitions, the configuration says 4" in described.stdout

@@ -19,8 +19,10 @@ write, drops batches after its retry time and loses its buffer on a crash.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import http.client
+import logging
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,8 +30,10 @@ from typing import ClassVar, Protocol
 
 from connectors.sinks.base import Record, RecordKind, Sink
 from connectors.sinks.influx.points import record_lines
-from fusewatch.core.errors import SinkBackpressureError, SinkRejectedError, SinkUnavailableError
+from fusewatch.core.errors import AccessDeniedError, SinkBackpressureError, SinkRejectedError, SinkUnavailableError
 from fusewatch.core.events import Alert, MaintenanceLog, Score
+
+log = logging.getLogger(__name__)
 
 
 class InfluxSink(Sink, Protocol):
@@ -163,9 +167,12 @@ class InfluxV1Sink(LineProtocolSink):
         query = {"db": database, "precision": "ns"}
         if retention_policy:
             query["rp"] = retention_policy
-        if username:
-            query.update(u=username, p=password or "")
         self._path = "/write?" + urllib.parse.urlencode(query)
+        self._auth: dict[str, str] = {}  # HTTP basic, never in the URL (which servers and proxies log)
+        if username:
+            pair = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+            self._auth = {"Authorization": f"Basic {pair}"}
+        self.username = username
         self.timeout_s = timeout_s
         self.url = url
         self.database = database
@@ -176,9 +183,10 @@ class InfluxV1Sink(LineProtocolSink):
     def _send(self, batch: list[str]) -> None:
         body = gzip.compress("\n".join(batch).encode(), compresslevel=5)
         answer = _request(self.url, "POST", self._path, body, {
-            "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8"}, self.timeout_s)
+            "Content-Encoding": "gzip", "Content-Type": "text/plain; charset=utf-8", **self._auth}, self.timeout_s)
         if answer.status == 204:
             return
+        self._check_access(answer)
         pushback = _pushback(answer.status, f"InfluxDB at {self.url} answered {answer.status}: {answer.detail}",
                              answer.retry_after)
         if pushback is not None:
@@ -189,9 +197,24 @@ class InfluxV1Sink(LineProtocolSink):
         """Create the database if it does not exist (``CREATE DATABASE`` is idempotent in InfluxQL)."""
         query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'}).encode()
         answer = _request(self.url, "POST", "/query", query,
-                          {"Content-Type": "application/x-www-form-urlencoded"}, self.timeout_s)
+                          {"Content-Type": "application/x-www-form-urlencoded", **self._auth}, self.timeout_s)
+        if answer.status == 403 and self.username:  # a user with write rights only: the database is an admin's job
+            log.info("InfluxDB at %s: user %s may not create databases; writing to %s as it is", self.url,
+                     self.username, self.database)
+            return
+        self._check_access(answer)
         if answer.status != 200 or '"error"' in answer.detail:
             raise SinkRejectedError(f"InfluxDB at {self.url} could not create {self.database}: {answer.detail}")
+
+    def _check_access(self, answer: _Answer) -> None:
+        """:class:`AccessDeniedError` for 401 (no or wrong credentials) and 403 (no rights on the database)."""
+        if answer.status not in (401, 403):
+            return
+        who = f"user {self.username!r}" if self.username else "a client without credentials"
+        detail = answer.detail.removeprefix('{"error":"').removesuffix('"}')
+        check = ("influx.username and influx.password" if answer.status == 401
+                 else f"the user's WRITE privilege on {self.database}")
+        raise AccessDeniedError(f"InfluxDB at {self.url} refused {who}: {detail} (check {check})")
 
 
 class InfluxV2Sink(LineProtocolSink):
@@ -246,11 +269,13 @@ def detect_api(url: str, timeout_s: float = 5.0) -> str:
     return "v1" if version.split(".")[0] == "1" else "v2"
 
 
-def open_sink(url: str, database: str = "fusewatch", token: str | None = None, org: str | None = None) -> InfluxSink:
-    """A sink for the server at ``url``, its API detected from ``/ping``: v1 (the database is created if
-    missing) or v2 (``database`` is the bucket; ``token`` and ``org`` are required)."""
+def open_sink(url: str, database: str = "fusewatch", token: str | None = None, org: str | None = None,
+              username: str | None = None, password: str | None = None) -> InfluxSink:
+    """A sink for the server at ``url``, its API detected from ``/ping``: v1 (``username`` and ``password`` when
+    the server has auth enabled; the database is created if missing and the user may) or v2 (``database`` is the
+    bucket; ``token`` and ``org`` are required)."""
     if detect_api(url) == "v1":
-        sink = InfluxV1Sink(url, database)
+        sink = InfluxV1Sink(url, database, username, password)
         sink.ensure_database()
         return sink
     if not token or not org:
