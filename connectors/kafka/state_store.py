@@ -1,10 +1,11 @@
 """Worker checkpoints in a compacted Kafka topic, so a worker on any host resumes a partition's state.
 
-Partition N of ``<prefix>worker-state`` holds the checkpoint of input partition N as records of two kinds:
+Partition N of ``<prefix>worker-state`` holds the checkpoint of input partition N, for each app id (consumer
+group of workers: two groups reading the same inputs keep apart states), as records of two kinds:
 
-- **chunks**, key ``p<N>/g<generation>/s<sequence>/c<index>``: the zlib-compressed state, cut to fit
+- **chunks**, key ``<app id>/p<N>/g<generation>/s<sequence>/c<index>``: the zlib-compressed state, cut to fit
   ``max.message.bytes`` (1 MiB at most);
-- a **header**, key ``p<N>/g<generation>``, written after its chunks were acknowledged: JSON with the format
+- a **header**, key ``<app id>/p<N>/g<generation>``, written after its chunks were acknowledged: JSON with the format
   version, the input offsets the state covers, the configuration digest, the sequence and chunk count, the
   SHA-256 of the compressed state, the writer and the time.
 
@@ -57,23 +58,18 @@ class _PartitionLog:
     stale: set[bytes] = field(default_factory=set)
 
 
-def _header_key(partition: int, generation: int) -> bytes:
-    return f"p{partition}/g{generation}".encode()
-
-
-def _chunk_key(partition: int, generation: int, sequence: int, index: int) -> bytes:
-    return f"p{partition}/g{generation}/s{sequence}/c{index}".encode()
-
-
 def _generation(key: bytes) -> int:
-    """The generation a key belongs to (``p3/g7/s2/c0`` → 7)."""
-    return int(key.split(b"/")[1][1:])
+    """The generation a key belongs to (``app/p3/g7/s2/c0`` → 7)."""
+    return int(key.split(b"/")[2][1:])
 
 
 class KafkaCheckpointStore:
     """Checkpoints of a worker's partitions in the state topic (thread-safe: saved from the checkpoint thread)."""
 
-    def __init__(self, settings: KafkaSettings, writer: str, cache_dir: Path | None = None) -> None:
+    def __init__(self, settings: KafkaSettings, app_id: str, writer: str, cache_dir: Path | None = None) -> None:
+        if not app_id or "/" in app_id:
+            raise ValueError(f"app id {app_id!r}: must be non-empty and without '/'")
+        self.namespace = f"{app_id}/".encode()
         self.settings = settings
         self.topic = settings.topics().worker_state
         self.writer = writer
@@ -132,7 +128,9 @@ class KafkaCheckpointStore:
                         f" checkpoint (at offset {consumer.position(tp)} of {end})")
                 for record in batch:
                     key = record.key or b""
-                    if key.count(b"/") == 1:
+                    if not key.startswith(self.namespace):  # another app id's state
+                        continue
+                    if key.count(b"/") == 2:
                         if record.value is None:
                             headers.pop(key, None)
                         else:
@@ -159,7 +157,7 @@ class KafkaCheckpointStore:
         generation, sequence = int(header["generation"]), int(header["sequence"])
         parts = []
         for index in range(int(header["chunks"])):
-            chunk = chunks.get(_chunk_key(partition, generation, sequence, index))
+            chunk = chunks.get(self._chunk_key(partition, generation, sequence, index))
             if chunk is None:
                 raise IncompatibleStateError(f"chunk {index} of {header['chunks']} is missing")
             parts.append(chunk)
@@ -171,6 +169,12 @@ class KafkaCheckpointStore:
         except zlib.error as exc:
             raise IncompatibleStateError(f"not zlib data ({exc})") from None
         return Checkpoint(partition, offsets, digest, state, float(header["written_at"]))
+
+    def _header_key(self, partition: int, generation: int) -> bytes:
+        return self.namespace + f"p{partition}/g{generation}".encode()
+
+    def _chunk_key(self, partition: int, generation: int, sequence: int, index: int) -> bytes:
+        return self.namespace + f"p{partition}/g{generation}/s{sequence}/c{index}".encode()
 
     # ------------------------------------------------------------------ save
 
@@ -188,15 +192,15 @@ class KafkaCheckpointStore:
         payload = zlib.compress(checkpoint.state, 1)
         sequence = known.sequence
         pieces = [payload[start:start + self.chunk_bytes] for start in range(0, len(payload), self.chunk_bytes)]
-        keys = [_chunk_key(partition, known.generation, sequence, index) for index in range(len(pieces))]
+        keys = [self._chunk_key(partition, known.generation, sequence, index) for index in range(len(pieces))]
         header = {
             "format": FORMAT_VERSION, "partition": partition, "generation": known.generation, "sequence": sequence,
             "offsets": checkpoint.offsets, "config_digest": checkpoint.config_digest, "chunks": len(pieces),
             "bytes": len(payload), "sha256": _sha256(payload), "writer": self.writer, "written_at": time.time(),
         }
         self._send(partition, zip(keys, pieces, strict=True))
-        self._send(partition, [(_header_key(partition, known.generation), json.dumps(header).encode())])
-        superseded = {_chunk_key(partition, known.generation, sequence - 1, index)
+        self._send(partition, [(self._header_key(partition, known.generation), json.dumps(header).encode())])
+        superseded = {self._chunk_key(partition, known.generation, sequence - 1, index)
                       for index in range(known.last_chunks)}
         with self._lock:
             stale, known.stale = known.stale | superseded, set()

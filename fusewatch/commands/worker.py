@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         app_id=args.app_id, run_id=args.run_id, workdir=args.workdir, checkpoint_every=args.checkpoint_every,
         web_port=args.web_port, registry=registry, config_digest=config_digest(to_toml(config)),
     )
-    store = KafkaCheckpointStore(settings, writer=f"{args.app_id}@{socket.gethostname()}:{os.getpid()}",
+    store = KafkaCheckpointStore(settings, args.app_id, writer=f"{args.app_id}@{socket.gethostname()}:{os.getpid()}",
                                  cache_dir=args.workdir / "checkpoints")
     worker = Worker(config.streams, settings, options, store=store)
     # The CLI has configured logging (--log-level). faust's own set-up would add a spinner handler at DEBUG and

@@ -29,7 +29,7 @@ def checkpoint(partition: int, offset: int, body: bytes) -> Checkpoint:
 
 
 def live_keys(settings: KafkaSettings, partition: int) -> set[bytes]:
-    store = KafkaCheckpointStore(settings, writer="reader")
+    store = KafkaCheckpointStore(settings, "app", writer="reader")
     headers, chunks = store._read(partition)
     return {*headers, *chunks}
 
@@ -53,23 +53,24 @@ def test_the_topic_is_compacted_and_co_partitioned(kafka: KafkaSettings) -> None
 
 def test_a_checkpoint_spans_chunks_and_comes_back_exactly(small: KafkaSettings) -> None:
     body = state(700 * 1024, 1)
-    writer = KafkaCheckpointStore(small, writer="w1")
+    writer = KafkaCheckpointStore(small, "app", writer="w1")
     try:
         assert writer.load(2) is None  # nothing yet
         assert writer.save(checkpoint(2, 100, body))
     finally:
         writer.close()
-    restored = KafkaCheckpointStore(small, writer="w2").load(2)
+    restored = KafkaCheckpointStore(small, "app", writer="w2").load(2)
     assert restored is not None
     assert restored.state == body and restored.offsets == {"vibration": 100, "frames": 50}
     assert restored.config_digest == "digest"
     keys = live_keys(small, 2)
-    assert len([k for k in keys if k.count(b"/") == 3]) >= 4  # chunks
-    assert KafkaCheckpointStore(small, writer="w3").load(3) is None  # another partition is untouched
+    assert len([k for k in keys if k.count(b"/") == 4]) >= 4  # chunks
+    assert KafkaCheckpointStore(small, "app", writer="w3").load(3) is None  # another partition is untouched
+    assert KafkaCheckpointStore(small, "other-app", writer="w4").load(2) is None  # another group's state is apart
 
 
 def test_superseded_checkpoints_are_deleted(small: KafkaSettings) -> None:
-    writer = KafkaCheckpointStore(small, writer="w1")
+    writer = KafkaCheckpointStore(small, "app", writer="w1")
     try:
         writer.load(0)
         for offset in (10, 20, 30, 40):
@@ -79,14 +80,14 @@ def test_superseded_checkpoints_are_deleted(small: KafkaSettings) -> None:
     finally:
         writer.close()
     # one header and the one chunk of the newest checkpoint are all that is left after the tombstones
-    assert live_keys(small, 0) == {b"p0/g1", b"p0/g1/s4/c0"}
-    restored = KafkaCheckpointStore(small, writer="w2").load(0)
+    assert live_keys(small, 0) == {b"app/p0/g1", b"app/p0/g1/s4/c0"}
+    restored = KafkaCheckpointStore(small, "app", writer="w2").load(0)
     assert restored is not None and restored.state == last and restored.offsets["vibration"] == 50
 
 
 def test_a_stale_writer_never_wins(small: KafkaSettings) -> None:
-    old_owner = KafkaCheckpointStore(small, writer="old")
-    new_owner = KafkaCheckpointStore(small, writer="new")
+    old_owner = KafkaCheckpointStore(small, "app", writer="old")
+    new_owner = KafkaCheckpointStore(small, "app", writer="new")
     try:
         old_owner.load(1)
         old_owner.save(checkpoint(1, 100, b"old state at 100"))
@@ -98,13 +99,13 @@ def test_a_stale_writer_never_wins(small: KafkaSettings) -> None:
     finally:
         old_owner.close()
         new_owner.close()
-    restored = KafkaCheckpointStore(small, writer="third").load(1)
+    restored = KafkaCheckpointStore(small, "app", writer="third").load(1)
     assert restored is not None and restored.state == b"new state at 150"
 
 
 def test_a_damaged_checkpoint_is_reported_and_not_restored(small: KafkaSettings,
                                                            caplog: pytest.LogCaptureFixture) -> None:
-    writer = KafkaCheckpointStore(small, writer="w1")
+    writer = KafkaCheckpointStore(small, "app", writer="w1")
     try:
         writer.load(4)
         writer.save(checkpoint(4, 10, state(300 * 1024, 4)))
@@ -115,25 +116,25 @@ def test_a_damaged_checkpoint_is_reported_and_not_restored(small: KafkaSettings,
               "config_digest": "digest", "chunks": 2, "bytes": 1, "sha256": "0" * 64, "writer": "w1",
               "written_at": 0.0}
     producer = KafkaProducer(bootstrap_servers=small.servers())
-    producer.send(small.topics().worker_state, key=b"p4/g1", value=json.dumps(header).encode(), partition=4).get(10)
+    producer.send(small.topics().worker_state, key=b"app/p4/g1", value=json.dumps(header).encode(), partition=4).get(10)
     producer.close()
     with caplog.at_level(logging.ERROR, logger="connectors.kafka.state_store"):
-        assert KafkaCheckpointStore(small, writer="w2").load(4) is None
+        assert KafkaCheckpointStore(small, "app", writer="w2").load(4) is None
     assert "checksum mismatch" in caplog.text
 
 
 def test_the_local_copy_is_used_only_when_it_matches_the_topic(small: KafkaSettings, tmp_path: Path) -> None:
     body = state(50_000, 5)
     cache = tmp_path / "cache"
-    writer = KafkaCheckpointStore(small, writer="w1", cache_dir=cache)
+    writer = KafkaCheckpointStore(small, "app", writer="w1", cache_dir=cache)
     try:
         writer.load(5)
         writer.save(checkpoint(5, 10, body))
     finally:
         writer.close()
     assert (cache / "p5.ckpt").exists()
-    assert KafkaCheckpointStore(small, writer="w2", cache_dir=cache).load(5).state == body  # type: ignore[union-attr]
+    assert KafkaCheckpointStore(small, "app", writer="w2", cache_dir=cache).load(5).state == body  # type: ignore[union-attr]
     # another host's stale copy (a different state) is not believed: the topic's state is restored
-    elsewhere = KafkaCheckpointStore(small, writer="w3", cache_dir=tmp_path / "elsewhere")
+    elsewhere = KafkaCheckpointStore(small, "app", writer="w3", cache_dir=tmp_path / "elsewhere")
     elsewhere.cache.save(checkpoint(5, 99, b"stale"))  # type: ignore[union-attr]
     assert elsewhere.load(5).state == body  # type: ignore[union-attr]

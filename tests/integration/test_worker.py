@@ -52,6 +52,13 @@ def publish(kafka: KafkaSettings, simulated: PlantSimulator, tmp_path: Path) -> 
     return registry
 
 
+def host(tmp_path: Path, number: int) -> Path:
+    """The work directory of a worker on host ``number``: no two workers share one (nor their checkpoints)."""
+    directory = tmp_path / f"host-{number}"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
 def scored(kafka: KafkaSettings, count: int) -> bool:
     return len({window_key(score) for score in scores_in_topic(kafka)}) >= count
 
@@ -160,16 +167,22 @@ def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
     expected = embedded_scores(simulated)
     kills = 0
     for kills in range(1, 4):  # three kill -9 mid-run, each after more windows were scored
-        worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "crash", registry, f"worker-{kills}")
+        # each worker has a work directory of its own (another host): the state comes from the state topic
+        worker = WorkerProcess(kafka, host(tmp_path, kills), kafka.topic_prefix + "crash", registry,
+                               f"worker-{kills}")
         target = len({window_key(s) for s in scores_in_topic(kafka)}) + 150
         wait_until(functools.partial(scored, kafka, target), 180, f"{target} windows before kill {kills}", worker)
         worker.kill()
     restarted = time.monotonic()
-    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "crash", registry, "worker-final")
+    worker = WorkerProcess(kafka, host(tmp_path, 4), kafka.topic_prefix + "crash", registry, "worker-final")
     try:
         caught_up = wait_until(lambda: scored(kafka, len(expected) - 4), 240, "all windows after restarts", worker)
     finally:
         assert worker.stop() == 0, worker.tail()
+    # its work directory was new: what it restored came from the state topic (partitions the killed workers had
+    # checkpointed; one that was never checkpointed starts from offset 0, which gives the same scores)
+    restored = worker.log.read_text().count("restored checkpoint")
+    assert restored >= 1, f"nothing restored from the state topic\n{worker.tail()}"
     scores = scores_in_topic(kafka)
     assert_same_scores(expected, scores)  # none lost; a repeated window is identical to its first copy
     distinct = {window_key(s) for s in scores}
@@ -182,12 +195,13 @@ def test_a_second_worker_takes_over_the_partitions_of_a_stopped_one(kafka: Kafka
     simulated = plant(assets=6, days=0.2)
     registry = publish(kafka, simulated, tmp_path)
     expected = embedded_scores(simulated)
-    first = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "scale", registry, "worker-a")
-    second = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "scale", registry, "worker-b")
+    first = WorkerProcess(kafka, host(tmp_path, 1), kafka.topic_prefix + "scale", registry, "worker-a")
+    second = WorkerProcess(kafka, host(tmp_path, 2), kafka.topic_prefix + "scale", registry, "worker-b")
     try:
-        def split() -> bool:
+        def split() -> bool:  # both own partitions, and together all (each restores its own from the state topic)
             a, b = first.health(), second.health()
-            return bool(a and b and a["partitions"] and b["partitions"])
+            return bool(a and b and a["partitions"] and b["partitions"]
+                        and sorted(a["partitions"] + b["partitions"]) == list(range(kafka.partitions)))
 
         wait_until(split, 120, "both workers to own partitions", first)
         a, b = first.health(), second.health()
