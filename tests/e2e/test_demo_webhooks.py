@@ -27,9 +27,11 @@ def test_every_alert_transition_is_delivered_once_and_verifies(tmp_path: Path) -
     secret = WebhookSecret.generate()
     RECEIVED.clear()
     with serving(Receiver) as port:
+        secret_file = tmp_path / "webhook.secret"  # the documented form: a file (or $FUSEWATCH_WEBHOOK_SECRET)
+        secret_file.write_text(str(secret))
         command = [sys.executable, "-m", "fusewatch.cli", "demo", "--assets", "2", "--days", "0.25", "--out",
                    str(tmp_path / "out"), "--config", str(config), "--webhook", f"http://127.0.0.1:{port}/hook",
-                   "--webhook-secret", str(secret), "--allow-private-webhooks", "--no-progress"]
+                   "--webhook-secret-file", str(secret_file), "--allow-private-webhooks", "--no-progress"]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(tmp_path / "out" / "fusewatch.sqlite") as db:
@@ -42,7 +44,8 @@ def test_every_alert_transition_is_delivered_once_and_verifies(tmp_path: Path) -
     for headers, body in RECEIVED:
         Webhook(str(secret)).verify(body, headers)
     elsewhere = [str(tmp_path / "blocked") if part == str(tmp_path / "out") else part for part in command[:-4]]
-    blocked = subprocess.run([*elsewhere, "--webhook-secret", str(secret), "--no-progress"],
+    blocked = subprocess.run([*elsewhere, "--webhook-secret-file", str(secret_file), "--no-progress"],
                              capture_output=True, text=True, timeout=600, check=False)
     assert blocked.returncode == 0, blocked.stderr
+    assert str(secret) not in done.stderr + done.stdout + blocked.stderr + blocked.stdout
     assert "webhooks: dead" in blocked.stdout  # loopback refused without --allow-private-webhooks

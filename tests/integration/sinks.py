@@ -26,10 +26,10 @@ class SinkProcess:
     """One `fusewatch sink` subprocess writing to ``influx_url``/``database``; its log and final counters."""
 
     def __init__(self, kafka: KafkaSettings, workdir: Path, influx_url: str, database: str, group: str,
-                 *extra: str, name: str = "sink") -> None:
+                 *extra: str, name: str = "sink", env: dict[str, str] | None = None) -> None:
         self.log = workdir / f"{name}.log"
         self.stats_file = workdir / f"{name}-stats.json"
-        env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
+        env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix, **(env or {})}
         command = [sys.executable, "-m", "fusewatch.cli", "--log-level", "INFO", "sink", "--kafka",
                    kafka.bootstrap_servers, "--influx", influx_url, "--influx-db", database, "--group", group,
                    "--outbox", str(workdir / f"{name}-outbox.sqlite"), "--stats-json", str(self.stats_file), *extra]

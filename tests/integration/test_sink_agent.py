@@ -244,8 +244,8 @@ def test_bad_messages_are_dead_letters_and_alerts_reach_the_webhook_once(
     RECEIVED.clear()
     with serving(Receiver) as port:
         sink = SinkProcess(kafka, tmp_path, influxdb.url, influxdb.database, kafka.topic_prefix + "sink",
-                           "--stop-when-idle", "5", "--webhook", f"http://127.0.0.1:{port}/hook", "--webhook-secret",
-                           str(secret), "--allow-private-webhooks")
+                           "--stop-when-idle", "5", "--webhook", f"http://127.0.0.1:{port}/hook",
+                           "--allow-private-webhooks", env={"FUSEWATCH_WEBHOOK_SECRET": str(secret)})
         stats = sink.wait(120)
         wait_until(lambda: len(RECEIVED) >= 2, 30, "two deliveries")
         time.sleep(1)
