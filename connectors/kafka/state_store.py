@@ -86,7 +86,7 @@ class KafkaCheckpointStore:
         """The newest valid checkpoint of ``partition`` (``None``: none yet); fixes the generation this worker
         writes it with. :class:`ServiceUnavailableError` when the state topic cannot be read in time."""
         started = time.monotonic()
-        headers, chunks = self._read(partition)
+        headers, chunks, read_bytes = self._read(partition)
         generations = [_generation(key) for key in (*headers, *chunks)]
         with self._lock:
             self._logs[partition] = _PartitionLog(max(generations, default=0) + 1, stale={*headers, *chunks})
@@ -98,13 +98,16 @@ class KafkaCheckpointStore:
             except IncompatibleStateError as exc:
                 log.error("partition %d: checkpoint %s in %s is not usable (%s); trying an older one", partition,
                           key.decode(), self.topic, exc)
-        self.stats["restore_s"] += time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.stats["restore_s"] += seconds
         if checkpoint is not None:
             self.stats["restored"] += 1
+            log.info("partition %d: checkpoint of %d bytes restored from %s in %.2f s (%d bytes read)", partition,
+                     len(checkpoint.state), self.topic, seconds, read_bytes)
         return checkpoint
 
-    def _read(self, partition: int) -> tuple[dict[bytes, dict[str, Any]], dict[bytes, bytes]]:
-        """Every live header (parsed) and chunk of the partition, tombstones applied."""
+    def _read(self, partition: int) -> tuple[dict[bytes, dict[str, Any]], dict[bytes, bytes], int]:
+        """Every live header (parsed) and chunk of the partition, tombstones applied; the bytes read."""
         consumer: KafkaConsumer = open_client(
             KafkaConsumer, self.settings, "state-reader", group_id=None, enable_auto_commit=False,
             request_timeout_ms=max(self.settings.timeout_ms, 31_000),
@@ -112,6 +115,7 @@ class KafkaCheckpointStore:
             fetch_max_bytes=max(self.settings.max_message_bytes, 32 * 1024 * 1024))
         headers: dict[bytes, dict[str, Any]] = {}
         chunks: dict[bytes, bytes] = {}
+        read_bytes = 0
         try:
             tp = TopicPartition(self.topic, partition)
             consumer.assign([tp])
@@ -128,6 +132,7 @@ class KafkaCheckpointStore:
                         f" checkpoint (at offset {consumer.position(tp)} of {end})")
                 for record in batch:
                     key = record.key or b""
+                    read_bytes += len(key) + len(record.value or b"")
                     if not key.startswith(self.namespace):  # another app id's state
                         continue
                     if key.count(b"/") == 2:
@@ -143,7 +148,7 @@ class KafkaCheckpointStore:
             raise ServiceUnavailableError(f"reading {self.topic}[{partition}] failed: {exc}") from None
         finally:
             consumer.close()
-        return headers, chunks
+        return headers, chunks, read_bytes
 
     def _assemble(self, partition: int, header: dict[str, Any], chunks: dict[bytes, bytes]) -> Checkpoint:
         if header.get("format") != FORMAT_VERSION:

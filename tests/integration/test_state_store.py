@@ -30,7 +30,7 @@ def checkpoint(partition: int, offset: int, body: bytes) -> Checkpoint:
 
 def live_keys(settings: KafkaSettings, partition: int) -> set[bytes]:
     store = KafkaCheckpointStore(settings, "app", writer="reader")
-    headers, chunks = store._read(partition)
+    headers, chunks, _ = store._read(partition)
     return {*headers, *chunks}
 
 
