@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from aiokafka.conn import create_conn
 from aiokafka.protocol.admin import ApiVersionRequest
@@ -37,6 +37,27 @@ PROBE_ALERT_WAIT_S = 0.3  # how long the probe waits for a TLS alert after the h
 
 _AUTH_WORDS = ("authenticat", "sasl", "scram", "password", "credential")
 _TLS_WORDS = ("ssl", "tls", "certificate", "handshake")
+
+
+class _RedactSecrets(logging.Filter):
+    """kafka-python's admin client logs its whole configuration at DEBUG, the SASL password with it: shown as
+    ``***`` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):  # one mapping argument is kept as the args themselves
+            record.args = cast(dict[str, object], _redacted(record.args))
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        return True
+
+
+def _redacted(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: ("***" if "password" in str(k) and v else _redacted(v)) for k, v in value.items()}
+    return value
+
+
+logging.getLogger("kafka.admin.client").addFilter(_RedactSecrets())
 
 
 def producer_options(settings: KafkaSettings) -> dict[str, Any]:

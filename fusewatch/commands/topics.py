@@ -16,10 +16,12 @@ def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "topics",
         help="create or describe fusewatch's Kafka topics",
-        description="fusewatch uses seven topics under kafka.topic_prefix: the inputs vibration, frames and"
+        description="fusewatch uses eight topics under kafka.topic_prefix: the inputs vibration, frames and"
         " maintenance-logs (co-partitioned: one partition count, keys hashed with murmur2), the outputs scores,"
-        " alerts and dead-letter, and worker-health (the workers' event-time lag, read by the sink), all with"
-        " kafka.partitions partitions. `topics create` makes the missing ones (run it again after an upgrade).",
+        " alerts and dead-letter, worker-health (the workers' event-time lag, read by the sink) and worker-state"
+        " (the workers' checkpoints, compacted), all with kafka.partitions partitions. `topics create` makes the"
+        " missing ones (run it again after an upgrade); `topics acls` gives a principal the rights it needs on"
+        " a secured cluster.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser(

@@ -216,3 +216,11 @@ def test_secrets_are_never_printed(tmp_path: Path) -> None:
     saved.write_text(shown.stdout)
     again, _ = cli(env, "config", "--config", str(saved))
     assert again.returncode == 0 and again.stdout == shown.stdout
+
+
+def test_debug_logs_hold_no_password(secured: str) -> None:
+    """kafka-python logs an admin client's whole configuration at DEBUG; the password in it is shown as ***."""
+    done, _ = cli(secured_env(secured), "--log-level", "DEBUG", "topics", "describe")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sasl_plain_password': '***'" in done.stderr
+    assert secret_file("fusewatch").read_text() not in done.stderr + done.stdout
