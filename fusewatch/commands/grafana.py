@@ -48,9 +48,13 @@ def register(commands: Any) -> None:
     push.add_argument("--influx-db", default="fusewatch", metavar="NAME",
                       help="InfluxQL database (InfluxDB 2: the bucket's DBRP mapping) (default: fusewatch)")
     push.add_argument("--influx-token", default=None,
-                      help="InfluxDB 2.x/3.x token, sent by Grafana as `Authorization: Token …`")
-    push.add_argument("--influx-user", default=None, help="InfluxDB 1.x user, when authentication is on")
-    push.add_argument("--influx-password", default=None, help="InfluxDB 1.x password of --influx-user")
+                      help="InfluxDB 2.x/3.x token, sent by Grafana as `Authorization: Token …` (default:"
+                      " $FUSEWATCH_INFLUX__TOKEN or its token_file; prefer those: command lines are visible)")
+    push.add_argument("--influx-user", default=None,
+                      help="InfluxDB 1.x user, when authentication is on (default: $FUSEWATCH_INFLUX__USERNAME)")
+    push.add_argument("--influx-password", default=None,
+                      help="InfluxDB 1.x password of --influx-user (default: $FUSEWATCH_INFLUX__PASSWORD or its"
+                      " password_file; prefer those)")
     push.add_argument("--folder", default="fusewatch",
                       help="uid and title of the folder that holds the dashboards (default: fusewatch)")
     push.add_argument("--timeout", type=positive_float, default=10.0, metavar="SECONDS",
@@ -69,12 +73,19 @@ def run_export(args: argparse.Namespace) -> int:
 def run_push(args: argparse.Namespace) -> int:
     from connectors.grafana.dashboards import datasource
     from connectors.grafana.push import push
+    from fusewatch.config import load_config
+    from fusewatch.core.secrets import warn_command_line
 
+    for flag, environment in (("token", TOKEN_ENV), ("influx_token", "FUSEWATCH_INFLUX__TOKEN"),
+                              ("influx_password", "FUSEWATCH_INFLUX__PASSWORD")):
+        if getattr(args, flag):
+            warn_command_line(f"--{flag.replace('_', '-')}", environment)
     token = args.token or os.environ.get(TOKEN_ENV)
     if not token:
-        raise ConfigError(f"grafana push needs a token: --token or the environment variable {TOKEN_ENV}")
-    payload = datasource(args.influx_url, args.influx_db, token=args.influx_token, user=args.influx_user,
-                         password=args.influx_password)
+        raise ConfigError(f"grafana push needs a token: the environment variable {TOKEN_ENV} (or --token)")
+    user, password, influx_token = load_config(None).influx.credentials()  # FUSEWATCH_INFLUX__* of the environment
+    payload = datasource(args.influx_url, args.influx_db, token=args.influx_token or influx_token,
+                         user=args.influx_user or user, password=args.influx_password or password)
     report = push(args.url, token, payload, folder=args.folder, timeout_s=args.timeout)
     print(f"grafana: data source {payload['uid']} {report.datasource} ({args.influx_url}, {args.influx_db})")
     print(f"grafana: folder {args.folder} {report.folder}")

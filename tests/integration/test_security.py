@@ -224,3 +224,15 @@ def test_debug_logs_hold_no_password(secured: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sasl_plain_password': '***'" in done.stderr
     assert secret_file("fusewatch").read_text() not in done.stderr + done.stdout
+
+
+def test_the_demo_writes_to_an_influxdb_with_authentication(auth_influx: AuthInflux, tmp_path: Path) -> None:
+    env = {"FUSEWATCH_INFLUX__URL": auth_influx.url, "FUSEWATCH_INFLUX__DATABASE": auth_influx.database,
+           "FUSEWATCH_INFLUX__USERNAME": auth_influx.user,
+           "FUSEWATCH_INFLUX__PASSWORD_FILE": str(auth_influx.password_file)}
+    before = auth_influx.count("fusewatch_score")
+    done, _ = cli(env, "demo", "--assets", "1", "--days", "0.05", "--seed", "4", "--out", str(tmp_path / "demo"),
+                  "--no-progress")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"points to {auth_influx.url} ({auth_influx.database})" in done.stdout
+    assert auth_influx.count("fusewatch_score") > before

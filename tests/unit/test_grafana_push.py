@@ -183,7 +183,23 @@ def test_the_token_can_come_from_the_environment(grafana: tuple[FakeGrafana, str
     assert {b.body["folderUid"] for b in state.requests if b.path == "/api/dashboards/db"} == {"plant-a"}
     monkeypatch.delenv("GRAFANA_TOKEN")
     assert main(["grafana", "push", "--url", url]) == 2
-    assert "needs a token: --token or the environment variable GRAFANA_TOKEN" in capsys.readouterr().err
+    assert "needs a token: the environment variable GRAFANA_TOKEN (or --token)" in capsys.readouterr().err
+
+
+def test_influxdb_credentials_come_from_the_environment(grafana: tuple[FakeGrafana, str],
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    state, url = grafana
+    monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
+    monkeypatch.setenv("FUSEWATCH_INFLUX__TOKEN", "influx-from-env")
+    assert main(["grafana", "push", "--url", url]) == 0
+    created = state.requests[1].body
+    assert created["secureJsonData"] == {"httpHeaderValue1": "Token influx-from-env"}
+    assert not caplog.text  # nothing secret on the command line, nothing to warn about
+    with caplog.at_level("WARNING"):
+        assert main(["grafana", "push", "--url", url, "--influx-token", "influx-on-the-command-line"]) == 0
+    assert "--influx-token on the command line is visible" in caplog.text
+    assert "influx-on-the-command-line" not in caplog.text
 
 
 def test_a_refused_token_is_a_clear_error_naming_url_and_status(grafana: tuple[FakeGrafana, str],
