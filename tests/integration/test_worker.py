@@ -191,33 +191,40 @@ def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
           f" (wall {time.monotonic() - restarted:.1f} s)")
 
 
-def test_a_second_worker_takes_over_the_partitions_of_a_stopped_one(kafka: KafkaSettings, tmp_path: Path) -> None:
+def test_workers_on_separate_hosts_scale_out_and_take_over_after_a_kill(kafka: KafkaSettings,
+                                                                         tmp_path: Path) -> None:
+    """One worker runs; a second, on another host (a work directory of its own), joins and the group moves
+    partitions to it (restored from the state topic the first wrote on revocation); then the first is killed
+    (-9) and the second takes over the rest (restored from the first's periodic checkpoints)."""
     simulated = plant(assets=6, days=0.2)
     registry = publish(kafka, simulated, tmp_path)
     expected = embedded_scores(simulated)
     first = WorkerProcess(kafka, host(tmp_path, 1), kafka.topic_prefix + "scale", registry, "worker-a")
-    second = WorkerProcess(kafka, host(tmp_path, 2), kafka.topic_prefix + "scale", registry, "worker-b")
+    second: WorkerProcess | None = None
     try:
+        wait_until(lambda: scored(kafka, 100), 120, "the first worker's windows", first)
+        second = WorkerProcess(kafka, host(tmp_path, 2), kafka.topic_prefix + "scale", registry, "worker-b")
+        joined = second
+
         def split() -> bool:  # both own partitions, and together all (each restores its own from the state topic)
-            a, b = first.health(), second.health()
+            a, b = first.health(), joined.health()
             return bool(a and b and a["partitions"] and b["partitions"]
                         and sorted(a["partitions"] + b["partitions"]) == list(range(kafka.partitions)))
 
         wait_until(split, 120, "both workers to own partitions", first)
-        a, b = first.health(), second.health()
-        assert a is not None and b is not None
-        assert sorted(a["partitions"] + b["partitions"]) == list(range(kafka.partitions))
-        wait_until(lambda: scored(kafka, 200), 120, "some windows", first)
-        assert first.stop() == 0, first.tail()
-        wait_until(lambda: (second.health() or {}).get("partitions") == list(range(kafka.partitions)), 120,
+        wait_until(lambda: scored(kafka, 300), 120, "windows of both workers", second)
+        first.kill()
+        wait_until(lambda: (joined.health() or {}).get("partitions") == list(range(kafka.partitions)), 120,
                    "the second worker to own every partition", second)
         wait_until(lambda: scored(kafka, len(expected) - 12), 240, "all windows", second)
         counters = (second.health() or {}).get("counters", {})
-        print(f"\ntakeover: stalled inputs resumed by the watchdog: {counters.get('resumed_stalled', 0)}")
+        print(f"\nscale-out and takeover: stalled inputs resumed by the watchdog: {counters.get('resumed_stalled', 0)}")
     finally:
         if first.process.poll() is None:
             first.stop()
-        assert second.stop() == 0, second.tail()
+        if second is not None:
+            assert second.stop() == 0, second.tail()
+    assert "restored checkpoint" in second.log.read_text(), second.tail()
     scores = scores_in_topic(kafka)
     assert_same_scores(expected, scores)
     for asset in {s["asset_id"] for s in scores}:  # per-asset order: first copies come in window order
