@@ -65,10 +65,19 @@ def topic_names(settings: KafkaSettings) -> list[str]:
 
 
 def topic_configs(settings: KafkaSettings, name: str) -> dict[str, str]:
-    """The configuration fusewatch gives a topic it creates: every one takes camera frames; the state topic is
-    compacted (only each partition's newest checkpoint is kept) and rolls segments every 10 minutes, so what a
-    worker reads to restore a partition stays small (docs/production.md)."""
+    """The configuration fusewatch gives a topic it creates: every one takes camera frames and, with three replicas
+    or more, needs two in sync for a write; the state topic is compacted (only each partition's newest checkpoint
+    is kept) and rolls segments every 10 minutes, so what a worker reads to restore a partition stays small
+    (docs/production.md).
+
+    >>> topic_configs(KafkaSettings(replication_factor=3), "fusewatch.scores")
+    {'max.message.bytes': '8388608', 'min.insync.replicas': '2'}
+    >>> topic_configs(KafkaSettings(), "fusewatch.worker-state")["cleanup.policy"]
+    'compact'
+    """
     configs = {"max.message.bytes": str(settings.max_message_bytes)}
+    if settings.replication_factor >= 3:  # an acknowledged write (acks=all) is on two brokers, whatever the default
+        configs["min.insync.replicas"] = "2"
     if name == settings.topics().worker_state:
         configs.update({
             "cleanup.policy": "compact",
