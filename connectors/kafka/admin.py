@@ -8,6 +8,7 @@ count is reported, never silently used.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -141,7 +142,13 @@ def create_topics(settings: KafkaSettings, names: Sequence[str] | None = None) -
             except KafkaError as exc:
                 raise TopicMismatchError(f"creating {', '.join(missing)} failed: {exc}") from None
         log.info("created topics %s with %d partitions", ", ".join(missing), settings.partitions)
-    states = describe_topics(settings, names)
+    # on a cluster, the broker asked next may learn of new topics a moment after the controller made them
+    deadline = time.monotonic() + (settings.timeout_s if missing else 0.0)
+    while True:
+        states = describe_topics(settings, names)
+        if time.monotonic() >= deadline or not any(state.status == "missing" for state in states):
+            break
+        time.sleep(0.25)
     check_states(states, settings)
     return states
 

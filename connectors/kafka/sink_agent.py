@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 
 WORKER_REPORT_TTL_S = 60.0
 """A worker's report counts in the pipeline-health points this long after it arrived (a stopped worker's fades)."""
+
+LAG_TIMEOUT_S = 2.0
+"""How long a health report waits for the offsets behind the lags. They run on the agent's loop: unbounded (the
+consumer's 31 s request timeout, the admin client's 10 s) they stalled consumption for up to a minute while the
+brokers were away, and for half a minute after they came back; a lag not known in time is reported as -1."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class SinkAgent:
         self._interval_started = time.monotonic()
         self._workers: dict[str, tuple[float, WorkerHealth]] = {}  # worker -> (when received, its latest report)
         self._admin: KafkaAdminClient | None = None
+        self._poll_warned = -1e9  # when a poll's connection error was last logged
         self._exits = contextlib.ExitStack()  # the admin client, opened on the first health report
         backoff = Backoff(max_delay_s=self.options.max_backoff_s, max_wait_s=self.options.max_backoff_s, jitter=0.2)
         sinks: list[Sink] = [] if influx is None else [influx]
@@ -137,6 +143,11 @@ class SinkAgent:
         )
         self.subscribed = (self.topics.scores, self.topics.alerts, self.topics.dead_letter,
                            self.topics.maintenance_logs, self.topics.worker_health)
+        # the topics' metadata before the first join: kafka-python 3.0 joins before it has fetched it, assigns
+        # nothing ("No partition metadata for topic ..."), and the rejoin when it arrives was seen to hang, leaving
+        # the sink without partitions for good
+        for topic in self.subscribed:
+            self.consumer.partitions_for_topic(topic)
         self.consumer.subscribe(list(self.subscribed))
 
     # ------------------------------------------------------------------ main loop
@@ -150,7 +161,7 @@ class SinkAgent:
             while not self.stop_event.is_set():
                 room = options.batch_messages - len(pending)
                 wait_ms = round(options.linger_s * 1000) if pending else 200
-                polled = self.consumer.poll(timeout_ms=wait_ms, max_records=max(room, 1))
+                polled = self._poll(wait_ms, max(room, 1))
                 now = time.monotonic()
                 for records in polled.values():
                     if not pending and records:
@@ -265,12 +276,30 @@ class SinkAgent:
             if self.stop_event.is_set():
                 raise _Stopped
             self.consumer.pause(*self.consumer.assignment())
-            polled = self.consumer.poll(timeout_ms=200)
+            polled = self._poll(200)
             if any(polled.values()):  # fetched for a partition assigned in between: read again later
                 for tp, records in polled.items():
                     if records:
                         self.consumer.seek(tp, records[0].offset)
                 self.consumer.pause(*self.consumer.assignment())
+
+    def _poll(self, timeout_ms: int, max_records: int | None = None) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """``consumer.poll``; no broker answering counts as nothing new. (kafka-python 3.0's ``poll`` raises the
+        connection error of its coordinator lookup when every broker refuses, as during a restart of the whole
+        cluster, instead of retrying.)"""
+        try:
+            polled: dict[TopicPartition, list[ConsumerRecord]] = self.consumer.poll(timeout_ms=timeout_ms,
+                                                                                    max_records=max_records)
+            return polled
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            now = time.monotonic()
+            if now - self._poll_warned >= 10.0:
+                self._poll_warned = now
+                log.warning("no broker answers (%s: %s); polling again", type(exc).__name__, exc)
+            self.stop_event.wait(timeout_ms / 1000)
+            return {}
 
     def _commit(self, records: Sequence[ConsumerRecord]) -> None:
         offsets: dict[TopicPartition, OffsetAndMetadata] = {}
@@ -278,15 +307,28 @@ class SinkAgent:
             tp = TopicPartition(record.topic, record.partition)
             if tp not in offsets or offsets[tp].offset <= record.offset:
                 offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
-        mine = self.consumer.assignment()
-        offsets = {tp: offset for tp, offset in offsets.items() if tp in mine}  # revoked: the new owner repeats
-        if not offsets:
-            return
-        try:
-            self.consumer.commit(offsets)
-            self.stats.commits += 1
-        except CommitFailedError as exc:  # a rebalance took the partitions: their new owner writes them again
-            log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
+        delay = 0.5
+        while True:
+            mine = self.consumer.assignment()
+            offsets = {tp: offset for tp, offset in offsets.items() if tp in mine}  # revoked: the new owner repeats
+            if not offsets:
+                return
+            try:
+                self.consumer.commit(offsets, timeout_ms=self.settings.timeout_ms)
+                self.stats.commits += 1
+                return
+            except CommitFailedError as exc:  # a rebalance took the partitions: their new owner writes them again
+                log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
+                return
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                # the brokers or the group coordinator are away (a restart of the cluster): the batch is written,
+                # so wait with consumption paused and commit again, as for a sink that is away
+                log.warning("commit failed (%s: %s); committing again in %.1f s", type(exc).__name__, exc, delay)
+                self._wait_paused(delay)
+                self._resume()
+                delay = min(2 * delay, self.options.max_backoff_s)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", record.topic, record.partition,
@@ -303,8 +345,9 @@ class SinkAgent:
         """(workers' lag on the input topics, this agent's lag on its topics); -1 when unknown."""
         try:
             assignment = list(self.consumer.assignment())
-            ends = self.consumer.end_offsets(assignment) if assignment else {}
-            sink_lag = sum(max(0, ends[tp] - self.consumer.position(tp)) for tp in assignment)
+            timeout_ms = round(LAG_TIMEOUT_S * 1000)
+            ends = self.consumer.end_offsets(assignment, timeout_ms=timeout_ms) if assignment else {}
+            sink_lag = sum(max(0, ends[tp] - self.consumer.position(tp, timeout_ms=timeout_ms)) for tp in assignment)
         except Exception as exc:  # the broker is unavailable now: report "unknown", never fail the sink
             log.debug("sink lag unknown: %s", exc)
             sink_lag = -1
@@ -314,11 +357,12 @@ class SinkAgent:
         try:
             inputs = [TopicPartition(topic, number) for topic in self.topics.inputs
                       for number in sorted(self.consumer.partitions_for_topic(topic) or ())]
-            if self._admin is None:
-                self._admin = self._exits.enter_context(admin_client(self.settings))
+            if self._admin is None:  # bounded like the consumer's calls (connecting and each request)
+                quick = self.settings.model_copy(update={"timeout_s": min(LAG_TIMEOUT_S, self.settings.timeout_s)})
+                self._admin = self._exits.enter_context(admin_client(quick))
             committed = self._admin.list_group_offsets({self.options.worker_group: inputs})
             done = committed.get(self.options.worker_group, {})
-            ends = self.consumer.end_offsets(inputs)
+            ends = self.consumer.end_offsets(inputs, timeout_ms=round(LAG_TIMEOUT_S * 1000))
             return sum(max(0, ends[tp] - max(done[tp].offset, 0) if tp in done else ends[tp]) for tp in inputs)
         except Exception as exc:  # the broker is unavailable now: report "unknown", never fail the sink
             log.debug("worker lag unknown: %s", exc)

@@ -49,6 +49,8 @@ from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
+HEALTH_SEND_TIMEOUT_S = 2.0
+
 
 @dataclass
 class WorkerOptions:
@@ -348,7 +350,10 @@ class Worker:
         if now - self._last_report >= self.options.report_interval_s:
             self._last_report = now
             health = self.health()
-            await self._send([self.health_message(health)])
+            try:  # a report is worth nothing late: never hold the timer while no broker leads its partition
+                await asyncio.wait_for(self._send([self.health_message(health)]), HEALTH_SEND_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("the health report was not sent within %.0f s", HEALTH_SEND_TIMEOUT_S)
             log.info("progress partitions=%s processed=%d held=%d held_mb=%.1f paused=%d unacked=%d lag=%d behind_s=%s",
                      health["partitions"], self.stats["processed"], sum(health["held"].values()),
                      sum(health["held_bytes"].values()) / 2**20, len(health["paused"]),

@@ -93,7 +93,8 @@ def partitions(settings: KafkaSettings, topics: Iterable[str]) -> dict[tuple[str
 
 def partition_of(key: str, count: int) -> int:
     """The partition a key is sent to (murmur2, the producers' partitioner)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % count
+    number: int = (murmur2(key.encode()) & 0x7FFFFFFF) % count
+    return number
 
 
 def busiest_leader(settings: KafkaSettings, topic: str, keys: Iterable[str]) -> tuple[int, list[int]]:

@@ -46,7 +46,7 @@ def unique_prefix() -> str:
 
 @pytest.fixture()
 def kafka(kafka_broker: KafkaSettings) -> Iterator[KafkaSettings]:
-    """Settings with a topic prefix of this test's own; fusewatch's seven topics are created, then deleted."""
+    """Settings with a topic prefix of this test's own; fusewatch's eight topics are created, then deleted."""
     settings = kafka_broker.model_copy(update={"topic_prefix": unique_prefix()})
     create_topics(settings)
     try:
