@@ -24,5 +24,6 @@ REGISTRY: dict[str, str] = {
     "latency": "benchmarks.latency",
     "recovery": "benchmarks.recovery",
     "sink": "benchmarks.sink",
+    "state_topic": "benchmarks.state_topic",
     "webhooks": "benchmarks.webhooks",
 }

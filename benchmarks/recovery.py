@@ -1,26 +1,30 @@
 """Recovery: the time from a worker's restart to caught up, with a plant of 100 assets streamed live.
 
-A simulated plant is streamed into topics of the benchmark's own (a fresh prefix) by a producer thread at a
-fixed multiple of plant speed (event times never run ahead of the wall clock). One `fusewatch worker`
-(a subprocess) scores it; once it keeps up and has been scoring for longer than its checkpoint interval (5 s),
-it is stopped, gracefully (SIGTERM: it checkpoints on the way out) or by a crash (SIGKILL: its successor
-restores the last periodic checkpoint and processes again what came after it), left down for a fixed wall time
-while the producer goes on, and started again with the same app id (consumer group) and workdir. From the
-restart (the moment the new process is started, so its interpreter start-up and group join count) we measure:
-the first score it writes (record timestamps of the scores topic); "scores complete", when the scores topic
-holds, for every asset, a score of a window ending at or after the newest window end closed by the events sent
-before the restart (ends at or before the asset's newest event time less the aligner's allowed lateness); "offsets
-committed", when the group's committed offsets reach, on every input partition, the end offsets that existed
-at the restart (the worker commits only what a checkpoint covers); caught up is the later of the two. The
-backlog is the input messages between the group's committed offsets and the end offsets at the restart; the
+A simulated plant is streamed into topics of the benchmark's own (a fresh prefix) by a producer thread at a fixed
+multiple of plant speed (event times never run ahead of the wall clock). One `fusewatch worker` (a subprocess)
+scores it; once it keeps up and has been scoring for longer than its checkpoint interval (5 s), it is stopped,
+gracefully (SIGTERM: it checkpoints on the way out) or by a crash (SIGKILL: its successor restores the last periodic
+checkpoint and processes again what came after it), left down for a fixed wall time while the producer goes on, and
+started again with the same app id (consumer group) and workdir (whose local copy of the checkpoints is used when
+its checksum matches the state topic's) or, for a crash on another host, a new workdir (the state comes from the
+worker-state topic alone). From the restart (the moment the new process is started, so its interpreter start-up and
+group join count) we measure: the first score it writes (record timestamps of the scores topic); "scores complete",
+when the scores topic holds, for every asset, a score of a window ending at or after the newest window end closed by
+the events sent before the restart (ends at or before the asset's newest event time less the aligner's allowed
+lateness); "offsets committed", when the group's committed offsets reach, on every input partition, the end offsets
+that existed at the restart (the worker commits only what a checkpoint covers); caught up is the later of the two.
+The backlog is the input messages between the group's committed offsets and the end offsets at the restart; the
 re-scored windows are scores written after the restart whose id (asset, window end, run id) was already on the
-scores topic; the catch-up rate is the scores written from the first new score to scores complete, per second.
-The outages run in rotating order, each with the worker its predecessor restarted.
+scores topic; the catch-up rate is the scores written from the first new score to scores complete, per second; the
+state restore sums the restarted worker's log lines "checkpoint of B bytes restored from TOPIC in S s" over the
+partitions (their first load each), and the state loads count those lines until caught up. The outages run in
+rotating order, each with the worker its predecessor restarted.
 """
 
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import re
 import signal
@@ -53,7 +57,16 @@ SCORING_S = 6.0  # scoring before a stop: longer than the worker's checkpoint in
 # lines of the worker's log (at INFO): the group gave it partitions; it holds their state (checkpoints restored)
 JOINED = r"Setting newly assigned partitions \{"
 READY = r"streams\.runners\.worker assigned partitions \[\d"
-CONDITIONS = ("graceful (SIGTERM)", "crash (SIGKILL)")
+NEW_HOST = "crash on another host (SIGKILL, new work directory)"
+CONDITIONS = ("graceful (SIGTERM)", "crash (SIGKILL)", NEW_HOST)
+RESTORED = r"partition (\d+): checkpoint of (\d+) bytes restored from \S+ in ([\d.]+) s \((\d+) bytes read\)"
+SHORT = {"graceful (SIGTERM)": "graceful", "crash (SIGKILL)": "crash", NEW_HOST: "crash on a new host"}
+COLUMNS = (("backlog (messages)", "backlog_messages", 0), ("group joined (s)", "joined_s", 1),
+           ("state ready (s)", "ready_s", 1), ("state restore (s)", "restore_s", 2), ("state loads", "loads", 0),
+           ("first score (s)", "first_score_s", 1), ("scores complete (s)", "scores_complete_s", 1),
+           ("offsets committed (s)", "committed_s", 1), ("caught up (s)", "caught_up_s", 1),
+           ("windows re-scored", "rescored", 0), ("catch-up (windows/s)", "catch_up_windows_per_s", 0),
+           ("old worker's exit (s)", "exit_s", 1))
 Key = TypeVar("Key")
 
 
@@ -146,13 +159,13 @@ def logged_at(log_text: str, marker: str) -> float | None:
     return None if match is None else datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def rate(count: int, seconds: float) -> float | None:
-    """``count`` per second, ``None`` when no time passed.
+def restores(log_text: str) -> list[tuple[int, int, float, int]]:
+    """The state store's restores in a worker's log: (partition, state bytes, seconds, bytes read).
 
-    >>> rate(30, 2.0), rate(1, 0.0)
-    (15.0, None)
+    >>> restores("x partition 3: checkpoint of 1200 bytes restored from fw.worker-state in 0.25 s (900 bytes read)")
+    [(3, 1200, 0.25, 900)]
     """
-    return count / seconds if seconds > 0 else None
+    return [(int(p), int(b), float(s), int(r)) for p, b, s, r in re.findall(RESTORED, log_text)]
 
 
 # ---------------------------------------------------------------------------------------------- live plant
@@ -248,17 +261,19 @@ class Setup:
     window_ns: int
     lateness_ns: int
     starts: int = 0
+    host: Path | None = None  # the worker's work directory (a new one for a new host)
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, new_host: bool = False) -> subprocess.Popen[bytes]:
         self.starts += 1
+        if new_host or self.host is None:
+            self.host = self.workdir / f"host-{self.starts}"
         # unbuffered: its log is read while it runs (when its partitions were assigned)
         env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": self.settings.topic_prefix, "PYTHONUNBUFFERED": "1"}
-        command = worker_command(self.settings, self.workdir, self.app_id, self.registry, "INFO")
+        command = worker_command(self.settings, self.host, self.app_id, self.registry, "INFO")
         with open(self.workdir / f"worker-{self.starts}.log", "wb") as output:
             return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
 
-    def log_text(self) -> str:
-        """The log of the worker started last."""
+    def log_text(self) -> str:  # the log of the worker started last
         return (self.workdir / f"worker-{self.starts}.log").read_text(encoding="utf-8", errors="replace")
 
     def committed(self, admin: Any) -> dict[TopicPartition, int]:
@@ -302,10 +317,7 @@ def outage(setup: Setup, worker: subprocess.Popen[bytes], condition: str, down_s
     """Stop the worker, leave it down ``down_s``, restart it and follow it until caught up; figures and the
     restarted worker."""
     stopped = time.monotonic()
-    if condition.startswith("crash"):
-        worker.kill()
-    else:
-        worker.send_signal(signal.SIGTERM)
+    worker.send_signal(signal.SIGKILL if condition.startswith("crash") else signal.SIGTERM)
     worker.wait(timeout=60)
     exit_s = time.monotonic() - stopped
     time.sleep(max(0.0, down_s - exit_s))
@@ -316,7 +328,7 @@ def outage(setup: Setup, worker: subprocess.Popen[bytes], condition: str, down_s
         due = setup.due()
         before = setup.follower.copy()
         restart_ms, restarted = round(time.time() * 1000), time.monotonic()
-        worker = setup.start_worker()
+        worker = setup.start_worker(new_host=condition == NEW_HOST)
         behind_ns = [end - max((r.window_end for r in before if r.asset_id == asset), default=end)
                      for asset, end in due.items()]
         committed_at: float | None = None
@@ -338,24 +350,25 @@ def outage(setup: Setup, worker: subprocess.Popen[bytes], condition: str, down_s
     text = setup.log_text()
     joined, ready = logged_at(text, JOINED), logged_at(text, READY)
     during = sum(1 for r in new if r.at_ms <= scores_at)
-    figures = {
-        "condition": condition, "exit_s": exit_s, "down_s": restarted - stopped,
+    restored = restores(text)  # every load until caught up; the first of each partition made its state ready
+    first_loads = list({line[0]: line for line in reversed(restored)}.values())
+    figures: dict[str, Any] = {
+        "condition": condition, "exit_s": exit_s, "down_s": restarted - stopped, "load_1m": os.getloadavg()[0],
         "backlog_messages": backlog(ends, committed),
         "backlog_plant_min": max(behind_ns, default=0) / NS_PER_S / 60,
         "joined_s": None if joined is None else joined - restart_ms / 1000,
         "ready_s": None if ready is None else ready - restart_ms / 1000,
+        "restore_s": sum(r[2] for r in first_loads) if first_loads else None, "loads": len(restored),
+        "loads_s": sum(r[2] for r in restored), "assignments": len(re.findall(JOINED, text)),
+        "restored_bytes": sum(r[1] for r in first_loads), "restore_read_bytes": sum(r[3] for r in first_loads),
         "first_score_s": (first_ms - restart_ms) / 1000, "scores_complete_s": (scores_at - restart_ms) / 1000,
         "committed_s": (committed_at - restart_ms) / 1000,
         "caught_up_s": (max(scores_at, committed_at) - restart_ms) / 1000,
         "rescored": rescored((r.ident for r in before), (r.ident for r in new)),
-        "catch_up_windows_per_s": rate(during - 1, (scores_at - first_ms) / 1000),
+        "catch_up_windows_per_s": (during - 1) * 1000 / (scores_at - first_ms) if scores_at > first_ms else None,
     }
-    log(f"[recovery] {condition}: exit {exit_s:.1f} s, backlog {figures['backlog_messages']} messages"
-        f" ({figures['backlog_plant_min']:.1f} plant-min); joined {figures['joined_s'] or -1:.1f} s, state"
-        f" ready {figures['ready_s'] or -1:.1f} s,"
-        f" first score {figures['first_score_s']:.1f} s, scores"
-        f" complete {figures['scores_complete_s']:.1f} s, offsets committed {figures['committed_s']:.1f} s after"
-        f" the restart; {figures['rescored']} windows re-scored")
+    log(f"[recovery] {condition}: " + ", ".join(f"{key} {value:.4g}" for key, value in figures.items()
+                                                 if isinstance(value, int | float)))
     return figures, worker
 
 
@@ -386,7 +399,8 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
             worker = setup.start_worker()
             since_ms = round(time.time() * 1000)
             for repetition in range(repetitions):
-                for condition in conditions[repetition % 2:] + conditions[: repetition % 2]:
+                turn = repetition % len(conditions)
+                for condition in conditions[turn:] + conditions[:turn]:
                     keeping_up.append(wait_keeping_up(setup, worker, since_ms, SCORING_S, 120.0))
                     figures, worker = outage(setup, worker, condition, down_s, 180.0, log)
                     since_ms = round(time.time() * 1000)
@@ -401,19 +415,6 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         producer.join(timeout=30)
         follower.join(timeout=30)
         delete_topics(settings, topic_names(settings))
-    by = {name: [r for r in results if r["condition"] == name] for name in conditions}
-
-    def column(name: str, key: str, digits: int = 1) -> Any:
-        values = [r[key] for r in by[name] if r[key] is not None]
-        if not values:
-            return "–"
-        figure = stat(values, digits)
-        return {k: int(v) for k, v in figure.items() if k != "values"} if digits == 0 else figure
-
-    def median(key: str) -> float:
-        values = [r[key] for r in results if r[key] is not None]
-        return float(stat(values)["median"]) if values else float("nan")
-
     worst = max(r["caught_up_s"] for r in results)
     return {
         "title": f"Recovery: worker restart to caught up, {assets} assets live",
@@ -421,38 +422,65 @@ def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
         "goal": {"text": f"caught up within {GOAL_S:g} s of a restart (an operator's goal; the issue sets none)",
                  "met": worst <= GOAL_S,
                  "value": "restart → caught up " + ", ".join(
-                     f"{name.split()[0]} {column(name, 'caught_up_s')['median']:.1f} s" for name in conditions)
+                     f"{SHORT[name]} {column(results, name, 'caught_up_s')['median']:.1f} s" for name in conditions)
                  + f" (slowest {worst:.1f} s)"},
         "parameters": {"plant": f"{assets} assets, seed 0, streamed at {speed:g}x plant speed",
                        "down": f"{down_s:g} s of wall time ({down_s * speed / 60:g} plant-min)",
                        "repetitions": repetitions, "partitions": settings.partitions,
                        "checkpoint_interval_s": 5.0, "messages_sent": sent},
         "tables": [{"caption": "After a restart (seconds from starting the new process; median (min–max))",
-                    "columns": ["stop", "backlog (messages)", "group joined (s)", "state ready (s)",
-                                "first score (s)",
-                                "scores complete (s)",
-                                "offsets committed (s)", "caught up (s)", "windows re-scored",
-                                "catch-up (windows/s)", "old worker's exit (s)"],
-                    "rows": [[name, column(name, "backlog_messages", 0), column(name, "joined_s"),
-                              column(name, "ready_s"),
-                              column(name, "first_score_s"),
-                              column(name, "scores_complete_s"), column(name, "committed_s"),
-                              column(name, "caught_up_s"), column(name, "rescored", 0),
-                              column(name, "catch_up_windows_per_s", 0), column(name, "exit_s")]
+                    "columns": ["stop", *(title for title, _, _ in COLUMNS)],
+                    "rows": [[name, *(column(results, name, key, digits) for _, key, digits in COLUMNS)]
                              for name in conditions]}],
         "figures": {"outages": results, "keeping_up_delay_s": stat(keeping_up, 2)},
-        "notes": [f"Before each stop the worker kept up: the windows due by event time when asked had all been"
-                  f" scored within {stat(keeping_up, 1)['max']:.1f} s of asking (0: already scored).",
-                  f"Where the time to caught up goes (medians over all outages): {median('joined_s'):.1f} s until"
-                  f" the group gives the new process its partitions (interpreter start-up, imports, group join);"
-                  f" {median('ready_s') - median('joined_s'):.1f} s more until its partitions' state is ready"
-                  " (checkpoints restored in the partitions-assigned callback); first score"
-                  f" {median('first_score_s'):.1f} s; the backlog is scored"
-                  f" {median('scores_complete_s') - median('first_score_s'):.1f} s later; the offsets are committed"
-                  f" {median('committed_s') - median('scores_complete_s'):.1f} s after that, since the worker commits"
-                  " only what a checkpoint covers: a partition's checkpoint falls due 5 s after its oldest"
-                  " unacknowledged message and the timer takes one per half-second tick, so the six partitions'"
-                  " checkpoints after a catch-up are spread over 3 s (taking them all in one tick, as before,"
-                  " committed 2–3 s sooner here but stalled scoring for most of a second; see the latency"
-                  " benchmark), and faust commits what was acknowledged every 2.8 s."],
+        "notes": observations(results, keeping_up),
     }
+
+
+def column(results: list[dict[str, Any]], name: str, key: str, digits: int = 1) -> Any:
+    """The statistic of ``key`` over the outages of condition ``name`` (integers when ``digits`` is 0)."""
+    values = [r[key] for r in results if r["condition"] == name and r.get(key) is not None]
+    if not values:
+        return "–"
+    figure = stat(values, digits)
+    return {k: int(v) for k, v in figure.items() if k != "values"} if digits == 0 else figure
+
+
+def observations(results: list[dict[str, Any]], keeping_up: list[float]) -> list[str]:
+    """The notes of the results: where the time goes, the restores, the rule for "scores complete"."""
+    def median(key: str) -> float:
+        return float(stat([r[key] for r in results if r.get(key) is not None] or [math.nan])["median"])
+
+    gaps = [r["committed_s"] - r["scores_complete_s"] for r in results]
+    return [f"Before each stop the worker kept up: the windows due by event time when asked had all been scored"
+            f" within {stat(keeping_up, 1)['max']:.1f} s of asking (0: already scored).",
+            f"Where the time to caught up goes (medians): {median('joined_s'):.1f} s until the group gives the new"
+            " process its partitions (interpreter start-up, imports, group join);"
+            f" {median('ready_s') - median('joined_s'):.1f} s more until their state is ready (restored in the"
+            f" partitions-assigned callback; the first load of each partition: {median('restore_s'):.1f} s in all);"
+            f" first score {median('first_score_s'):.1f} s; the backlog is scored"
+            f" {median('scores_complete_s') - median('first_score_s'):.1f} s later; the offsets are committed"
+            f" {median('committed_s') - median('scores_complete_s'):.1f} s after that (only what a checkpoint"
+            " covers is committed, and faust commits every 2.8 s).",
+            "State restore, first load of each partition (median s; MiB of state / MiB read from the topic): "
+            + "; ".join(f"{SHORT[name]} {column(results, name, 'restore_s', 2)['median']:.2f} s ("
+                        + "/".join(f"{column(results, name, key, 0)['median'] / 2**20:.0f}"
+                                   for key in ("restored_bytes", "restore_read_bytes")) + ")"
+                        for name in CONDITIONS if any(r["condition"] == name for r in results))
+            + ". The local copy cannot save much: the store reads the partition from the topic either way (for the"
+            " newest header) and checks the copy by compressing it again. The bytes read grew from"
+            f" {results[0]['restore_read_bytes'] / 2**20:.0f} MiB (first outage) to"
+            f" {results[-1]['restore_read_bytes'] / 2**20:.0f} MiB (last): a load reads every checkpoint written"
+            " since the last compaction, and only rolled segments (every 10 minutes) are compacted.",
+            f"The restarted workers loaded the six partitions {min(r['loads'] for r in results)}–"
+            f"{max(r['loads'] for r in results)} times (median {median('loads'):.0f}, {median('loads_s'):.1f} s in"
+            " all): a partition whose message arrives while the assigned callback still restores others is loaded"
+            " by the message path too (two reads of one checkpoint side by side in the log), and after"
+            f" {sum(r.get('assignments', 1) > 1 for r in results)} of {len(results)} restarts the group assigned the"
+            " partitions again seconds after the state was ready (revoke: each partition checkpointed and dropped,"
+            " then read from the topic again), which delays the catch-up.",
+            "The rule for \"scores complete\" was written for the aligner before event-time holding (issue 17); it"
+            " did not visibly misjudge here: in every outage the scores were complete before the offsets were"
+            f" committed ({min(gaps):.1f}–{max(gaps):.1f} s before).",
+            *([f"1-minute load average when caught up: {median('load_1m'):.1f} (median; {os.cpu_count()} cores),"
+               " with the worker, the producer and the broker on the machine."] if median("load_1m") > 0 else [])]

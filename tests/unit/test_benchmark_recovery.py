@@ -14,8 +14,8 @@ from benchmarks.recovery import (
     complete_at,
     due_window_ends,
     logged_at,
-    rate,
     rescored,
+    restores,
 )
 
 S = 1_000_000_000
@@ -67,6 +67,10 @@ def test_logged_at_finds_the_join_and_the_restored_state_in_either_log_format() 
     assert logged_at("nothing yet", READY) is None
 
 
-def test_rate_needs_elapsed_time() -> None:
-    assert rate(10, 4.0) == pytest.approx(2.5)
-    assert rate(10, 0.0) is None
+def test_restores_reads_the_state_stores_log_lines() -> None:
+    text = ("2026-12-06 12:55:01,100 INFO connectors.kafka.state_store partition 3: checkpoint of 1000 bytes restored"
+            " from fwbench.worker-state in 0.75 s (4000 bytes read)\n"
+            "2026-12-06 12:55:02,100 INFO streams.runners.worker progress partitions=[3]\n")
+    found = restores(text)
+    assert len(found) == 1 and found[0][0] == 3 and found[0][1] == 1000
+    assert found[0][2] == pytest.approx(0.75) and found[0][3] == 4000
