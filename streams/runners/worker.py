@@ -160,6 +160,7 @@ class Worker:
         # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
         self.owned: dict[int, OwnedPartition] = {}
+        self._loading: dict[int, asyncio.Future[OwnedPartition | None]] = {}  # partitions being restored
         self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
         self.wait_clock = WaitClock()  # what the waits for quiet inputs and idle modalities are measured on
@@ -218,13 +219,32 @@ class Worker:
             self.owned[partition] = owned
         return owned
 
+    async def _acquire(self, partition: int) -> OwnedPartition | None:
+        """The state of an assigned partition, read from the store once, off the event loop: a message that arrives
+        while its partition is being restored waits for that restore instead of reading the store again. ``None``
+        when the partition was revoked while it was being read."""
+        owned = self.owned.get(partition)
+        if owned is not None:
+            return owned
+        task = self._loading.get(partition)
+        if task is None:
+            task = self._loading[partition] = asyncio.ensure_future(self._restore(partition))
+        return await asyncio.shield(task)
+
+    async def _restore(self, partition: int) -> OwnedPartition | None:
+        try:
+            checkpoint = await asyncio.get_running_loop().run_in_executor(self._writer, self.store.load, partition)
+        finally:
+            self._loading.pop(partition, None)
+        if partition not in self.assigned:  # revoked meanwhile: its new owner restores it, this worker must not
+            return None
+        return self._owned(partition, (checkpoint,))
+
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs["assigned"]
         self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
-        loop = asyncio.get_running_loop()
         for partition in sorted(self.assigned - set(self.owned)):
-            # read from the store off the event loop (the state topic: a few MB per partition)
-            self._owned(partition, (await loop.run_in_executor(self._writer, self.store.load, partition),))
+            await self._acquire(partition)  # the state topic: a few MB per partition
         freeze_heap()
         log.info("assigned partitions %s", sorted(self.owned))
 
@@ -255,7 +275,11 @@ class Worker:
             # in flight when its partition was revoked: the new owner reads it again from the committed offset
             self.stats["dropped_after_revoke"] += 1
             return
-        owned = self._owned(message.partition)
+        # under faust's test context no partition is ever assigned: the state is made on the first message
+        owned = await self._acquire(message.partition) if self.assigned else self._owned(message.partition)
+        if owned is None:
+            self.stats["dropped_after_revoke"] += 1
+            return
         topic = self.input_topic(message.topic, message.value)
         if not await self.inputs.in_sequence(owned, topic, message.partition, message.offset):
             return
