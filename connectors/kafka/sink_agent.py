@@ -39,7 +39,13 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import (
+    CommitFailedError,
+    IllegalGenerationError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from kafka.structs import OffsetAndMetadata
 from pydantic import ValidationError
 
@@ -317,7 +323,8 @@ class SinkAgent:
                 self.consumer.commit(offsets, timeout_ms=self.settings.timeout_ms)
                 self.stats.commits += 1
                 return
-            except CommitFailedError as exc:  # a rebalance took the partitions: their new owner writes them again
+            except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as exc:
+                # a rebalance is taking (or took) the partitions: whoever owns them next writes them again
                 log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
                 return
             except KafkaError as exc:
