@@ -157,7 +157,8 @@ class Worker:
         self.topics = settings.topics()
         self.digest = options.config_digest
         self.store: CheckpointStorage = store or CheckpointStore(options.workdir / "checkpoints")
-        # one thread writes the checkpoints, so those of a partition reach the disk in the order they were taken
+        # one thread reads and writes the checkpoints, so those of a partition reach the store in the order they were
+        # taken, and a partition is restored only after its last checkpoint was written
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
         self.owned: dict[int, OwnedPartition] = {}
         self._loading: dict[int, asyncio.Future[OwnedPartition | None]] = {}  # partitions being restored
