@@ -31,6 +31,7 @@ import os
 import time
 import uuid
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,10 @@ class CheckpointStorage(Protocol):
     (:class:`CheckpointStore`: the local cache, and tests)."""
 
     def load(self, partition: int) -> Checkpoint | None: ...
+
+    def load_many(self, partitions: Collection[int]) -> dict[int, Checkpoint | None]:
+        """The checkpoints of several partitions (one read, where the storage can do that)."""
+        ...
 
     def save(self, checkpoint: Checkpoint) -> bool: ...
 
@@ -113,6 +118,9 @@ class CheckpointStore:
             return {str(k): int(v) for k, v in header["offsets"].items()}
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+    def load_many(self, partitions: Collection[int]) -> dict[int, Checkpoint | None]:
+        return {partition: self.load(partition) for partition in partitions}
 
     def load(self, partition: int) -> Checkpoint | None:
         """The partition's checkpoint, or ``None`` when there is none or it is unreadable (logged)."""

@@ -7,7 +7,9 @@ here and releases them in order of their record timestamp (the event time), taki
 the topics. A topic with nothing buffered holds the others back while
 
 - it has messages on the broker that were not delivered yet (``has_more``), or
-- it delivered something, or the head of the merge arrived, less than ``wait_s`` ago (processing time).
+- it delivered something, or the head of the merge arrived, less than ``wait_s`` ago (processing time), or
+- it is paused by the flow control below (the worker stopped its fetch, so its silence says nothing); when it
+  is resumed it counts as having just delivered.
 
 So a topic that merely paused between two fetches, or whose producer is a moment behind, still holds; a quiet
 topic (maintenance logs, a plant without cameras) holds a message at most ``wait_s``. What slips past a quiet
@@ -30,9 +32,13 @@ buffer has drained or the merge holds less than half of ``max_bytes``.
 ['f1']
 >>> now[0] = 3.5; merger.release(has_more={"vibration"})  # f2 waits for what vibration has on the broker
 ['v1']
+>>> merger.release()               # vibration is paused with nothing buffered: f2 waits for it
+[]
 >>> [sorted(change) for change in merger.flow()]   # 10 bytes left: resume
 [[], ['frames', 'vibration']]
->>> merger.release()
+>>> now[0] = 5.0; merger.release()   # resumed at 3.5 s, vibration counts as having spoken then
+[]
+>>> now[0] = 5.5; merger.release()
 ['f2']
 """
 
@@ -85,7 +91,8 @@ class EventTimeMerger(Generic[Item]):
             _, _, source = heads[0]
             queue = self._queues[source]
             arrived = queue[0][1]
-            if any(not other_queue and (other in has_more or now - max(self._last_add[other], arrived) < self.wait_s)
+            if any(not other_queue and (other in has_more or other in self.paused
+                                        or now - max(self._last_add[other], arrived) < self.wait_s)
                    for other, other_queue in self._queues.items()):
                 break
             _, _, size, item = queue.popleft()
@@ -104,6 +111,9 @@ class EventTimeMerger(Generic[Item]):
             pause = {s for s, queue in self._queues.items() if queue}
         resume = {s for s in self.paused - pause if not self._queues[s] or self.bytes <= self.max_bytes // 2}
         self.paused = (self.paused | pause) - resume
+        now = self.clock()
+        for source in resume:  # its fetch starts again now: its silence counts from here
+            self._last_add[source] = now
         return pause, resume
 
     def blocked_by(self) -> list[Hashable]:

@@ -161,7 +161,7 @@ class Worker:
         # taken, and a partition is restored only after its last checkpoint was written
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fusewatch-checkpoint")
         self.owned: dict[int, OwnedPartition] = {}
-        self._loading: dict[int, asyncio.Future[OwnedPartition | None]] = {}  # partitions being restored
+        self._loading: dict[int, asyncio.Future[None]] = {}  # partitions whose checkpoints are being read
         self.assigned: set[int] = set()  # partition numbers the group gave this worker
         self.stats: dict[str, int] = defaultdict(int)
         self.wait_clock = WaitClock()  # what the waits for quiet inputs and idle modalities are measured on
@@ -227,25 +227,34 @@ class Worker:
         owned = self.owned.get(partition)
         if owned is not None:
             return owned
-        task = self._loading.get(partition)
-        if task is None:
-            task = self._loading[partition] = asyncio.ensure_future(self._restore(partition))
-        return await asyncio.shield(task)
+        await asyncio.shield(self._loading.get(partition) or self._load([partition]))
+        return self.owned.get(partition)
 
-    async def _restore(self, partition: int) -> OwnedPartition | None:
+    def _load(self, partitions: list[int]) -> asyncio.Future[None]:
+        """Start reading the checkpoints of ``partitions`` in one pass of the store."""
+        task = asyncio.ensure_future(self._restore(partitions))
+        for partition in partitions:
+            self._loading[partition] = task
+        return task
+
+    async def _restore(self, partitions: list[int]) -> None:
         try:
-            checkpoint = await asyncio.get_running_loop().run_in_executor(self._writer, self.store.load, partition)
+            loaded = await asyncio.get_running_loop().run_in_executor(self._writer, self.store.load_many, partitions)
         finally:
-            self._loading.pop(partition, None)
-        if partition not in self.assigned:  # revoked meanwhile: its new owner restores it, this worker must not
-            return None
-        return self._owned(partition, (checkpoint,))
+            for partition in partitions:
+                self._loading.pop(partition, None)
+        for partition in partitions:  # one revoked meanwhile is its new owner's to restore, not this worker's
+            if partition in self.assigned:
+                self._owned(partition, (loaded.get(partition),))
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         assigned: set[TP] = args[0] if args else kwargs["assigned"]
         self.assigned = {tp.partition for tp in assigned if tp.topic in self.topics.inputs}
+        unread = sorted(self.assigned - set(self.owned) - set(self._loading))
+        if unread:
+            self._load(unread)  # the state topic: a few MB per partition, all of them in one read
         for partition in sorted(self.assigned - set(self.owned)):
-            await self._acquire(partition)  # the state topic: a few MB per partition
+            await self._acquire(partition)
         freeze_heap()
         log.info("assigned partitions %s", sorted(self.owned))
 

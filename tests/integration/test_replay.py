@@ -39,15 +39,15 @@ def inputs(kafka: KafkaSettings) -> list[tuple[str, int, int, int, bytes | None,
 def test_record_then_replay_into_a_backtest_reproduces_the_live_scores(
     kafka: KafkaSettings, influxdb: InfluxV1, tmp_path: Path
 ) -> None:
-    simulated = plant(assets=2, days=0.25)
-    start, end = simulated.config.start_ns, simulated.config.start_ns + 6 * 3600 * 10**9
+    simulated = plant(assets=2, days=0.125)
+    start, end = simulated.config.start_ns, simulated.config.start_ns + 3 * 3600 * 10**9
     registry = tmp_path / "assets.json"
-    sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.25", "--seed",
+    sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "2", "--days", "0.125", "--seed",
                "5", "--start", format_time(start), "--speed", "max", "--assets-file", str(registry), "--no-progress")
     assert sent.returncode == 0, sent.stderr
     live = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "live", registry, "live")
     try:
-        wait_until(lambda: scored(kafka, 720 - 2), 180, "live scores", live)
+        wait_until(lambda: scored(kafka, 360 - 2), 180, "live scores", live)
         wait_until(live.drained, 60, "every message processed", live)
     finally:
         assert live.stop() == 0, live.tail()

@@ -30,7 +30,7 @@ def checkpoint(partition: int, offset: int, body: bytes) -> Checkpoint:
 
 def live_keys(settings: KafkaSettings, partition: int) -> set[bytes]:
     store = KafkaCheckpointStore(settings, "app", writer="reader")
-    headers, chunks, _ = store._read(partition)
+    headers, chunks, _ = store._read([partition])[partition]
     return {*headers, *chunks}
 
 
@@ -67,6 +67,27 @@ def test_a_checkpoint_spans_chunks_and_comes_back_exactly(small: KafkaSettings) 
     assert len([k for k in keys if k.count(b"/") == 4]) >= 4  # chunks
     assert KafkaCheckpointStore(small, "app", writer="w3").load(3) is None  # another partition is untouched
     assert KafkaCheckpointStore(small, "other-app", writer="w4").load(2) is None  # another group's state is apart
+
+
+def test_several_partitions_are_read_in_one_pass_and_each_writes_above_what_it_saw(small: KafkaSettings) -> None:
+    """What a worker assigned several partitions does: one reader for all of them."""
+    body = state(300 * 1024, 7)
+    first = KafkaCheckpointStore(small, "many", writer="w1")
+    try:
+        assert first.load_many([0, 1, 4]) == {0: None, 1: None, 4: None}
+        assert first.save(checkpoint(0, 10, body)) and first.save(checkpoint(4, 40, b"four"))
+    finally:
+        first.close()
+    second = KafkaCheckpointStore(small, "many", writer="w2")
+    try:
+        loaded = second.load_many([4, 0, 1])
+        assert sorted(loaded) == [0, 1, 4] and loaded[1] is None
+        assert loaded[0] is not None and loaded[0].state == body and loaded[0].offsets["vibration"] == 10
+        assert loaded[4] is not None and loaded[4].state == b"four"
+        assert second.save(checkpoint(4, 41, b"four again"))
+    finally:
+        second.close()
+    assert KafkaCheckpointStore(small, "many", writer="w3").load(4).state == b"four again"  # type: ignore[union-attr]
 
 
 def test_superseded_checkpoints_are_deleted(small: KafkaSettings) -> None:

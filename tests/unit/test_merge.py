@@ -81,8 +81,33 @@ def test_over_the_byte_budget_the_topics_ahead_are_paused_and_resumed_when_drain
     assert m.bytes == 760
     assert m.flow() == (set(), set())  # under the budget, not under half, v still buffered: stays paused
     clock.now = 7.0
-    assert m.release() == [f"v{i}" for i in range(5, 10)] + ["l200"]
-    assert m.flow() == (set(), {"v"}) and m.paused == set() and m.bytes == 0
+    assert m.release() == [f"v{i}" for i in range(5, 10)]  # l200 waits: v is paused, its silence says nothing
+    assert m.flow() == (set(), {"v"}) and m.paused == set() and m.bytes == 10
+    clock.now = 8.5
+    assert m.release() == []  # resumed at 7 s, v counts as having spoken then
+    clock.now = 9.0
+    assert m.release() == ["l200"] and m.bytes == 0
+
+
+def test_a_topic_paused_with_nothing_buffered_holds_the_others_until_it_is_resumed() -> None:
+    """Frames behind vibration, paused because they had messages buffered when the budget was crossed: once they
+    drained, vibration must not run ahead of them, however long the pause lasts (the worker stopped their fetch)."""
+    clock = Clock()
+    m = merger(clock, max_bytes=100)
+    m.add("f", 10, "f10", size=30)
+    m.add("v", 50, "v50", size=80)
+    assert m.flow() == ({"f", "v"}, set())
+    m.add("l", 5, "l5", size=0)
+    clock.now = 3.0
+    assert m.release() == ["l5", "f10"]  # f drained while paused
+    clock.now = 60.0
+    assert m.release() == []  # f is still paused: v50 waits, however long
+    assert m.flow() == (set(), {"f"})  # f has nothing buffered: resumed
+    clock.now = 61.0
+    assert m.release() == []  # resumed at 60 s, f counts as having spoken then
+    m.add("f", 40, "f40", size=30)
+    clock.now = 63.5
+    assert m.release() == ["f40", "v50"]  # f quiet since 61 s, l since 0 s
 
 
 def test_a_paused_topic_whose_buffer_drained_is_resumed_even_over_half() -> None:
