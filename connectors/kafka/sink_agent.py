@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 WORKER_REPORT_TTL_S = 60.0
 """A worker's report counts in the pipeline-health points this long after it arrived (a stopped worker's fades)."""
 
+REFUSED_RETRY_S = 5.0
+"""How often offsets whose commit a rebalance refused are committed again (SinkOptions.rejoin_after_s: how long
+before the consumer is replaced)."""
+
 LAG_TIMEOUT_S = 2.0
 """How long a health report waits for the offsets behind the lags. They run on the agent's loop: unbounded (the
 consumer's 31 s request timeout, the admin client's 10 s) they stalled consumption for up to a minute while the
@@ -85,6 +89,7 @@ class SinkOptions:
     max_backoff_s: float = 10.0
     health_interval_s: float = 10.0
     stop_when_idle_s: float | None = None  # leave once nothing arrived this long and all is written
+    rejoin_after_s: float = 60.0  # commits refused as "not in an active group" this long: a new consumer rejoins
 
 
 @dataclass
@@ -99,11 +104,12 @@ class SinkStats:
     outages: int = 0
     outage_s: float = 0.0
     max_batch: int = 0
+    rejoins: int = 0  # consumers replaced because their group membership hung
 
     def as_dict(self) -> dict[str, object]:
         return {"messages": dict(self.messages), "points": self.points, "batches": self.batches,
                 "commits": self.commits, "dead_letters_sent": self.dead_letters_sent, "outages": self.outages,
-                "outage_s": round(self.outage_s, 3), "max_batch": self.max_batch}
+                "outage_s": round(self.outage_s, 3), "max_batch": self.max_batch, "rejoins": self.rejoins}
 
 
 class _Stopped(Exception):
@@ -137,7 +143,16 @@ class SinkAgent:
         sinks: list[Sink] = [] if influx is None else [influx]
         self.fanout = FanOut(sinks, sender, backoff, pause=self._wait_paused, resume=self._resume)
         self.dead_letters = KafkaOutputSink(settings, role="sink")
-        self.consumer = open_client(
+        self.subscribed = (self.topics.scores, self.topics.alerts, self.topics.dead_letter,
+                           self.topics.maintenance_logs, self.topics.worker_health)
+        self._refused: dict[TopicPartition, OffsetAndMetadata] = {}  # written, commit refused by a rebalance
+        self._refused_since: float | None = None  # refused since (monotonic), until a commit goes through
+        self._refused_at = 0.0  # the last refusal
+        self.consumer = self._open_consumer()
+
+    def _open_consumer(self) -> KafkaConsumer:
+        settings = self.settings
+        consumer: KafkaConsumer = open_client(
             KafkaConsumer, settings, "sink",
             group_id=self.options.group,
             enable_auto_commit=False,
@@ -147,14 +162,25 @@ class SinkAgent:
             fetch_max_bytes=max(settings.max_message_bytes, 16 * 1024 * 1024),
             request_timeout_ms=max(settings.timeout_ms, 31_000),
         )
-        self.subscribed = (self.topics.scores, self.topics.alerts, self.topics.dead_letter,
-                           self.topics.maintenance_logs, self.topics.worker_health)
         # the topics' metadata before the first join: kafka-python 3.0 joins before it has fetched it, assigns
         # nothing ("No partition metadata for topic ..."), and the rejoin when it arrives was seen to hang, leaving
         # the sink without partitions for good
         for topic in self.subscribed:
-            self.consumer.partitions_for_topic(topic)
-        self.consumer.subscribe(list(self.subscribed))
+            consumer.partitions_for_topic(topic)
+        consumer.subscribe(list(self.subscribed))
+        return consumer
+
+    def _rejoin(self, refused_s: float) -> None:
+        """Replace a consumer whose group membership hung (kafka-python 3.0 was seen to stop after electing
+        itself leader of a rejoin, its commits refused for minutes while it still fetched): the new one joins the
+        group afresh and reads from the committed offsets, so the batches since are written again (same points)."""
+        log.warning("commits refused as 'rebalance in progress' for %.0f s: the group membership hung; leaving the"
+                    " group and joining again with a new consumer", refused_s)
+        with contextlib.suppress(Exception):  # a hung consumer may not leave cleanly: its session then expires
+            self.consumer.close(autocommit=False)
+        self.consumer = self._open_consumer()
+        self._refused, self._refused_since = {}, None  # the new consumer reads them again from the committed offsets
+        self.stats.rejoins += 1
 
     # ------------------------------------------------------------------ main loop
 
@@ -180,6 +206,8 @@ class SinkAgent:
                     pending = []
                 if now - self._interval_started >= options.health_interval_s:
                     self._report_health()
+                if not pending:
+                    self._retry_refused(now)
                 if not self.consumer.assignment():
                     last_message = now  # idle counts from joining the group, not from starting
                 idle = time.monotonic() - last_message
@@ -313,6 +341,9 @@ class SinkAgent:
             tp = TopicPartition(record.topic, record.partition)
             if tp not in offsets or offsets[tp].offset <= record.offset:
                 offsets[tp] = OffsetAndMetadata(record.offset + 1, "", -1)
+        self._commit_offsets(offsets)
+
+    def _commit_offsets(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         delay = 0.5
         while True:
             mine = self.consumer.assignment()
@@ -322,10 +353,19 @@ class SinkAgent:
             try:
                 self.consumer.commit(offsets, timeout_ms=self.settings.timeout_ms)
                 self.stats.commits += 1
+                self._refused, self._refused_since = {}, None
                 return
             except (CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError) as exc:
                 # a rebalance is taking (or took) the partitions: whoever owns them next writes them again
                 log.warning("commit failed after the write (%s); the partitions' new owner repeats the batch", exc)
+                now = time.monotonic()
+                self._refused_at = now
+                if self._refused_since is None:
+                    self._refused_since = now
+                self._refused.update({tp: o for tp, o in offsets.items()
+                                      if tp not in self._refused or self._refused[tp].offset < o.offset})
+                if now - self._refused_since >= self.options.rejoin_after_s:
+                    self._rejoin(now - self._refused_since)
                 return
             except KafkaError as exc:
                 if not exc.retriable:
@@ -336,6 +376,12 @@ class SinkAgent:
                 self._wait_paused(delay)
                 self._resume()
                 delay = min(2 * delay, self.options.max_backoff_s)
+
+    def _retry_refused(self, now: float) -> None:
+        """Commit again what a rebalance refused, every ``REFUSED_RETRY_S``: a rebalance that completed lets it
+        through (or took the partitions away), one that never completes ends in :meth:`_rejoin`."""
+        if self._refused and now - self._refused_at >= REFUSED_RETRY_S:
+            self._commit_offsets(dict(self._refused))
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.warning("dead letter topic=%s partition=%d offset=%d reason=%s", record.topic, record.partition,

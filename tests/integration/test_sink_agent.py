@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import RebalanceInProgressError
 from standardwebhooks import Webhook
 
 from connectors.kafka.consumer import offset_ranges, read_topics
+from connectors.kafka.sink_agent import SinkAgent, SinkOptions
+from connectors.sinks.influx.writers import open_sink
 from connectors.sources.simulator import PlantSimulator
 from connectors.webhooks.signing import WebhookSecret
 from fusewatch.core.events import Alert, Score, WorkerHealth
@@ -302,3 +305,45 @@ def test_the_workers_event_time_reports_reach_the_pipeline_health_points(
                           '"paused_inputs" FROM fusewatch_pipeline')[0]["series"][0]["values"]
     assert rows[-1][1:] == [42.0, 95.5, 5400.0, 2, 4 << 20, 1]  # the worst lag of the two, the sums
     assert "not a worker report" in sink.log.read_text()
+
+
+def test_a_consumer_whose_group_membership_hangs_is_replaced_and_nothing_is_lost(
+    kafka: KafkaSettings, influxdb: InfluxV1, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kafka-python 3.0 was seen (on the three-broker cluster, once in six runs) to stop after electing itself
+    leader of a rejoin: for minutes every commit was refused as "rebalance in progress". That state cannot be
+    brought about on demand, so the first consumer's commits are refused here the way kafka-python refuses them;
+    the agent must replace it with a consumer that joins afresh, and every score must end up written and
+    committed."""
+    topics = kafka.topics()
+    producer = KafkaProducer(bootstrap_servers=kafka.servers(), acks="all")
+    for minute in range(1, 41):
+        producer.send(topics.scores, key=b"pump-%d" % (minute % 4), value=score(f"pump-{minute % 4}", minute)
+                      .model_dump_json().encode())
+    producer.flush()
+    producer.close()
+    opened: list[KafkaConsumer] = []
+    open_consumer = SinkAgent._open_consumer
+
+    def hung_first(agent: SinkAgent) -> KafkaConsumer:
+        consumer = open_consumer(agent)
+        if not opened:
+            def refuse(*args: object, **kwargs: object) -> None:
+                raise RebalanceInProgressError("the consumer is not part of an active group")
+            consumer.commit = refuse
+        opened.append(consumer)
+        return consumer
+
+    monkeypatch.setattr(SinkAgent, "_open_consumer", hung_first)
+    group = kafka.topic_prefix + "hung-sink"
+    influx = open_sink(influxdb.url, influxdb.database)
+    agent = SinkAgent(kafka, influx, options=SinkOptions(group=group, batch_messages=10, rejoin_after_s=2.0,
+                                                          stop_when_idle_s=8.0))
+    try:
+        stats = agent.run()
+    finally:
+        agent.close()
+        influx.close()
+    assert stats.rejoins == 1 and len(opened) == 2
+    assert point_count(influxdb, "fusewatch_score", "fused") == 40
+    assert committed(kafka, group, topics.scores) == end_offsets(kafka)
