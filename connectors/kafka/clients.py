@@ -148,10 +148,13 @@ def _session(host: str, port: int, server: str, settings: KafkaSettings) -> None
     async def attempt() -> None:
         connection = await create_conn(host, port, client_id=f"{settings.client_id}-probe",
                                        request_timeout_ms=settings.timeout_ms, **settings.client_options())
+        writer = connection._writer  # aiokafka's StreamWriter: closing it starts a TLS shutdown nobody waits for
         try:
             await connection.send(ApiVersionRequest())
         finally:
             connection.close()
+            writer.transport.abort()  # a probe needs no orderly TLS goodbye: close the socket before the loop ends
+            await asyncio.sleep(0)
 
     def run() -> None:
         try:

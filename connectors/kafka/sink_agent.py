@@ -380,7 +380,13 @@ class SinkAgent:
     def _retry_refused(self, now: float) -> None:
         """Commit again what a rebalance refused, every ``REFUSED_RETRY_S``: a rebalance that completed lets it
         through (or took the partitions away), one that never completes ends in :meth:`_rejoin`."""
-        if self._refused and now - self._refused_at >= REFUSED_RETRY_S:
+        if not self._refused:
+            return
+        mine = self.consumer.assignment()
+        self._refused = {tp: o for tp, o in self._refused.items() if tp in mine}  # taken: their new owner repeats
+        if not self._refused:
+            self._refused_since = None
+        elif now - self._refused_at >= REFUSED_RETRY_S:
             self._commit_offsets(dict(self._refused))
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
