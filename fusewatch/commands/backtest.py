@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from fusewatch.commands.common import (
+    add_assets_options,
     add_config_option,
     add_kafka_option,
     add_time_range_options,
+    asset_registry,
     config_of,
     kafka_settings,
 )
@@ -59,8 +61,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--run-id", default=None, metavar="ID",
                         help="run id of the scores and alerts (default: backtest-<UTC yyyymmddThhmmss>)")
     add_kafka_option(parser)
-    parser.add_argument("--assets-file", type=Path, default=None, metavar="FILE",
-                        help="asset registry JSON: bearing frequencies; messages of other assets are dead letters")
+    add_assets_options(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     actions = parser.add_subparsers(dest="backtest_action", metavar="compare", required=False)
     compare = actions.add_parser(
@@ -90,7 +91,6 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     from fusewatch.backtest.report import run_report_html, summary_plot
     from fusewatch.backtest.run import run_backtest, summarize
     from fusewatch.backtest.store import write_run
-    from fusewatch.core.assets import AssetRegistry
     from fusewatch.core.timeutil import NS_PER_HOUR
     from fusewatch.evaluation.labels import read_labels_csv
     from fusewatch.evaluation.outcomes import format_table
@@ -98,7 +98,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     config = config_of(args)
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ConfigError("--to must be after --from")
-    registry = AssetRegistry.load(args.assets_file) if args.assets_file is not None else None
+    registry = asset_registry(args)
     horizon = int(config.models.label_horizon_hours * NS_PER_HOUR)
     labels = read_labels_csv(args.labels, horizon) if args.labels is not None else None
     run_id = args.run_id or f"backtest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"

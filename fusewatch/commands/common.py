@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from connectors.sinks.influx.settings import InfluxSettings
     from connectors.sinks.influx.writers import InfluxSink
     from connectors.webhooks.delivery import Endpoint
+    from fusewatch.core.assets import AssetRegistry
 
 
 def positive_int(text: str) -> int:
@@ -179,3 +180,21 @@ def webhook_endpoints(args: argparse.Namespace, config: FusewatchConfig) -> list
             raise FusewatchError(f"webhook secret: {exc}") from None
         endpoints += [Endpoint(url, secret, allow_private=args.allow_private_webhooks) for url in args.webhook]
     return endpoints
+
+
+def add_assets_options(parser: argparse.ArgumentParser) -> None:
+    """``--plant FILE`` (the plant file) or ``--assets-file FILE`` (the older registry JSON, or a plant file)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--plant", type=Path, default=None, metavar="FILE",
+                       help="the plant file (docs/connect-a-plant.md): its assets and their bearing frequencies;"
+                       " messages of other assets become dead letters ('unknown asset')")
+    group.add_argument("--assets-file", type=Path, default=None, metavar="FILE",
+                       help="an asset registry JSON as `fusewatch simulate --assets-file` writes (or a plant file)")
+
+
+def asset_registry(args: argparse.Namespace) -> AssetRegistry | None:
+    """The registry of ``--plant`` or ``--assets-file``; ``None`` (every asset, no bearings) when neither is given."""
+    from fusewatch.core.plant import load_registry
+
+    path = args.plant if args.plant is not None else args.assets_file
+    return None if path is None else load_registry(path)

@@ -8,7 +8,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, add_kafka_option, config_of, kafka_settings, positive_int
+from fusewatch.commands.common import (
+    add_assets_options,
+    add_config_option,
+    add_kafka_option,
+    asset_registry,
+    config_of,
+    kafka_settings,
+    positive_int,
+)
 
 
 def register(commands: Any) -> None:
@@ -28,9 +36,7 @@ def register(commands: Any) -> None:
     add_config_option(parser)
     parser.add_argument("--app-id", default="fusewatch", help="consumer group of the workers (default: fusewatch)")
     parser.add_argument("--run-id", default="live", help="run id put on every score and alert (default: live)")
-    parser.add_argument("--assets-file", type=Path, default=None,
-                        help="asset registry (JSON, see docs/worker.md): bearing frequencies; other assets are"
-                        " dead-lettered")
+    add_assets_options(parser)
     parser.add_argument("--web-port", type=int, default=None,
                         help="serve health and lag as JSON on 127.0.0.1:PORT/fusewatch/health/")
     parser.add_argument("--checkpoint-every", type=positive_int, default=2000,
@@ -44,14 +50,13 @@ def run(args: argparse.Namespace) -> int:
     from connectors.kafka.admin import check_topics, topic_names
     from connectors.kafka.state_store import KafkaCheckpointStore
     from fusewatch.config import to_toml
-    from fusewatch.core.assets import AssetRegistry
     from streams.checkpoint import config_digest
     from streams.runners.worker import Worker, WorkerOptions
 
     config = config_of(args)
     settings = kafka_settings(args, config)
     check_topics(settings, topic_names(settings))
-    registry = AssetRegistry.load(args.assets_file) if args.assets_file is not None else None
+    registry = asset_registry(args)
     options = WorkerOptions(
         app_id=args.app_id, run_id=args.run_id, workdir=args.workdir, checkpoint_every=args.checkpoint_every,
         web_port=args.web_port, registry=registry, config_digest=config_digest(to_toml(config)),

@@ -44,10 +44,10 @@ _FREQUENCIES = tuple(field.name for field in fields(BearingKinematics))
 
 @dataclass(frozen=True)
 class AssetInfo:
-    """One asset's kind and bearing kinematics."""
+    """One asset's kind and bearing kinematics (``None``: unknown, the envelope lines are left out)."""
 
     kind: str
-    bearing: BearingKinematics
+    bearing: BearingKinematics | None
 
 
 class AssetRegistry:
@@ -64,7 +64,7 @@ class AssetRegistry:
         return None if info is None else info.bearing
 
     def save(self, path: str | Path) -> None:
-        data = {"assets": {asset_id: {"kind": info.kind, **asdict(info.bearing)}
+        data = {"assets": {asset_id: {"kind": info.kind, **({} if info.bearing is None else asdict(info.bearing))}
                            for asset_id, info in sorted(self.assets.items())}}
         Path(path).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
 
@@ -82,7 +82,9 @@ class AssetRegistry:
         assets = {}
         for asset_id, entry in data["assets"].items():
             try:
-                bearing = BearingKinematics(**{name: float(entry[name]) for name in _FREQUENCIES})
+                given = [name for name in _FREQUENCIES if name in entry]
+                bearing = (BearingKinematics(**{name: float(entry[name]) for name in _FREQUENCIES})
+                           if given else None)
                 assets[asset_id] = AssetInfo(kind=str(entry["kind"]), bearing=bearing)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ConfigError(f"{path}: assets.{asset_id}: missing or invalid {exc}") from None

@@ -6,6 +6,9 @@ libraries underneath are translated where they are caught, with ``raise ... from
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 
 class FusewatchError(Exception):
     """Base class of every error raised by fusewatch."""
@@ -32,6 +35,29 @@ class InvalidEventError(FusewatchError, ValueError):
 
 class ConfigError(FusewatchError, ValueError):
     """A configuration file or value is invalid; the message names the key and the problem."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a plant file: where (line 0 when unknown) and why."""
+
+    file: Path
+    line: int
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else str(self.file)
+        return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
+
+
+class PlantFileError(ConfigError):
+    """A plant file (fusewatch/core/plant.py) that cannot be used; :attr:`problems` lists every problem found."""
+
+    def __init__(self, file: Path, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = [f"{file}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+        super().__init__("\n  ".join(lines + [str(problem) for problem in problems]))
 
 
 class ServiceUnavailableError(FusewatchError):
