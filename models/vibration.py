@@ -25,6 +25,7 @@ import numpy as np
 import scipy.fft
 
 from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.events import VIBRATION_FEATURES_VERSION
 from models.deviation import DeviationDetector
 
 
@@ -58,6 +59,18 @@ class VibrationFeatures:
         self.harmonics = harmonics
         self.speed_tolerance = speed_tolerance
         self._plans: dict[tuple[int, float, BearingKinematics | None], _SpectralPlan] = {}
+
+    @property
+    def version(self) -> str | None:
+        """The wire name of the feature set this extractor computes (``features_version`` of a feature set computed
+        at the edge), or ``None`` when its parameters are not the defaults the workers use.
+
+        >>> VibrationFeatures().version, VibrationFeatures(n_bands=4).version
+        ('vibration-v1', None)
+        """
+        defaults = (8, 10.0, (2_000.0, 8_000.0), 3, 0.03)
+        ours = (self.n_bands, self.band_low_hz, tuple(self.envelope_band_hz), self.harmonics, self.speed_tolerance)
+        return VIBRATION_FEATURES_VERSION if ours == defaults else None
 
     def transform(
         self, samples: np.ndarray, sample_rate_hz: float, bearing: BearingKinematics | None = None

@@ -20,7 +20,8 @@ maintenance log behind a closed window is kept for the windows still to come (it
 closes, so a dead asset never stalls scoring. A window is emitted when at least one event falls inside it; it
 then carries:
 
-- the vibration chunks whose ``ts`` lies inside it;
+- the vibration chunks whose ``ts`` lies inside it (or the feature sets computed from them at the edge, which
+  stand for their chunks in every rule here);
 - the latest frame at or before its end, no older than ``frame_tolerance_s`` (an as-of join);
 - the maintenance logs of the last ``log_horizon_s`` with a weight that halves every ``log_half_life_s``;
 - a presence mask that says which modalities are present: a missing modality is explicit, never zero.
@@ -53,7 +54,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from fusewatch.core.codec import InputEvent
-from fusewatch.core.events import CameraFrame, MaintenanceLog, Modality, VibrationChunk
+from fusewatch.core.events import (
+    CameraFrame,
+    MaintenanceLog,
+    Modality,
+    VibrationChunk,
+    VibrationEvent,
+    VibrationFeatureSet,
+)
 from fusewatch.core.timeutil import NS_PER_S
 
 Outcome = Literal["accepted", "late", "duplicate"]
@@ -109,7 +117,7 @@ class AlignedWindow:
     asset_id: str
     start_ns: int
     end_ns: int
-    vibration: tuple[VibrationChunk, ...]
+    vibration: tuple[VibrationEvent, ...]  # chunks, or feature sets computed from chunks at the edge
     frame: TimedFrame | None
     logs: tuple[tuple[MaintenanceLog, float], ...]
     closed_by: Literal["watermark", "idle", "flush"]
@@ -147,7 +155,7 @@ class _AssetState:
     last_seen_now: int = 0
     progress: dict[Modality, int] = field(default_factory=dict)  # modality -> largest event time it sent
     spoke: dict[Modality, int] = field(default_factory=dict)  # modality -> processing time it last sent
-    pending: dict[int, list[VibrationChunk]] = field(default_factory=dict)
+    pending: dict[int, list[VibrationEvent]] = field(default_factory=dict)
     frames: list[tuple[int, TimedFrame]] = field(default_factory=list)
     logs: deque[MaintenanceLog] = field(default_factory=deque)
     seen: set[tuple[str, str, int]] = field(default_factory=set)
@@ -190,7 +198,7 @@ class Aligner:
             return AddResult("duplicate", [])
         state.seen.add(key)
         self.stats.accepted += 1
-        if isinstance(event, VibrationChunk):
+        if isinstance(event, (VibrationChunk, VibrationFeatureSet)):
             state.pending.setdefault(event.ts - event.ts % self._window, []).append(event)
         elif isinstance(event, CameraFrame):
             if frame_pixels is None:
@@ -251,10 +259,10 @@ class Aligner:
         return sum(len(state.pending) for state in self._assets.values())
 
     def held_bytes(self) -> int:
-        """Sample and pixel bytes the open windows and the as-of join hold, across all assets."""
+        """Sample, feature and pixel bytes the open windows and the as-of join hold, across all assets."""
         total = 0
         for state in self._assets.values():
-            total += sum(chunk.samples.nbytes for chunks in state.pending.values() for chunk in chunks)
+            total += sum(_held_bytes(item) for items in state.pending.values() for item in items)
             total += sum(frame.pixels.nbytes for _, frame in state.frames)
         return total
 
@@ -302,7 +310,7 @@ class Aligner:
         return closed
 
     def _build(
-        self, asset_id: str, state: _AssetState, start: int, chunks: list[VibrationChunk], reason: str
+        self, asset_id: str, state: _AssetState, start: int, chunks: list[VibrationEvent], reason: str
     ) -> AlignedWindow:
         end = start + self._window
         frame = None
@@ -330,8 +338,14 @@ class Aligner:
             state.seen = {key for key in state.seen if key[2] >= horizon}
 
 
+def _held_bytes(item: VibrationEvent) -> int:
+    if isinstance(item, VibrationChunk):
+        return int(item.samples.nbytes)
+    return 8 * len(item.features)
+
+
 def _modality(event: InputEvent) -> Modality:
-    if isinstance(event, VibrationChunk):
+    if isinstance(event, (VibrationChunk, VibrationFeatureSet)):
         return "vibration"
     if isinstance(event, CameraFrame):
         return "camera"
@@ -339,7 +353,7 @@ def _modality(event: InputEvent) -> Modality:
 
 
 def _dedup_key(event: InputEvent) -> tuple[str, str, int]:
-    if isinstance(event, VibrationChunk):
+    if isinstance(event, (VibrationChunk, VibrationFeatureSet)):  # a chunk and its features are one reading
         return ("vibration", event.sensor_id, event.ts)
     if isinstance(event, CameraFrame):
         return ("camera", event.camera_id, event.ts)

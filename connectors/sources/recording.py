@@ -4,6 +4,7 @@ A recording is a directory::
 
     manifest.json                         what was recorded, every part with its size and SHA-256, complete?
     vibration/p000-00000.jsonl            one JSON line per message: offset, timestamp, key, wire header
+                                          (features computed at the edge, wire kind 4: also their ``values``)
     vibration/p000-00000.npz              the samples, columnar: float32 ``samples`` + int64 ``bounds``
     frames/p000-00000.jsonl               ...
     frames/p000-00000.tar                 the images, one member per frame (``<offset>.jpg|png``)
@@ -12,7 +13,10 @@ A recording is a directory::
 A part holds consecutive messages of one (topic, partition) in offset order. Messages are kept as sent: the
 header of the wire envelope is stored as it was and the payload beside it, so a replay rebuilds the same bytes
 (:func:`fusewatch.core.codec.join_envelope`), invalid events included (they become dead letters again); a message
-whose envelope cannot be read is kept whole, in base64. Parts and the manifest are written to temporary files
+whose envelope cannot be read is kept whole, in base64. A feature set computed at the edge (wire kind 4 on the
+vibration topic) is a header-only row whose ``values`` list holds its float64 feature values (JSON numbers
+round-trip float64 exactly; a set with a value that is not finite is kept in base64); recordings written before
+kind 4 existed read as before. Parts and the manifest are written to temporary files
 and renamed, the manifest last, so a recording interrupted at any point holds only complete parts and resumes
 after the last of them.
 
@@ -26,6 +30,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -37,7 +42,14 @@ import numpy as np
 
 from connectors.sources.base import SourceMessage, from_recorded, range_text
 from fusewatch.core.assets import AssetRegistry
-from fusewatch.core.codec import KIND_FRAME, KIND_LOG, KIND_VIBRATION, join_envelope, split_envelope
+from fusewatch.core.codec import (
+    KIND_FEATURES,
+    KIND_FRAME,
+    KIND_LOG,
+    KIND_VIBRATION,
+    join_envelope,
+    split_envelope,
+)
 from fusewatch.core.errors import InvalidEventError, RecordingError
 from fusewatch.core.history import TOPIC_KINDS, RecordedMessage, TopicKind, merged
 from fusewatch.core.timeutil import NS_PER_MS, format_time
@@ -141,11 +153,15 @@ class RecordingWriter:
             wire_kind, header, payload = split_envelope(message.value)
         except InvalidEventError:
             wire_kind, header, payload = -1, {}, b""
+        values = _feature_values(payload) if message.kind == "vibration" and wire_kind == KIND_FEATURES else None
         storable = wire_kind == _WIRE_KIND[message.kind] and (
             (message.kind == "vibration" and len(payload) % 4 == 0)
             or (message.kind == "frames" and header.get("encoding") in _EXTENSION)
             or (message.kind == "maintenance-logs" and not payload))
-        if storable:
+        if values is not None:
+            row["header"] = header
+            row["values"] = values
+        elif storable:
             row["header"] = header
             if message.kind != "maintenance-logs":
                 row["payload"] = len(part.payloads)
@@ -310,6 +326,11 @@ class Recording:
     def _value(kind: TopicKind, row: dict[str, Any], payloads: dict[str, Any]) -> bytes:
         if "raw_base64" in row:
             return base64.b64decode(row["raw_base64"])
+        if "values" in row:  # a feature set computed at the edge
+            values = row["values"]
+            if not isinstance(values, list) or not all(type(v) is float for v in values):
+                raise ValueError(f"offset {row['offset']}: values must be a list of numbers")
+            return join_envelope(KIND_FEATURES, row["header"], np.array(values, dtype="<f8").tobytes())
         payload = b""
         if kind == "vibration":
             start, end = payloads["bounds"][row["payload"]], payloads["bounds"][row["payload"] + 1]
@@ -317,6 +338,14 @@ class Recording:
         elif kind == "frames":
             payload = payloads["images"][f"{row['offset']:012d}.{_EXTENSION[row['header']['encoding']]}"]
         return join_envelope(_WIRE_KIND[kind], row["header"], payload)
+
+
+def _feature_values(payload: bytes) -> list[float] | None:
+    """The float64 values of a kind 4 payload when JSON keeps them exactly (all finite), else ``None``."""
+    if len(payload) % 8:
+        return None
+    values: list[float] = np.frombuffer(payload, dtype="<f8").tolist()
+    return values if all(math.isfinite(v) for v in values) else None
 
 
 def _key(row: dict[str, Any]) -> bytes | None:

@@ -4,10 +4,11 @@ Input messages share one envelope (see ``docs/wire-format.md``)::
 
     0  2 bytes  magic b"FW"
     2  1 byte   format version (1)
-    3  1 byte   kind: 1 vibration, 2 camera frame, 3 maintenance log
+    3  1 byte   kind: 1 vibration, 2 camera frame, 3 maintenance log, 4 vibration features
     4  4 bytes  header length H, unsigned little-endian
     8  H bytes  UTF-8 JSON header (the event's fields, ``ts`` as RFC 3339 with nanoseconds)
-    8+H ...     payload: little-endian float32 samples, or the encoded image; empty for logs
+    8+H ...     payload: little-endian float32 samples, the encoded image, or float64 feature values (in the
+                order of the header's ``names``); empty for logs
 
 >>> import numpy as np
 >>> from fusewatch.core.events import make_event
@@ -37,16 +38,24 @@ import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from fusewatch.core.errors import InvalidEventError
-from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk, make_event
+from fusewatch.core.events import (
+    MAX_FEATURES,
+    CameraFrame,
+    MaintenanceLog,
+    VibrationChunk,
+    VibrationFeatureSet,
+    make_event,
+)
 from fusewatch.core.timeutil import format_time
 
-InputEvent = VibrationChunk | CameraFrame | MaintenanceLog
+InputEvent = VibrationChunk | VibrationFeatureSet | CameraFrame | MaintenanceLog
 
 MAGIC = b"FW"
 VERSION = 1
-KIND_VIBRATION, KIND_FRAME, KIND_LOG = 1, 2, 3
+KIND_VIBRATION, KIND_FRAME, KIND_LOG, KIND_FEATURES = 1, 2, 3, 4
 _PREFIX = struct.Struct("<2sBBI")
 _LE_FLOAT32 = np.dtype("<f4")
+_LE_FLOAT64 = np.dtype("<f8")
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -62,6 +71,19 @@ def encode(event: InputEvent) -> bytes:
             "n_samples": int(event.samples.size),
         }
         return join_envelope(KIND_VIBRATION, header, event.samples.astype(_LE_FLOAT32, copy=False).tobytes())
+    if isinstance(event, VibrationFeatureSet):
+        header = {
+            "asset_id": event.asset_id,
+            "sensor_id": event.sensor_id,
+            "ts": format_time(event.ts),
+            "sample_rate_hz": event.sample_rate_hz,
+            "unit": event.unit,
+            "n_samples": event.n_samples,
+            "features_version": event.features_version,
+            "names": list(event.features),
+        }
+        values = np.fromiter(event.features.values(), dtype=np.float64, count=len(event.features))
+        return join_envelope(KIND_FEATURES, header, values.astype(_LE_FLOAT64, copy=False).tobytes())
     if isinstance(event, CameraFrame):
         header = {
             "asset_id": event.asset_id,
@@ -110,6 +132,8 @@ def decode(raw: bytes) -> InputEvent:
     kind, header, start = _read_envelope(raw)
     if kind == KIND_VIBRATION:
         return _decode_vibration(header, raw[start:])
+    if kind == KIND_FEATURES:
+        return _decode_features(header, raw[start:])
     if kind == KIND_FRAME:
         return _decode_frame(header, raw[start:])
     if kind == KIND_LOG:
@@ -152,6 +176,13 @@ def _take_count(header: dict[str, Any], key: str) -> int:
     return count
 
 
+def _with_payload(header: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
+    """The event's fields: the header's and the payload's ``field``, which the header must not carry itself."""
+    if field in header:
+        raise InvalidEventError(field, "belongs in the payload, not in the header")
+    return {**header, field: value}
+
+
 def _decode_vibration(header: dict[str, Any], payload: bytes) -> VibrationChunk:
     n_samples = _take_count(header, "n_samples")
     expected = n_samples * _LE_FLOAT32.itemsize
@@ -162,7 +193,27 @@ def _decode_vibration(header: dict[str, Any], payload: bytes) -> VibrationChunk:
             f"{state}: header says {n_samples} samples ({expected} bytes), payload has {len(payload)} bytes",
         )
     samples = np.frombuffer(payload, dtype=_LE_FLOAT32)
-    return make_event(VibrationChunk, samples=samples, **header)
+    return make_event(VibrationChunk, **_with_payload(header, "samples", samples))
+
+
+def _decode_features(header: dict[str, Any], payload: bytes) -> VibrationFeatureSet:
+    names = header.pop("names", None)
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise InvalidEventError("names", "missing or not a list of feature names")
+    if len(names) > MAX_FEATURES:
+        raise InvalidEventError("names", f"has {len(names)} features, more than {MAX_FEATURES}")
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise InvalidEventError("names", f"feature {duplicate[:64]!r} appears twice")
+    expected = len(names) * _LE_FLOAT64.itemsize
+    if len(payload) != expected:
+        state = "truncated" if len(payload) < expected else "oversized"
+        raise InvalidEventError(
+            "features",
+            f"{state}: header names {len(names)} features ({expected} bytes), payload has {len(payload)} bytes",
+        )
+    values = np.frombuffer(payload, dtype=_LE_FLOAT64).tolist()
+    return make_event(VibrationFeatureSet, **_with_payload(header, "features", dict(zip(names, values, strict=True))))
 
 
 def _decode_frame(header: dict[str, Any], payload: bytes) -> CameraFrame:
@@ -170,7 +221,7 @@ def _decode_frame(header: dict[str, Any], payload: bytes) -> CameraFrame:
     if len(payload) != n_bytes:
         state = "truncated" if len(payload) < n_bytes else "oversized"
         raise InvalidEventError("data", f"{state}: header says {n_bytes} bytes, payload has {len(payload)} bytes")
-    return make_event(CameraFrame, data=payload, **header)
+    return make_event(CameraFrame, **_with_payload(header, "data", payload))
 
 
 def decode_pixels(frame: CameraFrame) -> np.ndarray:

@@ -60,6 +60,10 @@ class PlantFileError(ConfigError):
         super().__init__("\n  ".join(lines + [str(problem) for problem in problems]))
 
 
+class ImportProblemError(FusewatchError):
+    """A problem in an input file of ``fusewatch import`` when it is strict, or a file that cannot be imported."""
+
+
 class ServiceUnavailableError(FusewatchError):
     """A service fusewatch needs (the Kafka broker, InfluxDB) did not answer within the configured time."""
 

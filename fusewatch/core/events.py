@@ -1,7 +1,8 @@
 """Event contracts: the messages that flow between the plant, the stream processors and the sinks.
 
-Inputs (keyed by ``asset_id`` on the wire): :class:`VibrationChunk`, :class:`CameraFrame`,
-:class:`MaintenanceLog`. Outputs: :class:`Score`, :class:`Alert`, :class:`DeadLetter`.
+Inputs (keyed by ``asset_id`` on the wire): :class:`VibrationChunk` (or, computed where the data enters,
+its :class:`VibrationFeatureSet`), :class:`CameraFrame`, :class:`MaintenanceLog`. Outputs: :class:`Score`,
+:class:`Alert`, :class:`DeadLetter`.
 
 All models are frozen and strict, refuse unknown fields, and carry event time as integer nanoseconds
 since the Unix epoch (UTC); see :mod:`fusewatch.core.timeutil`. Build them with :func:`make_event` (or the
@@ -21,6 +22,7 @@ fusewatch.core.errors.InvalidEventError: samples: contains NaN or infinity
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
@@ -31,6 +33,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -48,6 +51,19 @@ MAX_SAMPLES = 10_000_000
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 MAX_FRAME_SIDE = 8192
 MAX_LOG_TEXT = 20_000
+MAX_FEATURES = 64
+
+VIBRATION_FEATURES_VERSION = "vibration-v1"
+"""The feature set :class:`models.vibration.VibrationFeatures` computes with its default parameters."""
+
+VIBRATION_FEATURE_SETS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    VIBRATION_FEATURES_VERSION: (
+        ("rms", "peak", "crest", "kurtosis", "skewness", *(f"band_{i}" for i in range(8)), "centroid_hz"),
+        ("env_bpfo", "env_bpfi", "env_bsf", "env_ftf"),
+    ),
+}
+"""Per feature-set version: the features always present, in order, then the envelope features present together
+when the asset's bearing kinematics are known (all four or none). A new extractor gets a new version."""
 
 
 def _event_time(value: object) -> int:
@@ -101,6 +117,88 @@ class VibrationChunk(Event):
     def duration_ns(self) -> int:
         """Time covered by the samples, in nanoseconds."""
         return round(self.samples.size * 1e9 / self.sample_rate_hz)
+
+
+class VibrationFeatureSet(Event):
+    """The vibration features of one chunk, computed where the data enters instead of shipping the waveform.
+
+    It stands for the :class:`VibrationChunk` it was computed from: same ``asset_id``, ``sensor_id``, ``ts``
+    (first sample), ``sample_rate_hz``, ``unit`` and ``n_samples`` (so its duration is known). ``features_version``
+    names the extractor (:data:`VIBRATION_FEATURE_SETS`); an unknown one is refused, as is a feature the version
+    does not define, a missing one, or a value that is not finite. The features are kept in the version's order.
+
+    >>> names = VIBRATION_FEATURE_SETS[VIBRATION_FEATURES_VERSION][0]
+    >>> fs = make_event(VibrationFeatureSet, asset_id="pump-1", sensor_id="de", ts=0, sample_rate_hz=25600.0,
+    ...                 unit="g", n_samples=25600, features_version="vibration-v1", features=dict.fromkeys(names, 1.0))
+    >>> fs.duration_ns, len(fs.features)
+    (1000000000, 14)
+    >>> make_event(VibrationFeatureSet, **{**fs.model_dump(), "features_version": "vibration-v0"})
+    Traceback (most recent call last):
+    ...
+    fusewatch.core.errors.InvalidEventError: features_version: unknown feature set 'vibration-v0'; this version ...
+    """
+
+    asset_id: AssetId
+    sensor_id: SourceId
+    ts: EventTime
+    sample_rate_hz: Annotated[float, Field(gt=0.0, le=1_000_000.0, allow_inf_nan=False)]
+    unit: Literal["g", "m/s^2"]
+    n_samples: Annotated[int, Field(ge=1, le=MAX_SAMPLES)]
+    features_version: str
+    features: dict[str, float]
+
+    @field_validator("features_version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if value not in VIBRATION_FEATURE_SETS:
+            known = ", ".join(repr(v) for v in VIBRATION_FEATURE_SETS)
+            raise ValueError(f"unknown feature set {value[:64]!r}; this version reads {known}"
+                             " (the edge must run the same feature extractor as the workers)")
+        return value
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _check_features(cls, value: Any, info: ValidationInfo) -> dict[str, float]:
+        if not isinstance(value, dict):
+            raise ValueError(f"must be an object of feature names to numbers, got {type(value).__name__}")
+        if len(value) > MAX_FEATURES:
+            raise ValueError(f"has {len(value)} features, more than {MAX_FEATURES}")
+        for name, number in value.items():
+            if not isinstance(name, str):
+                raise ValueError(f"feature name {name!r} is not a string")
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ValueError(f"{name[:64]}: not a number ({type(number).__name__})")
+            try:
+                finite = math.isfinite(number)
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if not finite:
+                raise ValueError(f"{name[:64]}: not a finite number")
+        version = info.data.get("features_version")
+        if version not in VIBRATION_FEATURE_SETS:
+            return {name: float(number) for name, number in value.items()}  # the version's own error is reported
+        required, envelope = VIBRATION_FEATURE_SETS[version]
+        unknown = [name for name in value if name not in required and name not in envelope]
+        if unknown:
+            raise ValueError(f"{unknown[0][:64]!r} is not a feature of {version}")
+        missing = [name for name in required if name not in value]
+        if missing:
+            raise ValueError(f"{missing[0]!r} is missing ({version} always has it)")
+        has_envelope = [name in value for name in envelope]
+        if any(has_envelope) and not all(has_envelope):
+            absent = envelope[has_envelope.index(False)]
+            raise ValueError(f"{absent!r} is missing (the envelope features come all together or not at all)")
+        order = required + (envelope if has_envelope and has_envelope[0] else ())
+        return {name: float(value[name]) for name in order}
+
+    @property
+    def duration_ns(self) -> int:
+        """Time covered by the chunk the features were computed from, in nanoseconds."""
+        return round(self.n_samples * 1e9 / self.sample_rate_hz)
+
+
+VibrationEvent = VibrationChunk | VibrationFeatureSet
+"""What the vibration topic carries: a waveform chunk, or the features computed from one where it entered."""
 
 
 class CameraFrame(Event):

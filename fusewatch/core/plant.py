@@ -16,9 +16,15 @@ registry from it (``fusewatch worker --plant``) and the bridges (``fusewatch ing
     kind = "pump"
     bearing = { shaft_hz = 29.5, balls = 9, ball_diameter_mm = 7.94, pitch_diameter_mm = 39.04 }
     vibration = { source = "mqtt" }
-    camera = { id = "cam-01", source = "http", url = "http://10.0.0.7/axis-cgi/jpg/image.cgi", auth = "digest",
-               username = "viewer", password_env = "CAM01_PASSWORD" }
     logs = { source = "file" }
+
+    [assets.camera]                          # a table of its own when an inline table would be too long
+    id = "cam-01"
+    source = "http"
+    url = "http://10.0.0.7/axis-cgi/jpg/image.cgi"
+    auth = "digest"
+    username = "viewer"
+    password_env = "CAM01_PASSWORD"          # or password_file = "/run/secrets/cam-01"
 
 A bearing is given by its geometry (``balls``, ``ball_diameter_mm``, ``pitch_diameter_mm``, ``contact_angle_deg``),
 by its defect-frequency multipliers (``bpfo``, ``bpfi``, ``bsf``, ``ftf``: orders of the shaft speed, as bearing

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fusewatch.core.codec import InputEvent
-from fusewatch.core.events import CameraFrame, VibrationChunk
+from fusewatch.core.events import CameraFrame, VibrationChunk, VibrationFeatureSet
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ class Topics:
         return (self.vibration, self.frames, self.maintenance_logs)
 
     def for_event(self, event: InputEvent) -> str:
-        """The input topic an event is published to."""
-        if isinstance(event, VibrationChunk):
+        """The input topic an event is published to (a chunk's features go where the chunk would: same key, same
+        partition, aligned with it)."""
+        if isinstance(event, (VibrationChunk, VibrationFeatureSet)):
             return self.vibration
         if isinstance(event, CameraFrame):
             return self.frames

@@ -1,10 +1,13 @@
 """The vibration stage: the window's chunks → features → :class:`~models.vibration.VibrationDetector`.
 
 Each chunk's features are computed with the asset's bearing kinematics (envelope lines at its defect
-frequencies); a window of several chunks takes each feature's mean. The raw score is the detector's mean of the
-largest squared standard scores; it is smoothed and calibrated like the camera's (:meth:`Channel.learned`). The
-features are reported with the score, all but the load-following ones enter early fusion, the detector learns
-them when the window is judged normal, and the explanation is the most deviant features.
+frequencies); a feature set computed from a chunk where the data entered (``VibrationFeatureSet``, wire kind 4)
+brings its features ready-made, the same numbers the chunk would give. A window of several chunks or feature sets
+takes each feature's mean (over the features all of them have, should they differ). The raw score is the
+detector's mean of the largest squared standard scores; it is smoothed and calibrated like the camera's
+(:meth:`Channel.learned`). The features are reported with the score, all but the load-following ones enter early
+fusion, the detector learns them when the window is judged normal, and the explanation is the most deviant
+features.
 
 >>> import numpy as np
 >>> from fusewatch.core.events import VibrationChunk
@@ -19,12 +22,20 @@ them when the window is judged normal, and the explanation is the most deviant f
 True
 >>> "vibration.kurtosis" in reading.early and "vibration.rms" not in reading.early
 True
+>>> from fusewatch.core.events import VibrationFeatureSet
+>>> edge = VibrationFeatureSet(asset_id="pump-01", sensor_id="acc-1", ts=0, sample_rate_hz=20_000.0, unit="g",
+...                            n_samples=4096, features_version="vibration-v1", features=reading.features)
+>>> both = AlignedWindow("pump-01", 0, 60, vibration=(chunk, edge), frame=None, logs=(), closed_by="flush")
+>>> stage.score(detector, both, lambda asset_id: None).features == reading.features
+True
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.events import VibrationEvent, VibrationFeatureSet
 from models.early import early_features
 from models.vibration import VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
@@ -51,16 +62,23 @@ class VibrationStage:
         return Channel.learned(self.config)
 
     def score(self, state: VibrationDetector, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
-        """The window's features (mean over its chunks) and the detector's score of them."""
+        """The window's features (mean over its chunks or feature sets) and the detector's score of them."""
         if not window.vibration:
             return None
         bearing = bearings(window.asset_id)
-        per_chunk = [self.features.transform(c.samples, c.sample_rate_hz, bearing) for c in window.vibration]
+        per_chunk = [self._features_of(item, bearing) for item in window.vibration]
         if len(per_chunk) == 1:
             features = per_chunk[0]
         else:
-            features = {name: float(np.mean([f[name] for f in per_chunk])) for name in per_chunk[0]}
+            names = [name for name in per_chunk[0] if all(name in f for f in per_chunk[1:])]
+            features = {name: float(np.mean([f[name] for f in per_chunk])) for name in names}
         return Reading(state.score_one(features), early_features(features, None, None), features=features)
+
+    def _features_of(self, item: VibrationEvent, bearing: BearingKinematics | None) -> dict[str, float]:
+        """A chunk's features, computed here, or a feature set's, computed at the edge."""
+        if isinstance(item, VibrationFeatureSet):
+            return dict(item.features)
+        return self.features.transform(item.samples, item.sample_rate_hz, bearing)
 
     def learn(self, state: VibrationDetector, window: AlignedWindow, reading: Reading) -> None:
         """The detector learns the window's features."""
