@@ -54,7 +54,8 @@ def register(commands: Any) -> None:
     add_time_range_options(parser, "the history to score")
     add_config_option(parser)
     parser.add_argument("--labels", type=Path, default=None, metavar="FILE",
-                        help="CSV asset_id,fault_start,failure of labelled faults (default: failure log entries)")
+                        help="CSV asset_id,fault_start,failure of labelled faults (default: DIR/labels.csv of a"
+                        " recording when `fusewatch import labels` put one there, else failure log entries)")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR", help="report directory (required)")
     parser.add_argument("--summary-json", type=Path, default=None, metavar="FILE",
                         help="also write the summary JSON here (it is always in the report directory)")
@@ -99,6 +100,8 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ConfigError("--to must be after --from")
     registry = asset_registry(args)
+    if args.labels is None and args.source not in (None, "kafka") and (Path(args.source) / "labels.csv").is_file():
+        args.labels = Path(args.source) / "labels.csv"  # imported with the recording (`fusewatch import labels`)
     horizon = int(config.models.label_horizon_hours * NS_PER_HOUR)
     labels = read_labels_csv(args.labels, horizon) if args.labels is not None else None
     run_id = args.run_id or f"backtest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
