@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from connectors.ingest.files.pipeline import ImportSummary, Transform
     from connectors.ingest.files.problems import ProblemReport
     from connectors.ingest.files.targets import Target
+    from fusewatch.core.codec import InputEvent
 
 CONFIGURED = "configured"  # --kafka without a value: the configuration's bootstrap servers
 SHOWN_PROBLEMS = 20
@@ -114,6 +115,11 @@ Time of the first sample, one of: a CSV time column (--time-column, --time-forma
                         help="snapshot length in seconds (default 1); the last snapshot of a file may be shorter")
     parser.add_argument("--every", metavar="DURATION",
                         help="keep one snapshot per DURATION (e.g. 1min: a gateway sending 1 s each minute)")
+    parser.add_argument("--plant", type=Path, metavar="FILE",
+                        help="the plant file: the asset must be one of its assets; its bearing for --edge-features")
+    parser.add_argument("--edge-features", action="store_true",
+                        help="import each snapshot's vibration features instead of its samples (wire kind 4,"
+                        " docs/edge-features.md); the envelope features need the asset's bearing from --plant")
     _common(parser)
     parser.set_defaults(run=run_vibration)
 
@@ -188,8 +194,32 @@ backtest read; the fault start is then not kept).
 
 # -- running -----------------------------------------------------------------------------------------------------
 def edge_transform(args: argparse.Namespace) -> Transform | None:
-    """The transform applied to every event before the target (features at the edge); none by default."""
-    return None
+    """The transform applied to every event before the target: features at the edge with ``--edge-features``."""
+    if not getattr(args, "edge_features", False):
+        return None
+    from connectors.ingest.edge import EdgeFeatures
+    from fusewatch.core.events import VibrationChunk
+    from fusewatch.core.plant import load_plant
+
+    registry = load_plant(args.plant).registry() if args.plant is not None else None
+    edge = EdgeFeatures(lambda asset_id: None if registry is None else registry.bearings(asset_id))
+
+    def transform(event: InputEvent) -> InputEvent:
+        return edge.convert(event) if isinstance(event, VibrationChunk) else event
+
+    return transform
+
+
+def _check_plant_asset(args: argparse.Namespace) -> None:
+    """With ``--plant``, an ``--asset`` must be one of the plant's assets."""
+    if getattr(args, "plant", None) is None or args.asset is None:
+        return
+    from fusewatch.core.plant import load_plant
+
+    plant = load_plant(args.plant)
+    if plant.asset(args.asset) is None:
+        known = ", ".join(asset.id for asset in plant.assets)
+        raise ConfigError(f"--asset {args.asset}: not an asset of {args.plant} ({known})")
 
 
 def _report(args: argparse.Namespace) -> ProblemReport:
@@ -253,6 +283,7 @@ def run_vibration(args: argparse.Namespace) -> int:
         name_pattern=NamePattern(args.time_pattern, args.timezone) if args.time_pattern else None,
         columns=tuple(columns), channel=args.channel, variable=args.variable, scale=args.scale,
         snapshot_s=args.snapshot_s, every_s=every, delimiter=args.delimiter)
+    _check_plant_asset(args)
     files = _files(args.files)
     report, target = _report(args), _target(args, "vibration")
     with reading_bar(files, not args.no_progress) as bar:
@@ -309,8 +340,7 @@ def run_labels(args: argparse.Namespace) -> int:
     target = _target(args, "labels")
     if args.out is not None:
         path, count = write_labels(args.out, rows)
-        extra.append(f"labels: {path} holds {count} label(s); use fusewatch backtest --source {args.out}"
-                     f" --labels {path}")
+        extra.append(f"labels: {path} holds {count} label(s); fusewatch backtest --source {args.out} reads them")
     logs = [entry for entry in (row.failure_log() for row in rows) if entry is not None]
     if args.out is None or args.as_logs:
         summary = run_import(logs, target, report, None, not args.no_progress)

@@ -67,6 +67,32 @@ def test_wav_time_from_the_file_name_cut_into_snapshots(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.concatenate([c.samples for c in chunks]), pcm / 32768.0, rtol=1e-6)
 
 
+def test_edge_features_import_each_snapshots_feature_set_with_the_plants_bearing(tmp_path: Path) -> None:
+    from connectors.ingest.edge import EdgeFeatures
+    from fusewatch.core.events import VibrationFeatureSet
+    from fusewatch.core.plant import load_plant
+
+    plant = tmp_path / "plant.toml"
+    plant.write_text('[[assets]]\nid = "pump-01"\nkind = "pump"\n'
+                     'bearing = { shaft_hz = 29.5, bpfo_hz = 105.2, bpfi_hz = 160.1, bsf_hz = 68.3, ftf_hz = 11.7 }\n')
+    samples = np.random.default_rng(3).normal(size=3 * 25600).astype(np.float32)
+    np.save(tmp_path / "pump.npy", samples)
+    common = ("vibration", tmp_path / "pump.npy", "--asset", "pump-01", "--sample-rate", "25600", "--start",
+              "2026-01-05T00:00:00Z", "--no-progress")
+    assert cli(*common, "--out", tmp_path / "waves") == 0
+    assert cli(*common, "--plant", plant, "--edge-features", "--out", tmp_path / "edge") == 0
+    waves = chunks_of(tmp_path / "waves")
+    sets = [event for _, _, event in events_of(tmp_path / "edge")]
+    assert len(sets) == len(waves) == 3 and all(isinstance(s, VibrationFeatureSet) for s in sets)
+    registry = load_plant(plant).registry()
+    expected = [EdgeFeatures(registry.bearings).convert(chunk) for chunk in waves]
+    assert [s.features for s in sets] == [e.features for e in expected]  # type: ignore[union-attr]
+    assert "env_bpfo" in sets[0].features  # type: ignore[union-attr]  # the plant's bearing was used
+    with pytest.raises(ConfigError, match="--asset pump-02: not an asset of"):
+        cli("vibration", tmp_path / "pump.npy", "--asset", "pump-02", "--sample-rate", "25600", "--start",
+            "2026-01-05T00:00:00Z", "--plant", plant, "--out", tmp_path / "x", "--no-progress")
+
+
 def test_npy_with_start_sample_rate_every_and_the_next_file_following_on(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(600, dtype=np.float32))
     np.save(tmp_path / "b.npy", np.stack([np.zeros(100), np.full(100, 2.0)], axis=1))
