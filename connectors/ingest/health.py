@@ -60,9 +60,9 @@ class BridgeHealth:
     def line(self) -> str:
         _, body = self.report()
         state = "source connected" if body["source_connected"] else "SOURCE DISCONNECTED"
-        shown = [f"{key} {body[key]}" for key in ("received", "sent", "dead_letters", "failed", "pending",
-                                                  "reconnects", "kafka_ok_s_ago") if body.get(key)
-                 or key in ("received", "sent", "pending")]
+        shown = [f"{key} {body.get(key, 0)}" for key in ("received", "sent", "dead_letters", "failed", "pending",
+                                                         "reconnects", "kafka_ok_s_ago")
+                 if body.get(key) or key in ("received", "sent", "pending")]
         return f"{self.name} bridge: {state}, " + ", ".join(shown)
 
     def start(self, port: int | None, every_s: float = 30.0) -> None:

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Local services for development and CI, with no Docker: a single-node KRaft Apache Kafka broker assembled from
-# Maven Central jars (PLAINTEXT :9092, SASL_SSL/SCRAM :9094, mutual TLS :9095), and Debian's InfluxDB 1.x server.
+# Maven Central jars (PLAINTEXT :9092, SASL_SSL/SCRAM :9094, mutual TLS :9095), Debian's InfluxDB 1.x server and
+# Debian's Mosquitto MQTT broker (:1883).
 # Everything they write lives in a cache outside the repository ($FUSEWATCH_CACHE, default ~/.cache/fusewatch).
 #
 #   services.sh up [--record FILE]    fetch what is missing, start what is not running, wait until healthy
 #   services.sh down [--only FILE]    stop the services (only those listed in FILE, as written by up --record)
 #   services.sh status                one line per service; exit status 0 only when all are healthy
-#   services.sh reset                 stop the services and delete their data (topics, databases)
+#   services.sh reset                 stop the services and delete their data (topics, databases, MQTT sessions)
 #   services.sh logs                  where the log files are
 # See docs/services.md.
 set -euo pipefail
@@ -21,6 +22,7 @@ SASL_SSL_PORT="${FUSEWATCH_KAFKA_SASL_SSL_PORT:-9094}"
 SSL_PORT="${FUSEWATCH_KAFKA_SSL_PORT:-9095}"
 INFLUX_PORT="${FUSEWATCH_INFLUX_PORT:-8086}"
 INFLUX_RPC_PORT="${FUSEWATCH_INFLUX_RPC_PORT:-8088}"
+MQTT_PORT="${FUSEWATCH_MQTT_PORT:-1883}"
 KAFKA_HEAP="${FUSEWATCH_KAFKA_HEAP:-1g}"
 
 KAFKA_HOME="$CACHE/kafka"          # data, logs, config and pid of the running broker
@@ -28,6 +30,7 @@ TLS_DIR="$KAFKA_HOME/tls"          # CA, broker keystore and truststore, client 
 SECRETS_DIR="$KAFKA_HOME/secrets"  # keystore passwords and SCRAM passwords, one file each
 SCRAM_USERS=(admin fusewatch outsider)
 INFLUX_HOME="$CACHE/influxdb"
+MQTT_HOME="$CACHE/mosquitto"
 
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -48,7 +51,8 @@ fill() {  # fill TEMPLATE: replace @NAME@ placeholders (no secrets: kafka_config
     sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
         -e "s|@SASL_SSL_PORT@|$SASL_SSL_PORT|g" -e "s|@SSL_PORT@|$SSL_PORT|g" -e "s|@TLS_DIR@|$TLS_DIR|g" \
         -e "s|@DATA_DIR@|$KAFKA_HOME/data|g" -e "s|@INFLUX_PORT@|$INFLUX_PORT|g" \
-        -e "s|@INFLUX_RPC_PORT@|$INFLUX_RPC_PORT|g" -e "s|@INFLUX_DIR@|$INFLUX_HOME|g" "$1"
+        -e "s|@INFLUX_RPC_PORT@|$INFLUX_RPC_PORT|g" -e "s|@INFLUX_DIR@|$INFLUX_HOME|g" \
+        -e "s|@MQTT_PORT@|$MQTT_PORT|g" -e "s|@MQTT_DIR@|$MQTT_HOME|g" -e "s|@MQTT_USER@|$(id -un)|g" "$1"
 }
 
 # ---------------------------------------------------------------- Kafka
@@ -246,6 +250,31 @@ influx_up() {
     say "influxdb  started (pid $(cat "$pid_file"), http://127.0.0.1:$INFLUX_PORT, $(influxd version | head -n 1))"
 }
 
+# ---------------------------------------------------------------- Mosquitto
+
+mqtt_healthy() {
+    port_open "$MQTT_PORT" && grep -q "mosquitto version .* running" "$MQTT_HOME/mosquitto.log" 2>/dev/null
+}
+
+mqtt_up() {
+    command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || apt_install mosquitto
+    local mosquitto; mosquitto="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
+    mkdir -p "$MQTT_HOME/data"
+    local pid_file="$MQTT_HOME/mosquitto.pid"
+    if pid_alive "$pid_file"; then
+        wait_until "Mosquitto" "$pid_file" "$MQTT_HOME/mosquitto.log" mqtt_healthy
+        say "mosquitto already running (pid $(cat "$pid_file"), mqtt://127.0.0.1:$MQTT_PORT)"
+        return
+    fi
+    port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another process; set FUSEWATCH_MQTT_PORT"
+    fill "$HERE/mosquitto.conf.in" >"$MQTT_HOME/mosquitto.conf"
+    nohup setsid "$mosquitto" -c "$MQTT_HOME/mosquitto.conf" >"$MQTT_HOME/mosquitto.log" 2>&1 </dev/null &
+    echo $! >"$pid_file"
+    wait_until "Mosquitto" "$pid_file" "$MQTT_HOME/mosquitto.log" mqtt_healthy
+    [[ -z "$RECORD" ]] || echo mosquitto >>"$RECORD"
+    say "mosquitto started (pid $(cat "$pid_file"), mqtt://127.0.0.1:$MQTT_PORT, $("$mosquitto" -h | head -n 1))"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -254,6 +283,7 @@ cmd_up() {
     command -v kcat >/dev/null || apt_install kcat   # the independent Kafka client the wire-format tests use
     kafka_up
     influx_up
+    mqtt_up
     return 0
 }
 
@@ -262,6 +292,7 @@ cmd_down() {
     [[ "${1:-}" == "--only" ]] && only="${2:?--only needs a file}"
     if [[ -z "$only" ]] || grep -qx kafka "$only" 2>/dev/null; then stop kafka "$KAFKA_HOME/kafka.pid"; fi
     if [[ -z "$only" ]] || grep -qx influxdb "$only" 2>/dev/null; then stop influxdb "$INFLUX_HOME/influxd.pid"; fi
+    if [[ -z "$only" ]] || grep -qx mosquitto "$only" 2>/dev/null; then stop mosquitto "$MQTT_HOME/mosquitto.pid"; fi
     return 0
 }
 
@@ -277,6 +308,9 @@ cmd_status() {
     if pid_alive "$INFLUX_HOME/influxd.pid" && influx_healthy; then
         say "influxdb  running (pid $(cat "$INFLUX_HOME/influxd.pid"), http://127.0.0.1:$INFLUX_PORT)"
     else say "influxdb  down"; healthy=3; fi
+    if pid_alive "$MQTT_HOME/mosquitto.pid" && mqtt_healthy; then
+        say "mosquitto running (pid $(cat "$MQTT_HOME/mosquitto.pid"), mqtt://127.0.0.1:$MQTT_PORT)"
+    else say "mosquitto down"; healthy=3; fi
     return $healthy
 }
 
@@ -284,8 +318,9 @@ case "${1:-}" in
     up) shift; cmd_up "$@" ;;
     down) shift; cmd_down "$@" ;;
     status) cmd_status ;;
-    reset) cmd_down; rm -rf "$KAFKA_HOME" "$INFLUX_HOME"; say "data deleted ($KAFKA_HOME with its TLS material and secrets, $INFLUX_HOME)" ;;
-    logs) printf '%s\n' "$KAFKA_HOME/logs/server.log" "$INFLUX_HOME/influxd.log" ;;
+    reset) cmd_down; rm -rf "$KAFKA_HOME" "$INFLUX_HOME" "$MQTT_HOME"
+           say "data deleted ($KAFKA_HOME with its TLS material and secrets, $INFLUX_HOME, $MQTT_HOME)" ;;
+    logs) printf '%s\n' "$KAFKA_HOME/logs/server.log" "$INFLUX_HOME/influxd.log" "$MQTT_HOME/mosquitto.log" ;;
     -h|--help|help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
     *) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

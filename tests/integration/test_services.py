@@ -124,3 +124,56 @@ def test_faust_streaming_consumes_from_the_broker(kafka: KafkaSettings, tmp_path
                 output = worker.communicate()[0].decode(errors="replace")
     lines = out.read_text().splitlines() if out.exists() else []
     assert sorted(lines) == sorted(f"pump-{index % 5} {index + 1}" for index in range(30)), output[-3000:]
+
+
+def test_mosquitto_keeps_more_than_1000_messages_for_a_disconnected_persistent_session() -> None:
+    """Mosquitto 2.0 from services.sh: persistence on, and 1,500 QoS 1 messages queued for a subscriber that is away
+    all reach it (at Mosquitto's default ``max_queued_messages`` of 1000, 500 would be dropped silently)."""
+    import uuid
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    port = int(os.environ.get("FUSEWATCH_MQTT_PORT", "1883"))
+    conf = Path(os.environ.get("FUSEWATCH_CACHE", Path.home() / ".cache" / "fusewatch")) / "mosquitto/mosquitto.conf"
+    settings = conf.read_text(encoding="utf-8").splitlines()
+    assert "persistence true" in settings and "max_queued_messages 1000000" in settings
+    topic = f"fwtest-{uuid.uuid4().hex[:10]}/queued"
+    received: list[bytes] = []
+
+    def subscriber() -> paho.Client:
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{topic}-sub", protocol=paho.MQTTv5)
+        client.on_message = lambda c, u, message: received.append(bytes(message.payload))
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 60
+        client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+        return client
+
+    client = subscriber()
+    client.loop_start()
+    client.subscribe(topic, qos=1)
+    time.sleep(0.3)  # the SUBACK
+    client.disconnect()
+    client.loop_stop()
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{topic}-pub", protocol=paho.MQTTv5)
+    publisher.connect("127.0.0.1", port)
+    publisher.loop_start()
+    infos = [publisher.publish(topic, b"%d" % index, qos=1) for index in range(1500)]
+    for info in infos:
+        info.wait_for_publish(timeout=10)
+    publisher.disconnect()
+    publisher.loop_stop()
+    client = subscriber()
+    client.loop_start()
+    deadline = time.monotonic() + 15
+    while len(received) < 1500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # end the session: clean start with no expiry, so the broker forgets it
+    client.disconnect()
+    client.loop_stop()
+    cleanup = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"{topic}-sub", protocol=paho.MQTTv5)
+    cleanup.connect("127.0.0.1", port, clean_start=True)
+    cleanup.disconnect()
+    assert sorted(received, key=int) == [b"%d" % index for index in range(1500)]
