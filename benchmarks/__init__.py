@@ -18,10 +18,13 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # name -> module; imported only when the benchmark runs.
 REGISTRY: dict[str, str] = {
     "capacity": "benchmarks.capacity",
+    "edge_bytes": "benchmarks.edge_bytes",
     "flow_control": "benchmarks.flow_control",
     "ingest": "benchmarks.ingest",
     "kafka_path": "benchmarks.kafka_path",
     "latency": "benchmarks.latency",
+    "opcua_bridge": "benchmarks.opcua_bridge",
+    "mqtt_bridge": "benchmarks.mqtt_bridge",
     "recovery": "benchmarks.recovery",
     "sink": "benchmarks.sink",
     "state_topic": "benchmarks.state_topic",

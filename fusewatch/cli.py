@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         evaluate,
         grafana,
+        import_files,
+        ingest,
+        plant,
         record,
         replay,
         scores,
@@ -48,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fusewatch {__version__}")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
-    for command in (demo, topics, simulate, worker, record, replay, sink, scores, alerts, evaluate, backtest, config,
-                    grafana):
+    for command in (demo, plant, ingest, import_files, topics, simulate, worker, record, replay, sink, scores, alerts,
+                    evaluate, backtest, config, grafana):
         command.register(commands)
     return parser
 

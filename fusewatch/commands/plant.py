@@ -33,7 +33,8 @@ def register(commands: Any) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from fusewatch.core.plant import PlantFileError, load_plant
+    from fusewatch.core.errors import PlantFileError
+    from fusewatch.core.plant import load_plant
 
     try:
         plant = load_plant(args.file)

@@ -31,11 +31,14 @@ def problems_of(path: Path) -> list[tuple[int, str, str]]:
 def test_the_example_plant_file_is_valid_and_gives_each_assets_bearing() -> None:
     plant = load_plant(EXAMPLE)
     registry = plant.registry()
+    bearings = {asset: registry.bearings(asset) for asset in ("pump-01", "motor-02", "fan-03")}
     assert [a.id for a in plant.assets] == ["pump-01", "motor-02", "fan-03"]
     # geometry of a 6205 at 29.5 Hz: BPFO = n f/2 (1 - d/D)
-    assert registry.bearings("pump-01").bpfo_hz == pytest.approx(9 * 29.5 / 2 * (1 - 7.94 / 39.04))
-    assert registry.bearings("motor-02").bpfi_hz == pytest.approx(5.415 * 24.7)  # multipliers
-    assert registry.bearings("fan-03").ftf_hz == 6.35  # frequencies in Hz
+    pump, motor, fan = bearings.values()
+    assert pump is not None and motor is not None and fan is not None
+    assert pump.bpfo_hz == pytest.approx(9 * 29.5 / 2 * (1 - 7.94 / 39.04))  # geometry
+    assert motor.bpfi_hz == pytest.approx(5.415 * 24.7)  # multipliers
+    assert fan.ftf_hz == 6.35  # frequencies in Hz
     assert plant.mqtt_topic("pump-01", "vibration") == "plant/pump-01/vibration"
     assert plant.mqtt_topic("motor-02", "vibration") is None  # OPC UA
 
@@ -48,6 +51,7 @@ kind = "motor"
 bearing = { shaft_hz = 20.0, balls = 8, ball_diameter_mm = 10.0, pitch_diameter_mm = 50.0, contact_angle_deg = 15 }
 """))
     k = plant.registry().bearings("m")
+    assert k is not None
     r = 10.0 / 50.0 * math.cos(math.radians(15))
     assert (k.bpfo_hz, k.bpfi_hz, k.ftf_hz) == pytest.approx((8 * 10 * (1 - r), 8 * 10 * (1 + r), 10 * (1 - r)))
     assert k.bsf_hz == pytest.approx(50.0 / 20.0 * 20.0 * (1 - r * r))
