@@ -25,6 +25,7 @@ from kafka.errors import KafkaError
 
 from connectors.kafka.clients import open_client, producer_options
 from fusewatch.core.codec import InputEvent, encode
+from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import DeadLetter, VibrationChunk
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.outputs import output_message
@@ -59,10 +60,19 @@ class KafkaGateway:
         self._producer = open_client(KafkaProducer, settings, role, linger_ms=5, batch_size=1024 * 1024,
                                      **producer_options(settings))
 
-    def send(self, event: InputEvent, done: Done) -> None:
-        """Queue ``event`` for its input topic; ``done`` is called when the broker has it (or it failed)."""
+    def send(self, event: InputEvent, done: Done, source: str = "") -> None:
+        """Queue ``event`` for its input topic; ``done`` is called when the broker has it (or it failed).
+
+        A chunk the transform refuses (features at the edge that come out non-finite) becomes a dead letter from
+        ``source`` with its waveform, so nothing is dropped.
+        """
         if self.transform is not None and isinstance(event, VibrationChunk):
-            event = self.transform(event)
+            try:
+                event = self.transform(event)
+            except InvalidEventError as exc:
+                self.dead_letter(source or f"edge:{event.asset_id}", f"edge features: {exc}", encode(event),
+                                 event.ts, done)
+                return
         value = encode(event)
         self._send(self.topics.for_event(event), event.asset_id.encode(), value, event.ts // NS_PER_MS, done, False)
 

@@ -303,10 +303,10 @@ class OpcuaBridge:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self._acknowledged, item, error)
 
+        source = f"{self.endpoint}#{item.node.node_id}"
         if item.event is not None:
-            self.gateway.send(item.event, done)
+            self.gateway.send(item.event, done, source)
         else:
-            source = f"{self.endpoint}#{item.node.node_id}"
             self.gateway.dead_letter(source, str(item.error), item.raw, item.ts_ns, done)
 
     def _acknowledged(self, item: _Item, error: BaseException | None) -> None:
