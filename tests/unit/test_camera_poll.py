@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from connectors.ingest.camera import PendingQueue, backoff_s, check_jpeg, http_cameras, safe_url, snapshot_time
+from connectors.ingest.camera import PendingQueue, http_cameras
 from connectors.ingest.payloads import frame_event
+from connectors.ingest.snapshots import backoff_s, check_jpeg, safe_url, snapshot_time
 from fusewatch.core.errors import ConfigError, InvalidEventError
 from fusewatch.core.plant import load_plant
 from fusewatch.core.timeutil import NS_PER_S, parse_time
