@@ -16,7 +16,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from connectors.ingest.files.problems import ProblemReport
+from connectors.ingest.files.problems import ProblemReport, match_name
 from connectors.ingest.files.timing import NamePattern, aware_ns, time_zone
 from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import MAX_FRAME_BYTES, CameraFrame, make_event
@@ -92,16 +92,10 @@ class ImageReader:
         options = self.options
         fields: dict[str, str] = {}
         ts: int | None = None
-        if options.name_pattern is not None:
-            try:
-                found = options.name_pattern.match(path.name)
-            except ValueError as exc:
-                self.report.add(path, None, None, f"file name: impossible date ({exc})")
-                return None
-            if found is None:
-                self.report.add(path, None, None, f"file name does not match --time-pattern"
-                                f" {options.name_pattern.pattern!r}")
-                return None
+        found = match_name(options.name_pattern, path, self.report)
+        if found is False:
+            return None
+        if found is not None:
             fields, ts = found.fields, found.ts
         try:
             size = path.stat().st_size

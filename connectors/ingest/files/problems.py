@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from connectors.ingest.files.timing import NameMatch, NamePattern
 from fusewatch.core.errors import ImportProblemError
 
-__all__ = ["ImportProblemError", "Problem", "ProblemReport"]
+__all__ = ["ImportProblemError", "Problem", "ProblemReport", "match_name"]
 
 
 @dataclass(frozen=True)
@@ -67,3 +69,19 @@ class ProblemReport:
         if self.count > len(self.problems):
             lines.append(f"... and {self.count - len(self.problems)} more")
         return lines
+
+
+def match_name(pattern: NamePattern | None, path: Path, report: ProblemReport) -> NameMatch | Literal[False] | None:
+    """The fields and time ``pattern`` reads from ``path``'s name; ``None`` without a pattern; ``False`` (reported)
+    when the name does not match or names an impossible date."""
+    if pattern is None:
+        return None
+    try:
+        found = pattern.match(path.name)
+    except ValueError as exc:
+        report.add(path, None, None, f"file name: impossible date ({exc})")
+        return False
+    if found is None:
+        report.add(path, None, None, f"file name does not match --time-pattern {pattern.pattern!r}")
+        return False
+    return found

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from connectors.ingest.files.problems import ProblemReport
+from connectors.ingest.files.problems import ProblemReport, match_name
 from connectors.ingest.files.timing import NamePattern, TimeFormat
 from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import VibrationChunk, make_event
@@ -108,16 +108,10 @@ class VibrationReader:
         options = self.options
         fields: dict[str, str] = {}
         start = None
-        if options.name_pattern is not None:
-            try:
-                found = options.name_pattern.match(path.name)
-            except ValueError as exc:
-                self.report.add(path, None, None, f"file name: impossible date ({exc})")
-                return None
-            if found is None:
-                self.report.add(path, None, None, f"file name does not match --time-pattern"
-                                f" {options.name_pattern.pattern!r}")
-                return None
+        found = match_name(options.name_pattern, path, self.report)
+        if found is False:
+            return None
+        if found is not None:
             fields, start = found.fields, found.ts
         asset = fields.get("asset_id") or options.asset_id
         if asset is None:
