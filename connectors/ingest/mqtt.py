@@ -38,6 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from connectors.ingest.gateway import Done, KafkaGateway
 from connectors.ingest.health import BridgeHealth
 from connectors.ingest.payloads import StreamDefaults, event_from_payload
+from connectors.ingest.sparkplug import NAMESPACE, SparkplugDecoder, split_done, subscriptions
 from fusewatch.core.errors import ConfigError, FusewatchError, InvalidEventError
 from fusewatch.core.plant import DEFAULT_TEMPLATE, Plant, PlantModality, check_template
 
@@ -197,6 +198,8 @@ class MqttOptions:
     username: str | None = None
     password: Callable[[], str | None] = field(default=lambda: None, repr=False)
     backoff_s: tuple[float, float] = (1.0, 30.0)
+    sparkplug_groups: tuple[str, ...] = ()  # Sparkplug B groups whose DBIRTH/DDATA are read ("+": every group)
+    sparkplug_sample_rate_hz: float | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -224,6 +227,9 @@ class MqttBridge:
         self.gateway = gateway
         self.options = options
         self.topics = TopicMap(options.template, plant)
+        self.sparkplug = (SparkplugDecoder(plant, options.sparkplug_sample_rate_hz) if options.sparkplug_groups
+                          else None)
+        self.subscriptions = self.topics.subscriptions() + subscriptions(options.sparkplug_groups)
         self.health = health if health is not None else BridgeHealth("mqtt", gateway.stats)
         self.host, self.port = options.host_port
         self._uri = f"{'mqtts' if options.tls else 'mqtt'}://{self.host}:{self.port}/"
@@ -234,7 +240,7 @@ class MqttBridge:
         self.client = self._make_client()
         self.acks = InOrderAcks(lambda mid: self.client.ack(mid, 1), self._kafka_failure)
         self.health.details.update({"broker": self._uri.rstrip("/"), "client_id": options.client_id,
-                                    "subscriptions": self.topics.subscriptions()})
+                                    "subscriptions": self.subscriptions})
 
     def _make_client(self) -> paho.Client:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=self.options.client_id,
@@ -263,11 +269,11 @@ class MqttBridge:
             return
         self.acks.new_connection()
         options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([(topic, options) for topic in self.topics.subscriptions()])
+        client.subscribe([(topic, options) for topic in self.subscriptions])
         self.health.details["session_present"] = bool(flags.session_present)
         log.info("connected to %s as %s (session %s), subscribed to %s", self._uri.rstrip("/"),
                  self.options.client_id, "resumed" if flags.session_present else "new",
-                 ", ".join(self.topics.subscriptions()))
+                 ", ".join(self.subscriptions))
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         refused = [str(reason) for reason in reasons if reason.is_failure]
@@ -297,6 +303,9 @@ class MqttBridge:
         payload = bytes(message.payload)
         modality: str | None = None
         try:
+            if self.sparkplug is not None and topic.startswith(NAMESPACE + "/"):
+                self._sparkplug(self.sparkplug, topic, payload, done)
+                return
             asset_id, modality = self.topics.resolve(topic)
             defaults = self._defaults.get(asset_id)
             if defaults is None:
@@ -306,6 +315,17 @@ class MqttBridge:
         except FusewatchError as exc:  # InvalidEventError and the codec's errors: a dead letter, then acknowledged
             raw = None if modality == "frame" or (modality is None and _looks_like_image(payload)) else payload
             self.gateway.dead_letter(self._uri + topic, str(exc), raw, time.time_ns(), done)
+
+    def _sparkplug(self, decoder: SparkplugDecoder, topic: str, payload: bytes, done: Done) -> None:
+        """A Sparkplug B message: its chunks and (for bad metrics) one dead letter, acknowledged once all are in."""
+        result = decoder.decode(topic, payload)
+        if result.ignored is not None:
+            self.health.count("sparkplug_ignored")
+        parts = split_done(done, len(result.chunks) + (result.error is not None))
+        for chunk, part in zip(result.chunks, parts, strict=False):
+            self.gateway.send(chunk, part, source=self._uri + topic)
+        if result.error is not None:
+            self.gateway.dead_letter(self._uri + topic, result.error, payload, time.time_ns(), parts[-1])
 
     # ------------------------------------------------------------------ the producer's thread
 

@@ -35,6 +35,7 @@ from PIL import Image
 
 from connectors.ingest.gateway import KafkaGateway
 from connectors.ingest.mqtt import MqttBridge, MqttOptions
+from connectors.ingest.sparkplug.schema import DataType, Payload
 from connectors.kafka.consumer import Record, read_topics
 from fusewatch.core.codec import decode
 from fusewatch.core.events import CameraFrame, MaintenanceLog, VibrationChunk
@@ -217,6 +218,38 @@ def test_malformed_payloads_become_dead_letters_with_reasons(kafka: KafkaSetting
         expected_raw = b"" if topic.endswith("/frame") else payload
         assert base64.b64decode(letter["raw_base64"]) == expected_raw
     assert len(records(kafka, kafka.topics().vibration)) == 1  # the good one after the bad ones
+
+
+def test_sparkplug_dbirth_and_ddata_become_the_same_chunk(kafka: KafkaSettings, prefix: str,
+                                                           publisher: Publisher) -> None:
+    samples = np.random.default_rng(3).standard_normal(4096).astype("<f4")
+    birth = Payload(timestamp=T0 // MS, seq=0)
+    birth.metrics.add(name="sample_rate_hz", alias=1, datatype=DataType.Double, double_value=25600.0)
+    birth.metrics.add(name="vib/de", alias=2, datatype=DataType.FloatArray, bytes_value=b"")
+    data = Payload(timestamp=T0 // MS + 5, seq=1)
+    data.metrics.add(alias=2, timestamp=T0 // MS + 3, bytes_value=samples.tobytes())  # alias only, as edge nodes do
+    base = f"spBv1.0/{prefix}"
+    options = MqttOptions(url=f"mqtt://127.0.0.1:{MQTT_PORT}", client_id=f"{prefix}-bridge",
+                          template=f"{prefix}/{{asset_id}}/{{modality}}", sparkplug_groups=(prefix,))
+    bridge = InProcessBridge(kafka, options)
+    try:
+        publisher.publish([(f"{base}/DBIRTH/edge-1/pump-01", birth.SerializeToString(), {}),
+                           (f"{base}/DDATA/edge-1/pump-01", data.SerializeToString(), {}),
+                           (f"{base}/DDATA/edge-1/fan-02", data.SerializeToString(), {})])  # no DBIRTH: a dead letter
+        bridge.wait_for(2)
+    finally:
+        bridge.close()
+    [record] = records(kafka, kafka.topics().vibration)
+    chunk = decode(record.value)
+    assert isinstance(chunk, VibrationChunk) and record.key == b"pump-01"
+    assert (chunk.asset_id, chunk.sensor_id, chunk.ts, chunk.sample_rate_hz) == ("pump-01", "vib/de", T0 + 3 * MS,
+                                                                                 25600.0)
+    assert chunk.samples.astype("<f4").tobytes() == samples.tobytes()
+    [letter] = [json.loads(r.value) for r in records(kafka, kafka.topics().dead_letter)]
+    assert letter["error"] == "metrics[0]: alias 2 is not in a DBIRTH of edge-1/fan-02 (none seen since the bridge" \
+        " started)"
+    assert letter["source_topic"] == f"mqtt://127.0.0.1:{MQTT_PORT}/{base}/DDATA/edge-1/fan-02"
+    assert base64.b64decode(letter["raw_base64"]) == data.SerializeToString()
 
 
 def bridge_process(prefix: str, kafka: KafkaSettings, health_port: int, mqtt_port: int = MQTT_PORT,

@@ -42,6 +42,12 @@ def register(bridges: Any) -> None:
                         " which bounds the bridge's memory (default: 1000)")
     parser.add_argument("--reconnect-max", type=positive_float, default=30.0, metavar="S",
                         help="longest wait between reconnection attempts, which double from 1 s (default: 30)")
+    parser.add_argument("--sparkplug-group", action="append", default=[], metavar="GROUP",
+                        help="also read Sparkplug B DBIRTH and DDATA of this group (repeatable; '+': every group):"
+                        " FloatArray/DoubleArray metrics become vibration chunks of the asset named by the device id")
+    parser.add_argument("--sparkplug-sample-rate", type=positive_float, default=None, metavar="HZ",
+                        help="sample rate of Sparkplug arrays whose DDATA and DBIRTH have no sample_rate_hz metric"
+                        " (default: the plant file's vibration sample_rate_hz)")
     add_bridge_options(parser, plant_required=False)
     parser.set_defaults(run=run)
 
@@ -53,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     plant = load_plant_of(args)
     options = options_from(plant, args.mqtt, args.client_id, args.topic_template, args.ca_file, args.in_flight)
     options.backoff_s = (1.0, max(1.0, args.reconnect_max))
+    options.sparkplug_groups = tuple(args.sparkplug_group)
+    options.sparkplug_sample_rate_hz = args.sparkplug_sample_rate
     options.password()  # a missing password variable or file is an error now, not at each reconnection
     gateway = open_gateway(args, "ingest-mqtt", plant)
     stop = threading.Event()
