@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import TopicPartition
+from kafka.errors import CoordinatorLoadInProgressError, CoordinatorNotAvailableError, NotCoordinatorError
 
 from connectors.kafka.admin import admin_client
 from fusewatch.core.kafka_settings import KafkaSettings
@@ -59,10 +60,17 @@ class SinkProcess:
 
 
 def committed(kafka: KafkaSettings, group: str, topic: str) -> dict[int, int]:
-    """The group's committed offset per partition of ``topic`` (partitions with none are left out)."""
+    """The group's committed offset per partition of ``topic`` (partitions with none are left out).
+
+    While the group's coordinator moves (a broker was killed) the answer is an empty dict, so a caller polling with
+    ``wait_until`` asks again instead of failing on a retriable error.
+    """
     partitions = [TopicPartition(topic, number) for number in range(kafka.partitions)]
-    with admin_client(kafka) as admin:
-        offsets = admin.list_group_offsets({group: partitions}).get(group, {})
+    try:
+        with admin_client(kafka) as admin:
+            offsets = admin.list_group_offsets({group: partitions}).get(group, {})
+    except (NotCoordinatorError, CoordinatorNotAvailableError, CoordinatorLoadInProgressError):
+        return {}
     return {tp.partition: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
 
