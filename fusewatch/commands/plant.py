@@ -62,5 +62,11 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_example(args: argparse.Namespace) -> int:
-    sys.stdout.write(EXAMPLE.read_text(encoding="utf-8"))
+    from fusewatch.core.errors import ConfigError
+
+    try:
+        sys.stdout.write(EXAMPLE.read_text(encoding="utf-8"))
+    except OSError as exc:  # an installation without the repository's deploy/ folder
+        raise ConfigError(f"the example plant file {EXAMPLE} cannot be read ({exc.strerror or exc}); see"
+                          " docs/connect-a-plant.md") from None
     return 0
