@@ -7,7 +7,7 @@ exactly as it scores the waveform. The bridges (MQTT, OPC UA) and file import ca
 on each chunk before they publish; :func:`wire_sizes` measures what that saves.
 
 >>> import numpy as np
->>> from fusewatch.core.assets import BearingKinematics
+>>> from fusewatch.core.assets import AssetRegistry, BearingKinematics
 >>> from fusewatch.core.codec import decode, encode
 >>> samples = np.random.default_rng(0).standard_normal(25_600).astype(np.float32)
 >>> chunk = VibrationChunk(asset_id="pump-01", sensor_id="de", ts=0, sample_rate_hz=25_600.0, unit="g",
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.assets import AssetRegistry, BearingKinematics
 from fusewatch.core.codec import decode, encode
 from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import VibrationChunk, VibrationFeatureSet, make_event
@@ -55,6 +55,11 @@ class EdgeFeatures:
         if version is None:  # the defaults are the workers' extractor; anything else would not score the same
             raise ValueError("the edge extractor must use the workers' default feature parameters")
         self.version: str = version
+
+    @classmethod
+    def for_registry(cls, registry: AssetRegistry | None) -> EdgeFeatures:
+        """The converter with the bearings of ``registry`` (a plant file's assets); none known without one."""
+        return cls(registry.bearings if registry is not None else lambda asset_id: None)
 
     def convert(self, chunk: VibrationChunk) -> VibrationFeatureSet:
         """The feature set that stands for ``chunk`` on the vibration topic.

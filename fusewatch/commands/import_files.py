@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from connectors.ingest.files.problems import ProblemReport
     from connectors.ingest.files.targets import Target
     from fusewatch.core.codec import InputEvent
+    from fusewatch.core.plant import Plant
 
 CONFIGURED = "configured"  # --kafka without a value: the configuration's bootstrap servers
 SHOWN_PROBLEMS = 20
@@ -193,16 +194,15 @@ backtest read; the fault start is then not kept).
 
 
 # -- running -----------------------------------------------------------------------------------------------------
-def edge_transform(args: argparse.Namespace) -> Transform | None:
-    """The transform applied to every event before the target: features at the edge with ``--edge-features``."""
+def edge_transform(args: argparse.Namespace, plant: Plant | None = None) -> Transform | None:
+    """The transform applied to every event before the target: features at the edge with ``--edge-features``, with
+    the bearings of ``plant`` (the ``--plant`` file)."""
     if not getattr(args, "edge_features", False):
         return None
     from connectors.ingest.edge import EdgeFeatures
     from fusewatch.core.events import VibrationChunk
-    from fusewatch.core.plant import load_plant
 
-    registry = load_plant(args.plant).registry() if args.plant is not None else None
-    edge = EdgeFeatures(lambda asset_id: None if registry is None else registry.bearings(asset_id))
+    edge = EdgeFeatures.for_registry(None if plant is None else plant.registry())
 
     def transform(event: InputEvent) -> InputEvent:
         return edge.convert(event) if isinstance(event, VibrationChunk) else event
@@ -210,16 +210,17 @@ def edge_transform(args: argparse.Namespace) -> Transform | None:
     return transform
 
 
-def _check_plant_asset(args: argparse.Namespace) -> None:
-    """With ``--plant``, an ``--asset`` must be one of the plant's assets."""
-    if getattr(args, "plant", None) is None or args.asset is None:
-        return
+def _plant_of(args: argparse.Namespace) -> Plant | None:
+    """The ``--plant`` file; an ``--asset`` must be one of its assets."""
+    if getattr(args, "plant", None) is None:
+        return None
     from fusewatch.core.plant import load_plant
 
     plant = load_plant(args.plant)
-    if plant.asset(args.asset) is None:
+    if args.asset is not None and plant.asset(args.asset) is None:
         known = ", ".join(asset.id for asset in plant.assets)
         raise ConfigError(f"--asset {args.asset}: not an asset of {args.plant} ({known})")
+    return plant
 
 
 def _report(args: argparse.Namespace) -> ProblemReport:
@@ -283,12 +284,12 @@ def run_vibration(args: argparse.Namespace) -> int:
         name_pattern=NamePattern(args.time_pattern, args.timezone) if args.time_pattern else None,
         columns=tuple(columns), channel=args.channel, variable=args.variable, scale=args.scale,
         snapshot_s=args.snapshot_s, every_s=every, delimiter=args.delimiter)
-    _check_plant_asset(args)
+    plant = _plant_of(args)
     files = _files(args.files)
     report, target = _report(args), _target(args, "vibration")
     with reading_bar(files, not args.no_progress) as bar:
         events = VibrationReader(options, report, bar.update).read(files)
-        summary = run_import(events, target, report, edge_transform(args), not args.no_progress)
+        summary = run_import(events, target, report, edge_transform(args, plant), not args.no_progress)
     return _finish(args, summary)
 
 

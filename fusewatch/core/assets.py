@@ -22,6 +22,7 @@ asset's defect frequencies. ``fusewatch simulate --assets-file FILE`` writes the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -40,6 +41,27 @@ class BearingKinematics:
 
 
 _FREQUENCIES = tuple(field.name for field in fields(BearingKinematics))
+
+
+def geometry_kinematics(shaft_hz: float, n_balls: int, ball_diameter_mm: float, pitch_diameter_mm: float,
+                        contact_angle_deg: float) -> BearingKinematics:
+    """The fault frequencies of a ball bearing from its geometry, shaft turning at ``shaft_hz`` (stationary outer race).
+
+    With :math:`r = (d/D)\\cos\\alpha`: FTF = f/2 (1 - r), BPFO = n f/2 (1 - r), BPFI = n f/2 (1 + r),
+    BSF = D/(2d) f (1 - r^2).
+
+    >>> round(geometry_kinematics(30.0, 9, 7.94, 39.04, 0.0).bpfo_hz, 2)
+    107.54
+    """
+    ratio = ball_diameter_mm / pitch_diameter_mm * math.cos(math.radians(contact_angle_deg))
+    half = shaft_hz / 2.0
+    return BearingKinematics(
+        shaft_hz=shaft_hz,
+        bpfo_hz=n_balls * half * (1.0 - ratio),
+        bpfi_hz=n_balls * half * (1.0 + ratio),
+        bsf_hz=pitch_diameter_mm / (2.0 * ball_diameter_mm) * shaft_hz * (1.0 - ratio * ratio),
+        ftf_hz=half * (1.0 - ratio),
+    )
 
 
 @dataclass(frozen=True)

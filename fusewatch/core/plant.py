@@ -71,9 +71,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics
+from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics, geometry_kinematics
 from fusewatch.core.errors import ConfigError, PlantFileError, Problem
 from fusewatch.core.events import AssetId
+from fusewatch.core.secrets import read_secret
 
 PlantModality = Literal["vibration", "frame", "log"]
 """The modality names of MQTT topics and of the plant file's stream tables (``{modality}`` in topic templates)."""
@@ -118,13 +119,7 @@ class Credentials(_Table):
             if value is None:
                 raise ConfigError(f"{where}.password_env: the environment variable {self.password_env} is not set")
             return value
-        if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-            except OSError as exc:
-                raise ConfigError(f"{where}.password_file: cannot read {self.password_file}"
-                                  f" ({exc.strerror or exc})") from None
-        return None
+        return read_secret(None, self.password_file, f"{where}.password")
 
 
 class Bearing(_Table):
@@ -166,20 +161,11 @@ class Bearing(_Table):
         """The defect frequencies at ``shaft_hz`` (geometry: stationary outer race)."""
         f = self.shaft_hz
         if self.balls is not None:
-            ratio = self.ball_diameter_mm / self.pitch_diameter_mm  # type: ignore[operator]
-            ratio *= _cos_deg(self.contact_angle_deg)
-            return BearingKinematics(f, self.balls * f / 2 * (1 - ratio), self.balls * f / 2 * (1 + ratio),
-                                     self.pitch_diameter_mm / (2 * self.ball_diameter_mm)  # type: ignore[operator]
-                                     * f * (1 - ratio * ratio), f / 2 * (1 - ratio))
+            return geometry_kinematics(f, self.balls, self.ball_diameter_mm,  # type: ignore[arg-type]
+                                       self.pitch_diameter_mm, self.contact_angle_deg)  # type: ignore[arg-type]
         if self.bpfo is not None:
             return BearingKinematics(f, self.bpfo * f, self.bpfi * f, self.bsf * f, self.ftf * f)  # type: ignore[operator]
         return BearingKinematics(f, self.bpfo_hz, self.bpfi_hz, self.bsf_hz, self.ftf_hz)  # type: ignore[arg-type]
-
-
-def _cos_deg(degrees: float) -> float:
-    import math
-
-    return math.cos(math.radians(degrees))
 
 
 class Stream(_Table):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.assets import BearingKinematics, geometry_kinematics
 from fusewatch.core.events import FaultType
 
 LINE_HZ = 50.0
@@ -52,20 +52,9 @@ class BearingGeometry:
     contact_angle_deg: float
 
     def kinematics(self, shaft_hz: float) -> BearingKinematics:
-        """Return the fault frequencies for a shaft turning at ``shaft_hz`` (stationary outer race).
-
-        With :math:`r = (d/D)\\cos\\alpha`: FTF = f/2 (1 - r), BPFO = n f/2 (1 - r), BPFI = n f/2 (1 + r),
-        BSF = D/(2d) f (1 - r^2).
-        """
-        ratio = self.ball_diameter_mm / self.pitch_diameter_mm * math.cos(math.radians(self.contact_angle_deg))
-        half = shaft_hz / 2.0
-        return BearingKinematics(
-            shaft_hz=shaft_hz,
-            bpfo_hz=self.n_balls * half * (1.0 - ratio),
-            bpfi_hz=self.n_balls * half * (1.0 + ratio),
-            bsf_hz=self.pitch_diameter_mm / (2.0 * self.ball_diameter_mm) * shaft_hz * (1.0 - ratio * ratio),
-            ftf_hz=half * (1.0 - ratio),
-        )
+        """Return the fault frequencies for a shaft turning at ``shaft_hz`` (:func:`geometry_kinematics`)."""
+        return geometry_kinematics(shaft_hz, self.n_balls, self.ball_diameter_mm, self.pitch_diameter_mm,
+                                   self.contact_angle_deg)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,5 @@ def open_gateway(args: argparse.Namespace, role: str, plant: Plant | None) -> Ka
     if args.edge_features:
         from connectors.ingest.edge import EdgeFeatures
 
-        registry = None if plant is None else plant.registry()
-        transform = EdgeFeatures(lambda asset_id: None if registry is None else registry.bearings(asset_id)).convert
+        transform = EdgeFeatures.for_registry(None if plant is None else plant.registry()).convert
     return KafkaGateway(settings, role, transform=transform)
