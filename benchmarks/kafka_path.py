@@ -32,7 +32,7 @@ from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput, EmbeddedRunner
 from streams.settings import StreamSettings
 
-GOAL = 0.7
+GOAL = 0.9
 GOAL_MACHINES = 2000  # machines watched in real time through Kafka, per worker (one core)
 # py-spy profiles of a worker on this benchmark's plant and of the embedded runner (docs/profiling.md)
 PROFILE_NOTES = [

@@ -270,7 +270,7 @@ def burst_figures(closes: dict[tuple[str, int], Sent], produced: dict[tuple[str,
 def run(quick: bool, log: Callable[[str], None]) -> dict[str, Any]:
     # history: the plant starts this long before the live run (two plant minutes and a little: the warm-up)
     assets, staggered_steps, synchronized_steps, history_s, ready_s = (
-        (50, 3, 1, 140, 0) if quick else (500, 4, 2, 130, 20))
+        (50, 3, 1, 140, 0) if quick else (2000, 4, 2, 130, 20))
     settings = bench_kafka(topic_prefix=f"fwbench-{uuid.uuid4().hex[:8]}.")
     topics = settings.topics()
     aligner = FusewatchConfig().aligner

@@ -38,26 +38,29 @@ import torch
 from scipy.ndimage import uniform_filter
 from torch import nn
 
+from models.camera_kernels import learning_step, reconstruct
 from models.camera_options import ErrorKind, Normalization
 
 torch.set_num_threads(1)
 
 
 def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Mean-pool a 2-D image down to ``size`` x ``size`` (integer factor, edges cropped), as float32.
+    """Mean-pool a 2-D image (or a stack of them) down to ``size`` x ``size`` (integer factor, edges cropped).
+
+    As float32; a stack gives each image exactly what it gives alone.
 
     >>> mean_pool(np.arange(16, dtype=np.uint8).reshape(4, 4), 2).tolist()
     [[2.5, 4.5], [10.5, 12.5]]
     """
-    h, w = pixels.shape
+    *lead, h, w = pixels.shape
     fy, fx = h // size, w // size
     if fy < 1 or fx < 1:
         raise ValueError(f"frame {w}x{h} is smaller than the model input {size}x{size}")
-    rows = pixels[: fy * size, : fx * size].astype(np.float32).reshape(size, fy, fx * size)
-    summed = rows[:, 0].copy()
+    rows = pixels[..., : fy * size, : fx * size].reshape(*lead, size, fy, fx * size)
+    summed = rows[..., 0, :].astype(np.float32)
     for i in range(1, fy):
-        summed += rows[:, i]
-    cols = summed.reshape(size, size, fx)
+        np.add(summed, rows[..., i, :], out=summed, dtype=np.float32)  # in float32, whatever the pixel type
+    cols = summed.reshape(*lead, size, size, fx)
     pooled = cols[..., 0].copy()
     for j in range(1, fx):
         pooled += cols[..., j]
@@ -71,9 +74,13 @@ _BASELINE_FLOOR = 0.1  # the error map is divided by baseline + 10 % of its mean
 
 
 def _standardize(pooled: np.ndarray) -> np.ndarray:
-    """Zero mean, unit spread (plus one grey level, so a flat dark frame is not blown up): removes lighting."""
-    centred = pooled - pooled.mean()
-    spread = float(np.sqrt(np.dot(centred.ravel(), centred.ravel()) / centred.size))
+    """Zero mean, unit spread (plus one grey level, so a flat dark frame is not blown up): removes lighting.
+
+    Per image along the last two axes (a stack gives each image exactly what it gives alone).
+    """
+    centred = pooled - pooled.mean(axis=(-2, -1), keepdims=True)
+    flat = centred.reshape(*centred.shape[:-2], 1, -1)
+    spread = np.sqrt((flat @ flat.swapaxes(-1, -2)) / flat.shape[-1])  # the same float32 dot product as np.dot
     prepared: np.ndarray = centred / (spread + 1.0)
     return prepared
 
@@ -84,7 +91,7 @@ def _gain_normalize(pooled: np.ndarray) -> np.ndarray:
     >>> _gain_normalize(np.array([[49.0, 149.0]], dtype=np.float32)).tolist()
     [[-1.5, 1.5]]
     """
-    prepared: np.ndarray = (pooled / (float(pooled.mean()) + 1.0) - 1.0) * _GAIN_SCALE
+    prepared: np.ndarray = (pooled / (pooled.mean(axis=(-2, -1), keepdims=True) + 1.0) - 1.0) * _GAIN_SCALE
     return prepared.astype(np.float32, copy=False)
 
 
@@ -195,32 +202,42 @@ class CameraDetector:
 
     def learn_one(self, x: np.ndarray) -> None:
         """Learn a normal frame: at once while warming up, then one in ``learn_every``, ``learn_delay`` later."""
+        for batch in self._due_batches(self._offer(x)):
+            self._step(batch)
+
+    def _offer(self, x: np.ndarray) -> list[np.ndarray]:
+        """Count an offered frame; the prepared frames to learn now (it, or waiting frames whose time has come)."""
         self._offered += 1
         if self.steps < self.warm_steps:
-            self._train(self._prepare(x))
-            return
+            return [self._prepare(x)]
         if self._offered % self.learn_every == 0:
             self._pending.append((self._offered, np.round(self._pooled(x)).astype(np.uint8)))
+        due = []
         while self._pending and self._pending[0][0] <= self._offered - self.learn_delay:
-            self._train(self._normalize(self._pending.popleft()[1].astype(np.float32)))
+            due.append(self._normalize(self._pending.popleft()[1].astype(np.float32)))
+        return due
 
     def forget_pending(self) -> None:
         """Drop the frames still waiting to be learned (something abnormal was found meanwhile)."""
         self._pending.clear()
 
-    def _train(self, prepared: np.ndarray) -> None:
-        self._buffer.append(prepared)
-        if len(self._buffer) >= self.batch_size:
-            batch = torch.from_numpy(np.stack(self._buffer)[:, None])
-            self._buffer.clear()
-            self.optimizer.zero_grad()
-            reconstruction = self.model(batch)
-            loss = torch.mean((reconstruction - batch) ** 2)
-            loss.backward()  # type: ignore[no-untyped-call]
-            self.optimizer.step()
-            self.steps += 1
-            if self.error_baseline:
-                self._update_baseline(reconstruction.detach()[:, 0].numpy(), batch[:, 0].numpy())
+    def _due_batches(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
+        """Add frames to the mini-batch; the full mini-batches ``(batch_size, S, S)`` now due for an Adam step."""
+        batches = []
+        for frame in prepared:
+            self._buffer.append(frame)
+            if len(self._buffer) >= self.batch_size:
+                batches.append(np.stack(self._buffer))
+                self._buffer.clear()
+        return batches
+
+    def _step(self, batch: np.ndarray) -> None:
+        """One Adam step on a mini-batch, then the baseline update: the batched step of
+        :mod:`models.camera_kernels` for one model, so a detector learns the same alone or in a batch."""
+        reconstruction = learning_step([self._parameters()], [self.optimizer], batch[None])[0]
+        self.steps += 1
+        if self.error_baseline:
+            self._update_baseline(reconstruction, batch)
 
     def _update_baseline(self, reconstructions: np.ndarray, batch: np.ndarray) -> None:
         """Fold the mean error map of a learned batch into the running baseline (an exponential mean)."""
@@ -230,15 +247,21 @@ class CameraDetector:
         else:
             self.baseline_map += _BASELINE_RATE * (mean_map - self.baseline_map)
 
+    def _parameters(self) -> list[torch.Tensor]:
+        """The model's parameters in ``model.parameters()`` order (the optimizer's list of them: no module walk)."""
+        params: list[torch.Tensor] = self.optimizer.param_groups[0]["params"]
+        return params
+
     def heat_map(self, x: np.ndarray) -> np.ndarray:
         """The ``input_size`` x ``input_size`` reconstruction-error map of a frame, as :meth:`score_one` sees it.
 
         The error (``squared`` or ``darker``, see the module) averaged over 3x3 neighbourhoods, divided by the
         running baseline when ``error_baseline`` is set; also kept as ``last_error_map`` for :meth:`explain`.
+        The reconstruction is :mod:`models.camera_kernels`' batched arithmetic with a batch of one, as in
+        :func:`models.camera_batch.score_frames` (faster than the convolution modules, even for one frame).
         """
         prepared = self._prepare(x)
-        with torch.inference_mode():
-            reconstruction = self.model(torch.from_numpy(prepared[None, None]))[0, 0].numpy()
+        reconstruction = reconstruct([self._parameters()], prepared[None, None])[0, 0]
         error = _smoothed_error(reconstruction, prepared, self.error)
         if self.error_baseline and self.baseline_map is not None:
             error = error / (self.baseline_map + _BASELINE_FLOOR * float(self.baseline_map.mean()))

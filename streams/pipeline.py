@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,11 @@ from streams.stages.early import EarlyStage
 
 #: Version of the learned state's layout; part of every score's ``model_version`` and checked on restore.
 STATE_VERSION = 4
+
+
+def _always(window: AlignedWindow) -> bool:
+    """Every window may learn (no alert policy)."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,62 @@ class Pipeline:
         return state
 
     def process(self, window: AlignedWindow, learn: bool = True) -> ScoredWindow:
-        """Score one window; learn from it when ``learn`` is true (see the module docstring)."""
-        asset = self._state(window.asset_id)
-        present = window.present
-        readings: dict[str, Reading] = {}
+        """Score one window, a batch of one; learn from it when ``learn`` is true (see the module docstring)."""
+        return next(self.process_batch([window], lambda window: learn))
+
+    def process_batch(
+        self, windows: Sequence[AlignedWindow], may_learn: Callable[[AlignedWindow], bool] = _always
+    ) -> Iterator[ScoredWindow]:
+        """Score ``windows`` in order, the stages' work done for many windows at once; yields each window's score.
+
+        The windows are taken in runs of distinct assets (a plant minute of 500 assets is one run): each stage
+        reads a run in one call (one FFT over its snapshots, one autoencoder pass over its frames), then every
+        window of the run is calibrated, fused and gated in order, and the stages learn the run's normal windows
+        in one call. An asset's windows are still scored and learned one after the other, so every score is the
+        one :meth:`process` gives window by window. ``may_learn(window)`` is asked just before the window is
+        scored, after the previous window's score was handed on (the caller's alert policy has seen it).
+        """
+        for run in _distinct_asset_runs(windows):
+            assets = [self._state(window.asset_id) for window in run]
+            try:
+                readings = self._read(run, assets)
+            except Exception:
+                if len(run) == 1:
+                    raise
+                for window in run:  # a window the stages cannot read: find it (it raises where it comes)
+                    yield from self.process_batch([window], may_learn)
+                continue
+            learned: dict[str, tuple[list[Any], list[AlignedWindow], list[Reading]]] = {
+                stage.name: ([], [], []) for stage in self.stages}
+            try:
+                for window, asset, read in zip(run, assets, readings, strict=True):
+                    yield self._score(window, asset, read, may_learn(window), learned)
+            finally:  # what was scored is learned, also when the caller stops early
+                for stage in self.stages:
+                    states, stage_windows, stage_readings = learned[stage.name]
+                    if states:
+                        stage.learn_batch(states, stage_windows, stage_readings)
+
+    def _read(self, run: list[AlignedWindow], assets: list[_AssetState]) -> list[dict[str, Reading]]:
+        """Every stage's readings of a run of distinct assets' windows, by window then stage."""
+        readings: list[dict[str, Reading]] = [{} for _ in run]
         for stage in self.stages:
-            reading = stage.score(asset.models[stage.name], window, self.bearings)
-            if reading is not None:
-                readings[stage.name] = reading
+            states = [asset.models[stage.name] for asset in assets]
+            for window_readings, reading in zip(readings, stage.score_batch(states, run, self.bearings), strict=True):
+                if reading is not None:
+                    window_readings[stage.name] = reading
+        return readings
+
+    def _score(
+        self,
+        window: AlignedWindow,
+        asset: _AssetState,
+        readings: dict[str, Reading],
+        learn: bool,
+        learned: dict[str, tuple[list[Any], list[AlignedWindow], list[Reading]]],
+    ) -> ScoredWindow:
+        """Calibrate, fuse and gate one window whose stages have read it; queue what its stages learn."""
+        present = window.present
         raw = {name: reading.raw for name, reading in readings.items()}
         early_x = self.early.features(readings.values())
         early_shares: dict[str, float] = {}
@@ -145,7 +198,7 @@ class Pipeline:
         self.fusion.observe(window.asset_id, window.end_ns, fusion_input, new_logs)
         asset.windows += 1
         if learn:
-            self._learn(asset, window, readings, early_x, smoothed, calibrated, warmup)
+            self._learn(asset, window, readings, early_x, smoothed, calibrated, warmup, learned)
         else:  # the day before an alert is never learned as normal
             for channel in asset.channels.values():
                 channel.forget_pending()
@@ -213,7 +266,9 @@ class Pipeline:
         smoothed: dict[str, float],
         calibrated: dict[str, float],
         warmup: bool,
+        learned: dict[str, tuple[list[Any], list[AlignedWindow], list[Reading]]],
     ) -> None:
+        """The channels and the early detector learn now; the stages' learning is queued in ``learned``."""
         config = self.config
         for channel, value in smoothed.items():
             admit = warmup or calibrated[channel] < config.calibration_gate
@@ -222,6 +277,28 @@ class Pipeline:
         for stage in self.stages:
             reading = readings.get(stage.name)
             if reading is not None and (warmup or calibrated[stage.name] < gate):
-                stage.learn(asset.models[stage.name], window, reading)
+                states, windows, stage_readings = learned[stage.name]
+                states.append(asset.models[stage.name])
+                windows.append(window)
+                stage_readings.append(reading)
         if early_x and (warmup or calibrated[self.early.name] < gate):
             self.early.learn(asset.models[self.early.name], early_x)
+
+
+def _distinct_asset_runs(windows: Sequence[AlignedWindow]) -> Iterator[list[AlignedWindow]]:
+    """``windows`` cut into consecutive runs in which no asset comes twice.
+
+    >>> w = [AlignedWindow(a, 0, 60, vibration=(), frame=None, logs=(), closed_by="flush") for a in "abacb"]
+    >>> [[window.asset_id for window in run] for run in _distinct_asset_runs(w)]
+    [['a', 'b'], ['a', 'c', 'b']]
+    """
+    run: list[AlignedWindow] = []
+    seen: set[str] = set()
+    for window in windows:
+        if window.asset_id in seen:
+            yield run
+            run, seen = [], set()
+        run.append(window)
+        seen.add(window.asset_id)
+    if run:
+        yield run

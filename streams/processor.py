@@ -1,8 +1,13 @@
 """The stream processor shared by every runner: raw message in, scores, alerts and dead letters out.
 
 ``handle`` decodes and validates one message, aligns it, scores the windows it closes, and runs the alert
-policy. Nothing it is given is lost: a message that cannot be decoded or validated, or that arrives later
-than the allowed lateness, becomes a :class:`~fusewatch.core.events.DeadLetter` with the reason, and processing
+policy. Inside ``with processor.batch():`` the windows closed by the block's messages (and ticks) are scored
+together when the block ends, as one batch (:meth:`Pipeline.process_batch`): the same scores and alerts as
+window by window, with the stages' work done for many windows at once. Runners open a batch per poll of their
+consumer (the worker), per pump (the embedded runner) or per plant minute (the backtest).
+
+Nothing it is given is lost: a message that cannot be decoded or validated, or that arrives later than the
+allowed lateness, becomes a :class:`~fusewatch.core.events.DeadLetter` with the reason, and processing
 goes on. Duplicates are dropped and counted. Camera frames are personal-data-sensitive: a dead letter from
 the frames topic keeps the source topic, partition and offset but not the bytes.
 """
@@ -15,6 +20,7 @@ import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,6 +85,25 @@ class StreamProcessor:
         self.stats = ProcessorStats()
         self.wall_clock = wall_clock
         self.max_future_ns = config.aligner.ns("max_future_s")
+        self._closed: list[tuple[AlignedWindow, _Origin | None]] = []  # windows waiting for the batch's end
+        self._batch_depth = 0
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Score the windows closed inside the block together, when it ends (blocks may nest: the outermost
+        counts). A window that cannot be scored becomes a dead letter of the message that closed it."""
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if not self._batch_depth:
+                self._score_closed()
+
+    @property
+    def waiting(self) -> int:
+        """Windows closed inside the open batch, not yet scored."""
+        return len(self._closed)
 
     def handle(self, raw: bytes, topic: str, partition: int, offset: int, now_ns: int) -> None:
         """Process one raw input message; ``now_ns`` is the runner's clock for idle detection."""
@@ -98,10 +123,12 @@ class StreamProcessor:
         result = self.aligner.add(event, pixels, now_ns)
         if result.outcome == "late":
             self.dead_letter(raw, topic, partition, offset, now_ns, "late")
-        self._score(result.windows)
+        self._close(result.windows, _Origin(raw, topic, partition, offset, now_ns))
 
     def _operator_action(self, entry: MaintenanceLog) -> None:
-        """An operator's instruction to the alert policy (not a log entry the models read)."""
+        """An operator's instruction to the alert policy (not a log entry the models read), applied after the
+        windows closed before it are scored."""
+        self._score_closed()
         if entry.action == "maintenance" and entry.until is not None:
             self.alerts.add_maintenance_window(entry.asset_id, entry.ts, entry.until)
             log.info("maintenance window for %s from %s to %s", entry.asset_id, format_time(entry.ts),
@@ -114,14 +141,16 @@ class StreamProcessor:
 
     def tick(self, now_ns: int) -> None:
         """Close windows of idle assets (call regularly with the runner's clock)."""
-        self._score(self.aligner.expire_idle(now_ns))
+        self._close(self.aligner.expire_idle(now_ns), None)
 
     def flush(self) -> None:
         """Close and score every pending window (end of a finite stream)."""
-        self._score(self.aligner.flush())
+        self._close(self.aligner.flush(), None)
 
     def snapshot(self) -> bytes:
-        """The aligner, model and alert state as bytes (for checkpoints); the output and lookups are not kept."""
+        """The aligner, model and alert state as bytes (for checkpoints); the output and lookups are not kept.
+        Windows waiting for the end of a batch are scored first: the state covers every message handled."""
+        self._score_closed()
         bearings = self.pipeline.bearings
         try:
             self.pipeline.bearings = None  # type: ignore[assignment]  # a lookup function, given again on restore
@@ -145,25 +174,59 @@ class StreamProcessor:
         if version != STATE_VERSION:
             raise IncompatibleStateError(f"model state version {version}, this version reads {STATE_VERSION}")
         self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
+        self._closed = []  # windows of the state replaced
         self.aligner.use_clock(self.processing_clock)
         self.pipeline.bearings = bearings
 
-    def _score(self, windows: list[AlignedWindow]) -> None:
-        for window in windows:
-            closed = self.alerts.close_on_repair(window.asset_id, window.end_ns, _kinds_written_in(window))
-            if closed is not None:
-                self.stats.alerts += 1
-                self.output.alert(closed)
-            scored = self.pipeline.process(window, learn=not self.alerts.is_alerting(window.asset_id))
-            self.stats.scores += 1
-            self.output.score(scored)
-            for alert in self.alerts.update(scored.score):
-                if alert.transition == "opened":
-                    similar = [SimilarIncident(similarity=match.similarity, **match.summary)
-                               for match in self.pipeline.similar_incidents(scored)]
-                    alert = alert.model_copy(update={"similar_incidents": similar})
-                self.stats.alerts += 1
-                self.output.alert(alert)
+    def _close(self, windows: list[AlignedWindow], origin: _Origin | None) -> None:
+        """Windows just closed: scored now, or at the end of the open batch."""
+        if windows:
+            self._closed.extend((window, origin) for window in windows)
+            if not self._batch_depth:
+                self._score_closed()
+
+    def _score_closed(self) -> None:
+        """Score the closed windows as one batch, in order; a window whose scoring fails becomes a dead letter of
+        the message that closed it (logged and counted, when an idle clock or the end of the stream closed it),
+        and the batch goes on with the windows after it."""
+        closed, self._closed = self._closed, []
+        while closed:
+            done = 0
+            try:
+                for scored in self.pipeline.process_batch([window for window, _ in closed], self._may_learn):
+                    self._scored(scored)
+                    done += 1
+                return
+            except Exception as exc:  # a defect must not stop the stream
+                window, origin = closed[done]
+                log.exception("scoring failed asset=%s window_end=%s", window.asset_id, format_time(window.end_ns))
+                if origin is not None:
+                    self.dead_letter(origin.raw, origin.topic, origin.partition, origin.offset, origin.now_ns,
+                                     f"error: {type(exc).__name__}: {exc}")
+                else:
+                    self.stats.dead_letters["error"] += 1
+                closed = closed[done + 1:]
+
+    def _may_learn(self, window: AlignedWindow) -> bool:
+        """Just before a window is scored: a repair written in it closes the asset's alert; it learns unless the
+        asset is (still) alerting."""
+        closed = self.alerts.close_on_repair(window.asset_id, window.end_ns, _kinds_written_in(window))
+        if closed is not None:
+            self.stats.alerts += 1
+            self.output.alert(closed)
+        return not self.alerts.is_alerting(window.asset_id)
+
+    def _scored(self, scored: ScoredWindow) -> None:
+        """A window's score out, then the alert policy's transitions (an opened alert with similar incidents)."""
+        self.stats.scores += 1
+        self.output.score(scored)
+        for alert in self.alerts.update(scored.score):
+            if alert.transition == "opened":
+                similar = [SimilarIncident(similarity=match.similarity, **match.summary)
+                           for match in self.pipeline.similar_incidents(scored)]
+                alert = alert.model_copy(update={"similar_incidents": similar})
+            self.stats.alerts += 1
+            self.output.alert(alert)
 
     def dead_letter(self, raw: bytes, topic: str, partition: int, offset: int, now_ns: int, reason: str) -> None:
         """Send a message that cannot be processed to the dead letters, with the reason."""
@@ -184,3 +247,14 @@ class StreamProcessor:
 def _kinds_written_in(window: AlignedWindow) -> Iterator[str]:
     """The effective kinds of the log entries written during the window (lazily)."""
     return (effective_kind(log.text, log.kind) for log, _ in window.logs if window.start_ns <= log.ts < window.end_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """The message that closed a window (its dead letter, should the window's scoring fail)."""
+
+    raw: bytes
+    topic: str
+    partition: int
+    offset: int
+    now_ns: int

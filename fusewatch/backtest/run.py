@@ -4,10 +4,11 @@
 worker's partition does (:func:`streams.runners.partition.process_message`): one
 :class:`~streams.processor.StreamProcessor` per partition number (the co-partitioned input topics carry the same
 assets in partition N), its clock the newest record timestamp of the partition, messages of assets outside the
-registry and messages the processor fails on turned into dead letters. Dead
-letters keep the recorded partition and offset. Each scored window is kept as a compact trace point and as the
-record the method comparison replays (:mod:`fusewatch.evaluation.methods`), so the modality ablation (every
-single modality and every fusion method under the same alert settings) comes with the run.
+registry and messages the processor fails on turned into dead letters; the windows of one plant minute (record
+time) are scored as one batch, as a worker scores a poll's. Dead letters keep the recorded partition and
+offset. Each scored window is kept as a compact trace point and as the record the method comparison replays
+(:mod:`fusewatch.evaluation.methods`), so the modality ablation (every single modality and every fusion method
+under the same alert settings) comes with the run.
 
 :func:`summarize` measures the run against its labels (:mod:`fusewatch.evaluation`): one row per method
 with the keys of ``fusewatch evaluate``'s rows (the first, ``configured``, is the run itself: its own fused
@@ -19,6 +20,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,18 +130,29 @@ def run_backtest(
     run = BacktestRun(run_id, config, source, requested=requested)
     partitions: dict[int, _Partition] = {}
     logs = run.logs
-    with tqdm(messages, total=total, unit="msg", desc="backtest", disable=not progress) as bar:
+    minute: int | None = None
+    batch = ExitStack()  # the windows of one plant minute (record time) are scored as one batch
+    batched: set[int] = set()
+    with tqdm(messages, total=total, unit="msg", desc="backtest", disable=not progress) as bar, batch:
         for message in bar:
+            if message.timestamp_ms // 60_000 != minute:
+                minute = message.timestamp_ms // 60_000
+                batch.close()
+                batched.clear()
+                for open_partition in partitions.values():
+                    _collect(run, open_partition.output)
             partition = partitions.get(message.partition)
             if partition is None:
                 partition = partitions[message.partition] = _Partition(config, run_id, registry)
+            if message.partition not in batched:
+                batch.enter_context(partition.processor.batch())
+                batched.add(message.partition)
             partition.handle(message, topic_of[message.kind])
             if registry is None or (message.key or b"").decode("utf-8", "replace") in registry:
                 logs.add(message)
             run.messages += 1
             run.first_ms = message.timestamp_ms if run.first_ms is None else min(run.first_ms, message.timestamp_ms)
             run.last_ms = message.timestamp_ms if run.last_ms is None else max(run.last_ms, message.timestamp_ms)
-            _collect(run, partition.output)
             if run.messages % 1000 == 0:
                 bar.set_postfix(windows=len(run.windows), alerts=len(run.alerts), refresh=False)
     for partition in partitions.values():

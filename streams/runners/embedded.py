@@ -43,12 +43,14 @@ class EmbeddedRunner:
         self.now_ns = max(self.now_ns, ts_ns)
 
     def pump(self) -> int:
-        """Process every pending message, then expire idle assets; returns how many messages."""
+        """Process every pending message, then expire idle assets, scoring the windows closed as one batch;
+        returns how many messages."""
         count = 0
-        for message in self.bus.drain():
-            self.processor.handle(message.value, message.topic, message.partition, message.offset, self.now_ns)
-            count += 1
-        self.processor.tick(self.now_ns)
+        with self.processor.batch():  # the windows the pending messages close are scored together
+            for message in self.bus.drain():
+                self.processor.handle(message.value, message.topic, message.partition, message.offset, self.now_ns)
+                count += 1
+            self.processor.tick(self.now_ns)
         return count
 
     def finish(self) -> None:

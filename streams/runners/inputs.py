@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, MutableMapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class OwnedPartition:
     last_message: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the agent and the timer take turns
     saving: asyncio.Future[None] | None = None  # the last checkpoint's write and acknowledgement
+    batch: ExitStack | None = None  # the processor's open batch (see Worker._drain)
+    batch_end: asyncio.Future[None] | None = None  # the task that ends it once the agent waits
 
     def next_offset(self, topic: str) -> int:
         """The next offset of ``topic`` this worker expects: after the last delivered, or where the state ends."""

@@ -14,6 +14,7 @@ import logging
 import pickle
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from fusewatch.core.assets import AssetRegistry
@@ -100,6 +101,16 @@ class PartitionProcessor:
         self.offsets[topic] = offset + 1
         self.processed += 1
         return self.output.take()
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Score the windows closed inside the block together when it ends (:meth:`StreamProcessor.batch`); its
+        results are then in :attr:`output`."""
+        return self.processor.batch()
+
+    @property
+    def waiting(self) -> int:
+        """Windows closed in the open batch, not yet scored."""
+        return self.processor.waiting
 
     def tick(self, now_ns: int) -> list[OutgoingMessage]:
         """Close idle assets' windows on a clock that runs on while no message comes."""

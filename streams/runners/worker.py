@@ -8,12 +8,15 @@ partition N of the three co-partitioned input topics to one worker, which owns t
    event-time order (a topic with nothing buffered holds the others while it has more on the broker or spoke
    within ``[aligner] source_wait_s``); above ``[aligner] max_buffered_mb`` held per partition, the input
    topic-partitions that are ahead are paused until the others catch up;
-2. each released message goes through the processor; its scores, alerts and dead letters are sent to the
-   output topics (keys = asset id, header ``fusewatch-id`` = deterministic id);
+2. each released message goes through the processor inside a batch that stays open while the agent has messages at
+   hand: the windows they close are scored together (:meth:`StreamProcessor.batch`) once the agent would wait for
+   the next fetch (or ``max_batch_windows`` windows wait), so a poll or a burst of closing windows is one batch;
+   the scores, alerts and dead letters are sent to the output topics (keys = asset id, header ``fusewatch-id`` =
+   deterministic id);
 3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
-   old (one partition per timer tick), and when a partition is revoked,
-   the outputs are flushed, the partition's state is written with the offsets it covers, and only then are the
-   messages acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
+   old (one partition per timer tick), and when a partition is revoked, the open batch is scored, the outputs
+   are flushed, the partition's state is written with the offsets it covers, and only then are the messages
+   acknowledged, so faust never commits an offset whose effects are not in a checkpoint.
 
 Processing is at-least-once with idempotent outputs: after a crash the new owner restores the checkpoint,
 skips what it covers and processes the rest again, repeating the same output ids. Faust's ``exactly_once``
@@ -30,6 +33,7 @@ import socket
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -60,6 +64,7 @@ class WorkerOptions:
     run_id: str = "live"
     workdir: Path = Path("fusewatch-worker")
     checkpoint_every: int = 2000
+    max_batch_windows: int = 2000  # windows scored as one batch at most (a longer run of messages is cut)
     checkpoint_interval_s: float = 5.0
     # however little input came, a checkpoint at least this often: at plant speed a partition's input reaches the
     # size of its state (~1.2 MB pickled per warmed asset, ~1.6 kB/s of input per asset) after about 12 minutes,
@@ -302,9 +307,15 @@ class Worker:
         self.inputs.flow(message.partition, owned)
 
     async def _drain(self, partition: int, owned: OwnedPartition) -> None:
-        """Process what the merger releases (hold ``owned.lock``: processing order is the state's order)."""
+        """Process what the merger releases (hold ``owned.lock``: processing order is the state's order), in the
+        partition's open batch (one is opened, and ended once the agent would wait)."""
         has_more = self.inputs.has_more(partition, owned) if owned.merger.blocked_by() else set()
-        for event in owned.merger.release(has_more):
+        released = owned.merger.release(has_more)
+        if released and owned.batch is None:
+            owned.batch = ExitStack()
+            owned.batch.enter_context(owned.processor.batch())
+            owned.batch_end = asyncio.ensure_future(self._end_batch_later(partition, owned))
+        for event in released:
             message = event.message
             with self.wait_clock.busy():
                 outgoing = owned.processor.handle(self.input_topic(message.topic, message.value), message.offset,
@@ -318,8 +329,26 @@ class Worker:
                 owned.unacked_since = time.monotonic()
             owned.unacked.append(event)
             owned.unacked_bytes += len(message.value or b"") + len(message.key or b"")
+        if owned.processor.waiting >= self.options.max_batch_windows:
+            await self._end_batch(owned)
         if len(owned.unacked) >= self.options.checkpoint_every and owned.unacked_bytes >= owned.state_bytes:
             await self._checkpoint(partition, owned, wait=False)
+
+    async def _end_batch(self, owned: OwnedPartition) -> None:
+        """Score the partition's open batch and send what it gave (hold ``owned.lock``)."""
+        if owned.batch is not None:
+            batch, owned.batch = owned.batch, None
+            self.stats["batches"] += 1
+            self.stats["batched_windows"] += owned.processor.waiting
+            with self.wait_clock.busy():
+                batch.close()
+            await self._send(owned.processor.output.take())
+
+    async def _end_batch_later(self, partition: int, owned: OwnedPartition) -> None:
+        """End the batch opened just now once the agent waits for messages (this task runs only then)."""
+        async with owned.lock:
+            if self.owned.get(partition) is owned:
+                await self._end_batch(owned)
 
     def _checkpoint_due(self, owned: OwnedPartition, now: float) -> bool:
         """Whether the timer should checkpoint the partition: ``checkpoint_interval_s`` after the oldest
@@ -351,6 +380,7 @@ class Worker:
         acknowledged when it is done; a new checkpoint is not taken while the partition's last one is being
         written. ``wait=True`` (revocation, shutdown) returns when every checkpoint of the partition is written.
         """
+        await self._end_batch(owned)  # the state then covers every message handled, and its outputs are sent
         writing = owned.saving is not None and not owned.saving.done()
         if (owned.unacked or owned.processor.processed) and (wait or not writing):
             await self.sink.flush()
@@ -391,8 +421,10 @@ class Worker:
                 await asyncio.wait_for(self._send([self.health_message(health)]), HEALTH_SEND_TIMEOUT_S)
             except TimeoutError:
                 log.warning("the health report was not sent within %.0f s", HEALTH_SEND_TIMEOUT_S)
-            log.info("progress partitions=%s processed=%d held=%d held_mb=%.1f paused=%d unacked=%d lag=%d behind_s=%s",
-                     health["partitions"], self.stats["processed"], sum(health["held"].values()),
+            log.info("progress partitions=%s processed=%d windows_per_batch=%.1f held=%d held_mb=%.1f paused=%d"
+                     " unacked=%d lag=%d behind_s=%s",
+                     health["partitions"], self.stats["processed"],
+                     self.stats["batched_windows"] / max(1, self.stats["batches"]), sum(health["held"].values()),
                      sum(health["held_bytes"].values()) / 2**20, len(health["paused"]),
                      sum(health["unacked"].values()), sum(health["lag"].values()),
                      ",".join(f"{m}:{s:.0f}" for m, s in sorted(health["event_time_lag_s"].items())))

@@ -16,7 +16,7 @@ reconstructed.
 ...                     data=b"\\x89PNG\\r\\n\\x1a\\n")
 >>> frame = TimedFrame(event, np.full((64, 64), 90, dtype=np.uint8))
 >>> window = AlignedWindow("pump-01", 0, 60, vibration=(), frame=frame, logs=(), closed_by="flush")
->>> reading = stage.score(detector, window, lambda asset_id: None)
+>>> [reading] = stage.score_batch([detector], [window], lambda asset_id: None)
 >>> reading is not None and reading.raw >= 0.0, list(reading.early)
 (True, ['camera.error'])
 >>> [name for name, _ in stage.explain(detector, reading)]
@@ -25,7 +25,10 @@ reconstructed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from models.camera import CameraDetector
+from models.camera_batch import learn_frames, score_frames
 from models.early import early_features
 from streams.aligner import AlignedWindow
 from streams.model_config import ModelConfig
@@ -54,17 +57,21 @@ class CameraStage:
         """Smoothed, calibrated against recent normal history, learned late."""
         return Channel.learned(self.config)
 
-    def score(self, state: CameraDetector, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
-        """The reconstruction error of the window's frame."""
-        if window.frame is None:
-            return None
-        raw = state.score_one(window.frame.pixels)
-        return Reading(raw, early_features(None, raw, None))
+    def score_batch(self, states: Sequence[CameraDetector], windows: Sequence[AlignedWindow],
+                    bearings: BearingLookup) -> list[Reading | None]:
+        """The reconstruction error of each window's frame: one autoencoder pass over the batch's frames."""
+        framed = [(state, window.frame.pixels) for state, window in zip(states, windows, strict=True)
+                  if window.frame is not None]
+        errors = iter(score_frames([state for state, _ in framed], [pixels for _, pixels in framed]))
+        return [None if window.frame is None else _reading(next(errors)) for window in windows]
 
-    def learn(self, state: CameraDetector, window: AlignedWindow, reading: Reading) -> None:
-        """Offer the frame to the autoencoder (learned at once while it warms up, else ``learn_delay`` later)."""
-        if window.frame is not None:
-            state.learn_one(window.frame.pixels)
+    def learn_batch(self, states: Sequence[CameraDetector], windows: Sequence[AlignedWindow],
+                    readings: Sequence[Reading]) -> None:
+        """Offer each frame to its autoencoder (learned at once while it warms up, else ``learn_delay`` later);
+        the training steps that fall due run as one batched step."""
+        framed = [(state, window.frame.pixels) for state, window in zip(states, windows, strict=True)
+                  if window.frame is not None]
+        learn_frames([state for state, _ in framed], [pixels for _, pixels in framed])
 
     def forget_pending(self, state: CameraDetector) -> None:
         """Drop the frames waiting to be learned."""
@@ -73,3 +80,7 @@ class CameraStage:
     def explain(self, state: CameraDetector, reading: Reading) -> list[tuple[str, float]]:
         """Peak error of the frame just scored and its row and column (0-1)."""
         return state.explain()
+
+
+def _reading(error: float) -> Reading:
+    return Reading(error, early_features(None, error, None))

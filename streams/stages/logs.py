@@ -32,7 +32,7 @@ from models.early import early_features
 from models.text import LogSeverityModel, effective_kind, normalize_log_text
 from streams.aligner import AlignedWindow
 from streams.model_config import ModelConfig
-from streams.stages.base import BearingLookup, Reading
+from streams.stages.base import BearingLookup, Reading, WindowByWindow
 from streams.stages.channel import Channel
 
 #: An entry judged once: (severity, whether it is a repair, its normalised words).
@@ -47,8 +47,8 @@ class LogState:
     cache: dict[tuple[int, int], _Judged] = field(default_factory=dict)
 
 
-class LogStage:
-    """Maintenance-log evidence per asset (the log-severity model is per asset too)."""
+class LogStage(WindowByWindow[LogState]):
+    """Maintenance-log evidence per asset (the log-severity model is per asset too); read window by window."""
 
     name = "logs"
 

@@ -17,7 +17,7 @@ features.
 >>> chunk = VibrationChunk(asset_id="pump-01", sensor_id="acc-1", ts=0, sample_rate_hz=20_000.0, unit="g",
 ...                        samples=wave)
 >>> window = AlignedWindow("pump-01", 0, 60, vibration=(chunk,), frame=None, logs=(), closed_by="flush")
->>> reading = stage.score(detector, window, lambda asset_id: None)
+>>> [reading] = stage.score_batch([detector], [window], lambda asset_id: None)
 >>> reading is not None and reading.raw == 0.0 and "kurtosis" in reading.features  # nothing learned yet
 True
 >>> "vibration.kurtosis" in reading.early and "vibration.rms" not in reading.early
@@ -26,16 +26,17 @@ True
 >>> edge = VibrationFeatureSet(asset_id="pump-01", sensor_id="acc-1", ts=0, sample_rate_hz=20_000.0, unit="g",
 ...                            n_samples=4096, features_version="vibration-v1", features=reading.features)
 >>> both = AlignedWindow("pump-01", 0, 60, vibration=(chunk, edge), frame=None, logs=(), closed_by="flush")
->>> stage.score(detector, both, lambda asset_id: None).features == reading.features
+>>> stage.score_batch([detector], [both], lambda asset_id: None)[0].features == reading.features
 True
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from fusewatch.core.assets import BearingKinematics
-from fusewatch.core.events import VibrationEvent, VibrationFeatureSet
+from fusewatch.core.events import VibrationFeatureSet
 from models.early import early_features
 from models.vibration import VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
@@ -61,28 +62,35 @@ class VibrationStage:
         """Smoothed, calibrated against recent normal history, learned late."""
         return Channel.learned(self.config)
 
-    def score(self, state: VibrationDetector, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
-        """The window's features (mean over its chunks or feature sets) and the detector's score of them."""
-        if not window.vibration:
-            return None
-        bearing = bearings(window.asset_id)
-        per_chunk = [self._features_of(item, bearing) for item in window.vibration]
-        if len(per_chunk) == 1:
-            features = per_chunk[0]
-        else:
-            names = [name for name in per_chunk[0] if all(name in f for f in per_chunk[1:])]
-            features = {name: float(np.mean([f[name] for f in per_chunk])) for name in names}
-        return Reading(state.score_one(features), early_features(features, None, None), features=features)
+    def score_batch(self, states: Sequence[VibrationDetector], windows: Sequence[AlignedWindow],
+                    bearings: BearingLookup) -> list[Reading | None]:
+        """Each window's features (mean over its chunks or feature sets) and its detector's score of them.
 
-    def _features_of(self, item: VibrationEvent, bearing: BearingKinematics | None) -> dict[str, float]:
-        """A chunk's features, computed here, or a feature set's, computed at the edge."""
-        if isinstance(item, VibrationFeatureSet):
-            return dict(item.features)
-        return self.features.transform(item.samples, item.sample_rate_hz, bearing)
+        The waveforms of every window of the batch go through one :meth:`VibrationFeatures.transform_batch`.
+        """
+        waveforms = [(chunk.samples, chunk.sample_rate_hz, bearings(window.asset_id))
+                     for window in windows for chunk in window.vibration if not isinstance(chunk, VibrationFeatureSet)]
+        computed = iter(self.features.transform_batch(waveforms) if waveforms else [])
+        readings: list[Reading | None] = []
+        for state, window in zip(states, windows, strict=True):
+            if not window.vibration:
+                readings.append(None)
+                continue
+            per_chunk = [dict(item.features) if isinstance(item, VibrationFeatureSet) else next(computed)
+                         for item in window.vibration]
+            if len(per_chunk) == 1:
+                features = per_chunk[0]
+            else:
+                names = [name for name in per_chunk[0] if all(name in f for f in per_chunk[1:])]
+                features = {name: float(np.mean([f[name] for f in per_chunk])) for name in names}
+            readings.append(Reading(state.score_one(features), early_features(features, None, None), features=features))
+        return readings
 
-    def learn(self, state: VibrationDetector, window: AlignedWindow, reading: Reading) -> None:
-        """The detector learns the window's features."""
-        state.learn_one(reading.features)
+    def learn_batch(self, states: Sequence[VibrationDetector], windows: Sequence[AlignedWindow],
+                    readings: Sequence[Reading]) -> None:
+        """Each detector learns its window's features."""
+        for state, reading in zip(states, readings, strict=True):
+            state.learn_one(reading.features)
 
     def forget_pending(self, state: VibrationDetector) -> None:
         """Nothing waits: the detector learns at once."""
