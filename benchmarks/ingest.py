@@ -9,9 +9,9 @@ last, so interpreter start-up, connecting and the group join are left out. "aiok
 = the largest message, faust's 1.5 s fetch wait), touching only the length of each value; "aiokafka + decode"
 adds the worker's decode (`fusewatch.core.codec.decode`: split the envelope, validate the header, the samples
 as numpy) in the same loop; "worker ingest" is a faust app with the worker's settings
-(`streams.runners.worker.faust_app_settings`) and a fresh consumer group, whose agent iterates the worker's three
-input topics with ``stream.noack().events()`` like the worker and decodes every message (acknowledging them in
-batches of the worker's checkpoint size), without the merge and the scoring. The ratio is worker ingest
+(`streams.runners.worker_options.faust_app_settings`) and a fresh consumer group, whose agent iterates the
+worker's three input topics with ``stream.noack().events()`` like the worker and decodes every message
+(acknowledging them in batches of the worker's checkpoint size), without the merge and the scoring. The ratio is worker ingest
 messages/s ÷ aiokafka messages/s of the same repetition; the conditions are interleaved in rotating order.
 """
 

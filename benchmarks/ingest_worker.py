@@ -4,9 +4,9 @@ of the vibration topic from the beginning, print one JSON line with the timing, 
 ``--mode aiokafka``: a bare :class:`aiokafka.AIOKafkaConsumer` with the vibration partitions assigned and the
 worker's fetch sizes, touching only ``len(value)``; ``aiokafka-decode``: the same loop decoding every message
 with :func:`fusewatch.core.codec.decode`; ``faust``: a faust app configured as the worker's
-(:func:`streams.runners.worker.faust_app_settings`, a fresh consumer group), whose agent iterates the worker's input
-topics with ``stream.noack().events()`` as the worker does and decodes every message, acknowledging them in
-batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up and
+(:func:`streams.runners.worker_options.faust_app_settings`, a fresh consumer group), whose agent iterates the
+worker's input topics with ``stream.noack().events()`` as the worker does and decodes every message,
+acknowledging them in batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up and
 the group join are left out.
 
     python -m benchmarks.ingest_worker --mode faust --topic-prefix fwbench-1234. --count 3000 --workdir /tmp/x
@@ -111,7 +111,7 @@ def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path) 
     """The worker's way: its faust app settings, its input topics, ``noack().events()``, then decode."""
     import faust
 
-    from streams.runners.worker import WorkerOptions, faust_app_settings
+    from streams.runners.worker_options import WorkerOptions, faust_app_settings
 
     workdir.mkdir(parents=True, exist_ok=True)
     options = WorkerOptions(app_id=app_id, workdir=workdir)

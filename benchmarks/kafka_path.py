@@ -1,11 +1,14 @@
 """Through Kafka: simulate → broker → one `fusewatch worker`, against the embedded runner on the same plant.
 
 The plant's messages are published to topics of the benchmark's own (a fresh prefix) before anything is timed.
-The embedded runner then scores them in this process (wall time from its first scored window to its last).
-One `fusewatch worker` (a subprocess, the same processor fed by faust-streaming from the broker, with its
-checkpoints and outputs to the scores topic) scores the topics; its throughput is the windows on the scores
-topic divided by the time from the first score to the last, so the worker's start-up and group join are left
-out. Both use one process; the worker's faust runtime and the broker share the machine's two cores.
+The embedded runner then scores them in this process (wall time from its first message to its last window,
+each plant minute's messages pumped as one batch). One `fusewatch worker` (a subprocess, the same processor fed
+by faust-streaming from the broker, with its checkpoints and outputs to the scores topic) scores the topics;
+its throughput is the windows on the scores topic divided by the time from its partitions' assignment (the log
+line it writes then, watched every 20 ms) to its last score (the scores topic, polled every 0.2 s), so the
+worker's start-up and group join are left out. (The earlier measure, first score to last, no longer works: a
+worker that scores a poll as one batch produces its first scores together with many others.) Both use one
+process; the worker's faust runtime and the broker share the machine's two cores.
 """
 
 from __future__ import annotations
@@ -56,49 +59,50 @@ def scored(settings: KafkaSettings) -> int:
 
 
 def embedded_rate(simulated: PlantSimulator) -> tuple[float, int]:
-    """Windows per second of the embedded runner, from its first scored window to its last (as for the worker),
-    and the windows it scored."""
+    """Windows per second of the embedded runner, from its first message to its last window, and the windows it
+    scored."""
     topics = Topics()
     steps = [[(topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step] for step in simulated.steps()]
     output = CollectingOutput()
     runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output,
                                             bearings=simulated.asset_registry().bearings))
-    first_at, first_count = None, 0
+    started = time.perf_counter()
     for step in steps:
         for topic, key, value, ts in step:
             runner.publish(topic, key, value, ts)
         runner.pump()
-        if first_at is None and output.scored:
-            first_at, first_count = time.perf_counter(), len(output.scored)
     runner.finish()
-    assert first_at is not None
-    return (len(output.scored) - first_count) / (time.perf_counter() - first_at), len(output.scored)
+    return len(output.scored) / (time.perf_counter() - started), len(output.scored)
 
 
 def worker_rate(settings: KafkaSettings, registry: Path, windows: int, workdir: Path, app_id: str) -> float:
-    """Start a worker of a new group (it reads the inputs from the start) and time its scores: the windows it
-    adds to the scores topic from its first to ``windows``."""
+    """Start a worker of a new group (it reads the inputs from the start) and time its scores: ``windows`` added
+    to the scores topic, from the assignment of its partitions to the last of them."""
     before = scored(settings)
     expected = before + windows
     env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": settings.topic_prefix}
-    command = worker_command(settings, workdir, app_id, registry)
+    command = worker_command(settings, workdir, app_id, registry, "INFO")  # INFO: the assignment's log line
     with open(workdir / "worker.log", "wb") as output:
         worker = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 900
-        first_at, first_count = None, 0
+        assigned_at: float | None = None
+        while assigned_at is None:
+            if b"assigned partitions" in (workdir / "worker.log").read_bytes():
+                assigned_at = time.monotonic()
+            elif time.monotonic() > deadline or worker.poll() is not None:
+                raise RuntimeError(f"the worker was never assigned its partitions; see {workdir / 'worker.log'}")
+            else:
+                time.sleep(0.02)
         while True:
             count = scored(settings)
             now = time.monotonic()
-            if first_at is None and count > before:
-                first_at, first_count = now, count
             if count >= expected:
                 break
             if now > deadline or worker.poll() is not None:
                 raise RuntimeError(f"the worker scored {count} of {expected} windows; see {workdir / 'worker.log'}")
             time.sleep(0.2)
-        assert first_at is not None
-        return (count - first_count) / max(now - first_at, 1e-9)
+        return (count - before) / max(now - assigned_at, 1e-9)
     finally:
         stop(worker)
 

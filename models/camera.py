@@ -44,6 +44,12 @@ from models.camera_options import ErrorKind, Normalization
 torch.set_num_threads(1)
 
 
+def prepare_torch() -> None:
+    """Make a throwaway Adam optimizer: torch imports its compiler machinery when the first optimizer is made
+    (1.5 s here), which a long-running process (a worker) had better pay before its first window than in it."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
     """Mean-pool a 2-D image (or a stack of them) down to ``size`` x ``size`` (integer factor, edges cropped).
 

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from connectors.kafka.state_store import KafkaCheckpointStore
     from fusewatch.config import to_toml
     from streams.checkpoint import config_digest
-    from streams.runners.worker import Worker, WorkerOptions
+    from streams.runners.worker import Worker
+    from streams.runners.worker_options import WorkerOptions
 
     config = config_of(args)
     settings = kafka_settings(args, config)

@@ -10,7 +10,8 @@ partition N of the three co-partitioned input topics to one worker, which owns t
    topic-partitions that are ahead are paused until the others catch up;
 2. each released message goes through the processor inside a batch that stays open while the agent has messages at
    hand: the windows they close are scored together (:meth:`StreamProcessor.batch`) once the agent would wait for
-   the next fetch (or ``max_batch_windows`` windows wait), so a poll or a burst of closing windows is one batch;
+   the next fetch (or ``max_batch_windows`` windows wait, or the batch is ``max_batch_age_s`` old), so a poll or a
+   burst of closing windows is one batch;
    the scores, alerts and dead letters are sent to the output topics (keys = asset id, header ``fusewatch-id`` =
    deterministic id);
 3. every ``checkpoint_every`` messages, once the oldest unacknowledged message is ``checkpoint_interval_s``
@@ -34,46 +35,25 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, cast
 
 import faust
 from faust.types import TP, EventT, StreamT
 
-from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.errors import IncompatibleStateError
 from fusewatch.core.events import WorkerHealth
 from fusewatch.core.kafka_settings import KafkaSettings
+from models.camera import prepare_torch
 from streams.checkpoint import Checkpoint, CheckpointStorage, CheckpointStore
 from streams.runners.inputs import InputControl, OwnedPartition
 from streams.runners.merge import EventTimeMerger, WaitClock
 from streams.runners.partition import OutgoingMessage, PartitionProcessor
+from streams.runners.worker_options import WorkerOptions, faust_app_settings
 from streams.settings import StreamSettings
 
 log = logging.getLogger(__name__)
 
 HEALTH_SEND_TIMEOUT_S = 2.0
-
-
-@dataclass
-class WorkerOptions:
-    """How one worker runs (the rest comes from the configuration)."""
-
-    app_id: str = "fusewatch"
-    run_id: str = "live"
-    workdir: Path = Path("fusewatch-worker")
-    checkpoint_every: int = 2000
-    max_batch_windows: int = 2000  # windows scored as one batch at most (a longer run of messages is cut)
-    checkpoint_interval_s: float = 5.0
-    # however little input came, a checkpoint at least this often: at plant speed a partition's input reaches the
-    # size of its state (~1.2 MB pickled per warmed asset, ~1.6 kB/s of input per asset) after about 12 minutes,
-    # so a shorter bound would make the state topic carry more bytes than the inputs (docs/production.md)
-    checkpoint_max_interval_s: float = 1800.0
-    web_port: int | None = None  # faust's web view (health, lag) when set
-    report_interval_s: float = 10.0  # a progress line in the log
-    registry: AssetRegistry | None = None  # when given: bearing frequencies, and other assets are dead letters
-    config_digest: str = ""  # of the configuration the checkpoints belong to; another digest's are not restored
 
 
 def freeze_heap() -> None:
@@ -91,40 +71,6 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def faust_credentials(settings: KafkaSettings) -> faust.types.auth.CredentialsT | None:
-    """The ``[kafka]`` security settings as faust's broker credentials (``None`` for PLAINTEXT)."""
-    if settings.sasl:
-        return faust.SASLCredentials(username=settings.sasl_username, password=settings.password(),
-                                     mechanism=settings.sasl_mechanism, ssl_context=settings.ssl_context())
-    context = settings.ssl_context()
-    return None if context is None else faust.SSLCredentials(context)
-
-
-def faust_app_settings(settings: KafkaSettings, options: WorkerOptions) -> dict[str, Any]:
-    """The keyword arguments of the worker's ``faust.App`` (all but the app id, ``options.app_id``): one
-    definition for the worker and for the benchmarks that read the topics the way it does."""
-    return {
-        "broker": [f"kafka://{server}" for server in settings.servers()],
-        "broker_credentials": faust_credentials(settings),
-        "store": "memory://",
-        "datadir": str(options.workdir / "faust"),
-        "topic_partitions": settings.partitions,
-        "topic_allow_declare": False,
-        "topic_disable_leader": True,
-        "consumer_auto_offset_reset": "earliest",
-        "stream_wait_empty": False,  # held (unacknowledged) messages must not block a rebalance
-        "producer_acks": -1,
-        "producer_max_request_size": settings.max_message_bytes,
-        "consumer_max_fetch_size": settings.max_message_bytes,
-        "web_enabled": options.web_port is not None,
-        "web_port": options.web_port or 6066,
-        "web_bind": "127.0.0.1",
-        "broker_session_timeout": 10.0,  # a killed worker's partitions move after 10 s, not 60
-        "broker_heartbeat_interval": 2.0,
-        "broker_request_timeout": max(settings.timeout_s, 40.0),
-    }
 
 
 class OutputSink(Protocol):
@@ -172,6 +118,8 @@ class Worker:
         self.wait_clock = WaitClock()  # what the waits for quiet inputs and idle modalities are measured on
         self.worker_id = f"{options.app_id}@{socket.gethostname()}:{os.getpid()}"
         self._last_report = time.monotonic()
+        self._channel: Any = None  # the agent's channel, once it runs
+        prepare_torch()  # before the group join, not in the first window
         self.app = self._build_app()
         self.inputs = InputControl(self.app, self.stats)
         self.sink: OutputSink = sink or ProducerSink(self.app)
@@ -186,6 +134,7 @@ class Worker:
         )
 
         async def process(stream: StreamT[bytes]) -> None:
+            self._channel = stream.channel  # what the agent has at hand (see _end_batch_later)
             async for event in cast(Any, stream).noack().events():
                 await self.on_event(event)
 
@@ -345,10 +294,19 @@ class Worker:
             await self._send(owned.processor.output.take())
 
     async def _end_batch_later(self, partition: int, owned: OwnedPartition) -> None:
-        """End the batch opened just now once the agent waits for messages (this task runs only then)."""
+        """End the batch opened just now once the agent has no message at hand (its channel's queue is empty: it
+        would wait for the next fetch), or ``max_batch_age_s`` after it was opened (a bound on the latency)."""
+        opened = time.monotonic()
+        while self._agent_has_messages() and time.monotonic() - opened < self.options.max_batch_age_s:
+            await asyncio.sleep(0)  # the agent handles the next message meanwhile
         async with owned.lock:
             if self.owned.get(partition) is owned:
                 await self._end_batch(owned)
+
+    def _agent_has_messages(self) -> bool:
+        """Whether messages wait in the agent's channel (faust's conductor puts each fetch there)."""
+        queue = getattr(self._channel, "queue", None) if self._channel is not None else None
+        return queue is not None and not queue.empty()
 
     def _checkpoint_due(self, owned: OwnedPartition, now: float) -> bool:
         """Whether the timer should checkpoint the partition: ``checkpoint_interval_s`` after the oldest

@@ -18,7 +18,8 @@ from fusewatch.core.codec import encode
 from fusewatch.core.kafka_settings import KafkaSettings
 from streams.aligner import AlignerConfig
 from streams.runners.partition import OutgoingMessage
-from streams.runners.worker import Worker, WorkerOptions
+from streams.runners.worker import Worker
+from streams.runners.worker_options import WorkerOptions
 from streams.settings import StreamSettings
 
 
