@@ -1,18 +1,18 @@
 """Ingest: the worker's decode throughput on the vibration topic against a bare aiokafka consumer.
 
-A vibration-only data set (the simulated plant's vibration chunks, about 100 KB each, encoded with the wire
-codec) is published once to a vibration topic of the benchmark's own (a fresh prefix, the configured 6
-partitions) before anything is timed. Each condition is a fresh subprocess (`benchmarks/ingest_worker.py`)
-that reads every message of the topic from the beginning and reports the time from its first message to its
-last, so interpreter start-up, connecting and the group join are left out. "aiokafka" is a bare
-``AIOKafkaConsumer`` with the partitions assigned and the worker's fetch settings (``max_partition_fetch_bytes``
-= the largest message, faust's 1.5 s fetch wait), touching only the length of each value; "aiokafka + decode"
-adds the worker's decode (`fusewatch.core.codec.decode`: split the envelope, validate the header, the samples
-as numpy) in the same loop; "worker ingest" is a faust app with the worker's settings
-(`streams.runners.worker_options.faust_app_settings`) and a fresh consumer group, whose agent iterates the
-worker's three input topics with ``stream.noack().events()`` like the worker and decodes every message
-(acknowledging them in batches of the worker's checkpoint size), without the merge and the scoring. The ratio is worker ingest
-messages/s ÷ aiokafka messages/s of the same repetition; the conditions are interleaved in rotating order.
+A vibration-only data set (the simulated plant's vibration chunks, about 100 KB each, encoded with the wire codec)
+is published once to a vibration topic of the benchmark's own (a fresh prefix, the configured 6 partitions) before
+anything is timed. Each condition is a fresh subprocess (`benchmarks/ingest_worker.py`) that reads every message of
+the topic from the beginning and reports the time from its first message to its last, so interpreter start-up,
+connecting and the group join are left out. "aiokafka" is a bare ``AIOKafkaConsumer`` with the partitions assigned
+and the worker's fetch settings (``max_partition_fetch_bytes`` = the largest message, faust's 1.5 s fetch wait),
+touching only the length of each value; "aiokafka + decode" adds the worker's decode (`fusewatch.core.codec.decode`:
+split the envelope, validate the header, the samples as numpy) in the same loop; "worker ingest" is a faust app with
+the worker's settings (`streams.runners.worker_options.faust_app_settings`) and a fresh consumer group, whose agent
+iterates the worker's three input topics with ``stream.noack().events()`` like the worker and decodes every message
+(acknowledging them in batches of the worker's checkpoint size), without the merge and the scoring. The ratio is
+worker ingest messages/s ÷ aiokafka messages/s of the same repetition; the conditions are interleaved in rotating
+order.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
-"""One reader of the ingest benchmark (:mod:`benchmarks.ingest`), run as a subprocess: read ``--count`` messages
-of the vibration topic from the beginning, print one JSON line with the timing, exit.
+"""One reader of the ingest benchmark (:mod:`benchmarks.ingest`), run as a subprocess: read ``--count`` messages of the
+vibration topic from the beginning, print one JSON line with the timing, exit.
 
 ``--mode aiokafka``: a bare :class:`aiokafka.AIOKafkaConsumer` with the vibration partitions assigned and the
-worker's fetch sizes, touching only ``len(value)``; ``aiokafka-decode``: the same loop decoding every message
-with :func:`fusewatch.core.codec.decode`; ``faust``: a faust app configured as the worker's
+worker's fetch sizes, touching only ``len(value)``; ``aiokafka-decode``: the same loop decoding every message with
+:func:`fusewatch.core.codec.decode`; ``faust``: a faust app configured as the worker's
 (:func:`streams.runners.worker_options.faust_app_settings`, a fresh consumer group), whose agent iterates the
-worker's input topics with ``stream.noack().events()`` as the worker does and decodes every message,
-acknowledging them in batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up and
-the group join are left out.
+worker's input topics with ``stream.noack().events()`` as the worker does and decodes every message, acknowledging
+them in batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up
+and the group join are left out.
 
     python -m benchmarks.ingest_worker --mode faust --topic-prefix fwbench-1234. --count 3000 --workdir /tmp/x
 """
