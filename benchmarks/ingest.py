@@ -54,8 +54,7 @@ PROFILE_NOTES = [
     " sensors; three interleaved pairs read 2449, 2483, 2476 messages/s without it against 2340, 2223, 2603 with"
     " it, within the noise, so the worker keeps faust's monitoring.",
 ]
-CONDITIONS = {"aiokafka": "aiokafka", "aiokafka + decode": "aiokafka-decode", "worker ingest": "faust",
-              "faust take_events": "faust-take"}  # the last: faust's batching, measured beside the worker's way
+CONDITIONS = {"aiokafka": "aiokafka", "aiokafka + decode": "aiokafka-decode", "worker ingest": "faust"}
 
 
 def rotated(items: Sequence[str], repetition: int) -> list[str]:

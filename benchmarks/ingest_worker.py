@@ -6,8 +6,7 @@ worker's fetch sizes, touching only ``len(value)``; ``aiokafka-decode``: the sam
 :func:`fusewatch.core.codec.decode`; ``faust``: a faust app configured as the worker's
 (:func:`streams.runners.worker_options.faust_app_settings`, a fresh consumer group), whose agent iterates the
 worker's input topics with ``stream.noack().events()`` as the worker does and decodes every message, acknowledging
-them in batches of the worker's ``checkpoint_every``; ``faust-take``: the same app taking lists of up to 1,000
-events (``noack().take_events``). The time runs from the first message to the last, so start-up
+them in batches of the worker's ``checkpoint_every``. The time runs from the first message to the last, so start-up
 and the group join are left out.
 
     python -m benchmarks.ingest_worker --mode faust --topic-prefix fwbench-1234. --count 3000 --workdir /tmp/x
@@ -30,7 +29,7 @@ from benchmarks.processes import bench_kafka
 from fusewatch.core.codec import decode
 from fusewatch.core.kafka_settings import KafkaSettings
 
-MODES = ("aiokafka", "aiokafka-decode", "faust", "faust-take")
+MODES = ("aiokafka", "aiokafka-decode", "faust")
 REPORT = "ingest-report: "  # the line of the report on stdout
 
 
@@ -108,9 +107,8 @@ async def read_aiokafka(settings: KafkaSettings, count: int, with_decode: bool) 
         await consumer.stop()
 
 
-def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path, take: bool = False) -> None:
-    """The worker's way: its faust app settings, its input topics, ``noack().events()``, then decode; ``take``:
-    the events in lists of up to 1,000 (``noack().take_events(1000, within=0.05)``), faust's batching."""
+def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path) -> None:
+    """The worker's way: its faust app settings, its input topics, ``noack().events()``, then decode."""
     import faust
 
     from streams.runners.worker_options import WorkerOptions, faust_app_settings
@@ -121,14 +119,6 @@ def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path, 
     inputs = app.topic(*settings.topics().inputs, key_type=bytes, value_type=bytes, key_serializer="raw",
                        value_serializer="raw")
     tally = Tally(count)
-
-    async def ingest_taken(stream: Any) -> None:
-        async for events in stream.noack().take_events(1000, within=0.05):  # faust acknowledges each list
-            for event in events:
-                value: bytes = event.message.value or b""
-                decode(value)
-                if tally.add(len(value)):
-                    _finish(tally)
 
     async def ingest(stream: Any) -> None:
         unacked = []
@@ -143,7 +133,7 @@ def read_faust(settings: KafkaSettings, count: int, app_id: str, workdir: Path, 
             if tally.add(len(value)):
                 _finish(tally)
 
-    app.agent(inputs, name="fusewatch-ingest")(ingest_taken if take else ingest)
+    app.agent(inputs, name="fusewatch-ingest")(ingest)
     faust.Worker(app, loglevel="warn", quiet=True).execute_from_commandline()
 
 
@@ -157,8 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("out/ingest-worker"))
     args = parser.parse_args(argv)
     settings = bench_kafka(bootstrap_servers=args.kafka, topic_prefix=args.topic_prefix)
-    if args.mode in ("faust", "faust-take"):
-        read_faust(settings, args.count, args.app_id, args.workdir, take=args.mode == "faust-take")
+    if args.mode == "faust":
+        read_faust(settings, args.count, args.app_id, args.workdir)
         print("the faust app stopped before reading every message", file=sys.stderr)
         return 1
     _finish(asyncio.run(read_aiokafka(settings, args.count, args.mode == "aiokafka-decode")))

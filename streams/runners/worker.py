@@ -294,11 +294,18 @@ class Worker:
             await self._send(owned.processor.output.take())
 
     async def _end_batch_later(self, partition: int, owned: OwnedPartition) -> None:
-        """End the batch opened just now once the agent has no message at hand (its channel's queue is empty: it
-        would wait for the next fetch), or ``max_batch_age_s`` after it was opened (a bound on the latency)."""
+        """End the batch opened just now once the agent has had no message at hand (its channel's queue empty)
+        for ``batch_grace_s`` (the next fetch of a burst lands within it), or ``max_batch_age_s`` after it was
+        opened (a bound on the latency)."""
         opened = time.monotonic()
-        while self._agent_has_messages() and time.monotonic() - opened < self.options.max_batch_age_s:
-            await asyncio.sleep(0)  # the agent handles the next message meanwhile
+        options = self.options
+        while time.monotonic() - opened < options.max_batch_age_s:
+            if self._agent_has_messages():
+                await asyncio.sleep(0)  # the agent handles the next message meanwhile
+                continue
+            await asyncio.sleep(options.batch_grace_s)
+            if not self._agent_has_messages():
+                break
         async with owned.lock:
             if self.owned.get(partition) is owned:
                 await self._end_batch(owned)

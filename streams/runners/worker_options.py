@@ -27,6 +27,7 @@ class WorkerOptions:
     checkpoint_every: int = 2000
     max_batch_windows: int = 2000  # windows scored as one batch at most (a longer run of messages is cut)
     max_batch_age_s: float = 0.25  # a batch ends this long after it was opened at the latest
+    batch_grace_s: float = 0.005  # ... and once the agent has had no message at hand this long
     checkpoint_interval_s: float = 5.0
     # however little input came, a checkpoint at least this often: at plant speed a partition's input reaches the
     # size of its state (~1.2 MB pickled per warmed asset, ~1.6 kB/s of input per asset) after about 12 minutes,

@@ -235,3 +235,30 @@ def test_workers_on_separate_hosts_scale_out_and_take_over_after_a_kill(kafka: K
                 seen.append(key[1])
         assert seen == sorted(seen), asset
     assert np.isfinite([s["fused"] for s in scores]).all()
+
+
+def test_live_bursts_are_scored_in_batches_equal_to_the_embedded_runner(kafka: KafkaSettings, tmp_path: Path) -> None:
+    """The worker runs while the plant sends: every plant minute all 30 assets sample on the same second, so each
+    minute's frames close 30 windows at once. The worker scores them in batches (its health counts more than one
+    window per batch) and every window equals the embedded runner's."""
+    assets = 30
+    simulated = plant(assets=assets, days=12 / 1440, sample_rate_hz=4_000.0)
+    registry = tmp_path / "assets.json"
+    simulated.asset_registry().save(registry)
+    expected = embedded_scores(simulated)
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + "burst", registry, "worker")
+    try:
+        wait_until(lambda: bool((worker.health() or {}).get("partitions")), 120, "partitions assigned", worker)
+        with EventProducer(kafka) as producer:
+            for step in simulated.steps():  # live: one plant minute at a time, the worker scoring meanwhile
+                for event in step:
+                    producer.send(event)
+                producer.flush()
+                time.sleep(0.3)
+        wait_until(lambda: scored(kafka, len(expected) - 2 * assets), 180, "the closed windows scored", worker)
+        counters = (worker.health() or {})["counters"]
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    assert counters["batches"] >= 1 and counters["batched_windows"] >= len(expected) - 2 * assets
+    assert counters["batched_windows"] / counters["batches"] > 2, counters  # windows closing together, together
+    assert_same_scores(expected, scores_in_topic(kafka))
