@@ -5,8 +5,11 @@ to wall time (never ahead of it), and logs the wall time at which each message w
 `fusewatch worker` and one `fusewatch sink` (subprocesses, default settings, a fresh InfluxDB database) are
 started and have joined their groups before anything is sent. The first two plant minutes are sent at once as
 history (the warm-up: the worker scores its first windows from it), then the plant runs live. A window of an
-asset *closes* when the first message of that asset with event time ≥ window end + allowed lateness (30 s) is
-sent: that message moves the asset's watermark past the window in the aligner. It is *visible* when a poll of
+asset *closes* when the message is sent that brings the slower of its two streams (vibration, frames) to an
+event time ≥ window end + allowed lateness (30 s): the aligner's watermark is the smallest progress of the streams
+that hold the asset (`close_times`). (Until 2026-12-06 the first message past end + lateness counted as the
+close; since the aligner waits for the slowest active stream, that added up to a minute of waiting for the next
+snapshot to every figure.) It is *visible* when a poll of
 InfluxDB (`SELECT … FROM fusewatch_score WHERE time >= …`, every 75 ms; the point's time is the window end)
 first returns its point; latency = visible − close, so the poll interval is the resolution. Two conditions run
 back to back through the same worker and sink: *staggered*, where every asset samples at its own phase of the
@@ -105,20 +108,30 @@ def close_times(sends: Iterable[Sent], window_ns: int, lateness_ns: int) -> dict
     """The message that closed each window, keyed by (asset, window end in ns), as the aligner closes them.
 
     A window exists once a message of the asset falls in it (``[start, start + window)``, start a multiple of
-    the window); it closes at the first later message of the asset whose event time is ≥ end + lateness. Windows
-    still open after the last message are absent. ``sends`` in send order (each asset's in event-time order).
+    the window). It closes when the asset's watermark reaches end + lateness: the watermark is the smallest
+    progress (newest event time) over the asset's streams that hold it, vibration and frames (maintenance logs
+    never hold; here every stream speaks each minute, so none goes idle), so the window closes at the message
+    that brings the slowest of them past end + lateness. Windows still open after the last message are absent.
+    ``sends`` in send order (each asset's in event-time order).
 
-    >>> log = [Sent("a", 0, 1.0, "x"), Sent("a", 30, 2.0, "x"), Sent("a", 95, 3.0, "y"), Sent("a", 125, 4.0, "y")]
+    >>> log = [Sent("a", 0, 1.0, "x", "vibration"), Sent("a", 30, 2.0, "x", "frames"),
+    ...        Sent("a", 95, 3.0, "y", "frames"), Sent("a", 120, 4.0, "y", "vibration")]
     >>> {key: s.wall_s for key, s in close_times(log, window_ns=60, lateness_ns=30).items()}
-    {('a', 60): 3.0}
+    {('a', 60): 4.0}
     """
     open_windows: dict[str, set[int]] = {}
+    progress: dict[str, dict[str, int]] = {}
     closed: dict[tuple[str, int], Sent] = {}
     for sent in sends:
         windows = open_windows.setdefault(sent.asset_id, set())
-        for start in sorted(start for start in windows if start + window_ns + lateness_ns <= sent.ts_ns):
-            windows.discard(start)
-            closed.setdefault((sent.asset_id, start + window_ns), sent)
+        streams = progress.setdefault(sent.asset_id, {})
+        if "logs" not in sent.topic:
+            streams[sent.topic] = max(streams.get(sent.topic, sent.ts_ns), sent.ts_ns)
+        watermark = min(streams.values()) if streams else None
+        if watermark is not None:
+            for start in sorted(start for start in windows if start + window_ns + lateness_ns <= watermark):
+                windows.discard(start)
+                closed.setdefault((sent.asset_id, start + window_ns), sent)
         start = sent.ts_ns - sent.ts_ns % window_ns
         if (sent.asset_id, start + window_ns) not in closed:
             windows.add(start)
