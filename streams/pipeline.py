@@ -128,7 +128,8 @@ class Pipeline:
 
     def process(self, window: AlignedWindow, learn: bool = True) -> ScoredWindow:
         """Score one window, a batch of one; learn from it when ``learn`` is true (see the module docstring)."""
-        return next(self.process_batch([window], lambda window: learn))
+        [scored] = self.process_batch([window], lambda window: learn)  # run to the end: the stages learn it
+        return scored
 
     def process_batch(
         self, windows: Sequence[AlignedWindow], may_learn: Callable[[AlignedWindow], bool] = _always

@@ -198,6 +198,10 @@ class StreamProcessor:
                     done += 1
                 return
             except Exception as exc:  # a defect must not stop the stream
+                if done >= len(closed):  # the stages' learning after the last window failed: every score is out
+                    log.exception("learning failed after the last window of a batch")
+                    self.stats.dead_letters["error"] += 1
+                    return
                 window, origin = closed[done]
                 log.exception("scoring failed asset=%s window_end=%s", window.asset_id, format_time(window.end_ns))
                 if origin is not None:
