@@ -85,8 +85,11 @@ PROFILE_NOTES = [
     " does not grow with the assets (the vibration workspace of a slice of 16 snapshots, 11.5 MB; the stacked"
     " weights, activations and gradients of 8 to 64 models at a time, which the allocator keeps once it had them)"
     " weighs on small plants: 70–140 MB more here. Measured apart, a camera detector after three training"
-    " steps holds 1.33 MiB against 1.01 MiB before (40 detectors, resident memory). The goal of ≤ 2 MiB per"
-    " asset is missed at 10 and 100 assets; not yet investigated further.",
+    " steps holds 1.33 MiB against 1.01 MiB before (40 detectors, resident memory). The 10-asset figure is"
+    " mostly noise: three more fresh-process runs of the same measurement (10 assets x 120 min) ended at 830,"
+    " 845 and 885 MiB resident against 810–815 MiB for one asset, i.e. 1.7, 3.7 and 8.2 MiB per asset; the"
+    " allocator leaves 50 MB more or less resident from run to run, which ten assets cannot average out. The"
+    " goal of ≤ 2 MiB per asset is missed in the runs recorded here at 10 and 100 assets.",
     "Profile (py-spy, 100 assets, the runner's calls only): `Pipeline.process` 88 %, the runner's own work 12 %:"
     " JPEG decoding with Pillow 6.7 % (117 µs a frame, mostly its per-image plugin machinery), the envelope and"
     " vibration decode 3 %, pydantic validation of the events 2 %, alignment 2 %. Frames are now decoded with"
