@@ -50,6 +50,18 @@ def prepare_torch() -> None:
     torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
+def top_percent_mean(errors: np.ndarray) -> np.ndarray:
+    """The mean of the largest 1 % of each error map of a stack ``(n, S, S)`` (the camera's score).
+
+    >>> top_percent_mean(np.arange(200, dtype=np.float32).reshape(1, 10, 20)).tolist()
+    [198.5]
+    """
+    flat = errors.reshape(len(errors), -1)
+    k = max(1, flat.shape[1] // 100)
+    top: np.ndarray = np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+    return top
+
+
 def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
     """Mean-pool a 2-D image (or a stack of them) down to ``size`` x ``size`` (integer factor, edges cropped).
 
@@ -268,11 +280,17 @@ class CameraDetector:
         """
         prepared = self._prepare(x)
         reconstruction = reconstruct([self._parameters()], prepared[None, None])[0, 0]
-        error = _smoothed_error(reconstruction, prepared, self.error)
-        if self.error_baseline and self.baseline_map is not None:
-            error = error / (self.baseline_map + _BASELINE_FLOOR * float(self.baseline_map.mean()))
+        error = self.relative_to_baseline(_smoothed_error(reconstruction, prepared, self.error))
         self.last_error_map = error
         return error
+
+    def relative_to_baseline(self, error: np.ndarray) -> np.ndarray:
+        """An error map divided by the running baseline when ``error_baseline`` is set (and one is learned)."""
+        baseline = self.baseline_map
+        if not self.error_baseline or baseline is None:
+            return error
+        relative: np.ndarray = error / (baseline + _BASELINE_FLOOR * float(baseline.mean()))
+        return relative
 
     def score_one(self, x: np.ndarray) -> float:
         """Mean of the top 1 % of the :meth:`heat_map` (by default the squared error averaged over 3x3).
@@ -281,9 +299,7 @@ class CameraDetector:
         which grows at night: on the simulator it separates a leak stain from normal frames about 2.5 times
         better (in standard deviations) than the raw per-pixel error.
         """
-        flat = self.heat_map(x).ravel()
-        k = max(1, flat.size // 100)
-        return float(np.partition(flat, flat.size - k)[-k:].mean())
+        return float(top_percent_mean(self.heat_map(x)[None])[0])
 
     def explain(self) -> list[tuple[str, float]]:
         """Where the last scored frame was worst reconstructed: peak error and its row/column (0-1)."""

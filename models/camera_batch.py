@@ -28,7 +28,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from models.camera import _BASELINE_FLOOR, CameraDetector, _gain_normalize, _smoothed_error, _standardize, mean_pool
+from models.camera import (
+    CameraDetector,
+    _gain_normalize,
+    _smoothed_error,
+    _standardize,
+    mean_pool,
+    top_percent_mean,
+)
 from models.camera_kernels import adam_settings, learning_step, reconstruct
 
 _CHUNK = 64  # detectors per batched pass (measured: 32 to 128 alike, 16 and fewer slower)
@@ -113,9 +120,7 @@ def _evaluate(detectors: Sequence[CameraDetector], frames: Sequence[np.ndarray],
         reconstruction = reconstruct([detector._parameters() for detector in chunk], inputs[:, None])
         errors = _errors(chunk, reconstruction[:, 0], inputs)
         if scores:
-            flat = errors.reshape(len(chunk), -1)
-            k = max(1, flat.shape[1] // 100)
-            top = np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+            top = top_percent_mean(errors)
         for row, position in enumerate(positions):
             maps[position] = errors[row]
             if scores:
@@ -136,9 +141,7 @@ def _errors(chunk: Sequence[CameraDetector], reconstruction: np.ndarray, inputs:
             rows = [row for row, other in enumerate(kinds) if other == kind]
             errors[rows] = _smoothed_error(reconstruction[rows], inputs[rows], kind)
     for row, detector in enumerate(chunk):
-        baseline = detector.baseline_map
-        if detector.error_baseline and baseline is not None:
-            errors[row] = errors[row] / (baseline + _BASELINE_FLOOR * float(baseline.mean()))
+        errors[row] = detector.relative_to_baseline(errors[row])
     return errors
 
 
