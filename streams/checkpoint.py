@@ -84,8 +84,11 @@ class CheckpointStore:
     def path(self, partition: int) -> Path:
         return self.directory / f"p{partition}.ckpt"
 
-    def save(self, checkpoint: Checkpoint) -> bool:
-        """Write the checkpoint unless the file already covers more of some topic (a stale writer); True if written."""
+    def save(self, checkpoint: Checkpoint, compressed: bytes | None = None) -> bool:
+        """Write the checkpoint unless the file already covers more of some topic (a stale writer); True if written.
+
+        ``compressed``: the state already compressed with ``zlib.compress(state, 1)`` (the Kafka store's payload),
+        so a cached copy does not compress it a second time."""
         current = self._offsets_on_disk(checkpoint.partition)
         if current is not None and any(o > checkpoint.offsets.get(t, 0) for t, o in current.items()):
             log.warning("partition %d: not overwriting a checkpoint that covers more (%s) with %s",
@@ -98,7 +101,7 @@ class CheckpointStore:
             "config_digest": checkpoint.config_digest,
             "written_at": time.time(),
         }
-        body = zlib.compress(checkpoint.state, 1)
+        body = zlib.compress(checkpoint.state, 1) if compressed is None else compressed
         target = self.path(checkpoint.partition)
         temporary = target.with_suffix(f".tmp-{uuid.uuid4().hex}")
         with open(temporary, "wb") as out:

@@ -226,7 +226,7 @@ class KafkaCheckpointStore:
         except DeliveryError as exc:  # left for compaction to meet again: the next owner deletes them
             log.warning("partition %d: deleting superseded checkpoint records failed (%s)", partition, exc)
         if self.cache is not None:
-            self.cache.save(checkpoint)
+            self.cache.save(checkpoint, compressed=payload)
         self.stats["saved"] += 1
         self.stats["saved_bytes"] += len(payload)
         return True

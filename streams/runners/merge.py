@@ -156,6 +156,11 @@ class WaitClock:
     def __call__(self) -> float:
         return self._clock() - self._busy_s
 
+    @property
+    def busy_s(self) -> float:
+        """Seconds spent inside :meth:`busy` so far."""
+        return self._busy_s
+
     def ns(self) -> int:
         """The same clock in integer nanoseconds (the aligner's processing clock)."""
         return round(self() * 1e9)

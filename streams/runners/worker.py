@@ -386,9 +386,9 @@ class Worker:
                 await asyncio.wait_for(self._send([self.health_message(health)]), HEALTH_SEND_TIMEOUT_S)
             except TimeoutError:
                 log.warning("the health report was not sent within %.0f s", HEALTH_SEND_TIMEOUT_S)
-            log.info("progress partitions=%s processed=%d windows_per_batch=%.1f held=%d held_mb=%.1f paused=%d"
-                     " unacked=%d lag=%d behind_s=%s",
-                     health["partitions"], self.stats["processed"],
+            log.info("progress partitions=%s processed=%d busy_s=%.1f windows_per_batch=%.1f held=%d held_mb=%.1f"
+                     " paused=%d unacked=%d lag=%d behind_s=%s",
+                     health["partitions"], self.stats["processed"], self.wait_clock.busy_s,
                      self.stats["batched_windows"] / max(1, self.stats["batches"]), sum(health["held"].values()),
                      sum(health["held_bytes"].values()) / 2**20, len(health["paused"]),
                      sum(health["unacked"].values()), sum(health["lag"].values()),
@@ -434,7 +434,8 @@ class Worker:
     def health(self) -> dict[str, Any]:
         """Assigned partitions; messages and bytes the merge holds (``max_held_bytes``: the most it held), bytes the
         open windows hold, paused inputs; unacknowledged messages; offset lag per input partition; per modality,
-        the most any asset's stream is behind that asset's newest event (``event_time_lag_s``); counters."""
+        the most any asset's stream is behind that asset's newest event (``event_time_lag_s``); the seconds spent
+        scoring and taking checkpoints since the start (``busy_s``); counters."""
         lag: dict[str, int] = {}
         for partition, owned in self.owned.items():
             for topic in self.topics.inputs:
@@ -457,5 +458,6 @@ class Worker:
             "unacked": {p: len(o.unacked) for p, o in self.owned.items()},
             "lag": lag,
             "event_time_lag_s": event_time_lag,
+            "busy_s": round(self.wait_clock.busy_s, 3),
             "counters": dict(self.stats),
         }

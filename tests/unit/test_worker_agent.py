@@ -64,6 +64,7 @@ def test_the_agent_scores_windows_dead_letters_bad_input_and_checkpoints(tmp_pat
     assert len(letters) == 1 and dict(letters[0].headers)["reason"].startswith(b"invalid:")
     assert worker.stats["checkpoints"] >= 1 and sink.flushes >= 1
     assert (tmp_path / "checkpoints" / "p0.ckpt").exists()
+    assert worker.wait_clock.busy_s > 0  # the scoring and checkpoints above, reported as busy_s
 
 
 def test_the_timer_checkpoints_once_the_oldest_unacknowledged_message_is_old_one_partition_per_tick(
