@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from models.camera_options import ErrorKind, Normalization
 from models.fusion.registry import FusionName, LateName, describe
@@ -45,6 +47,15 @@ class ModelConfig(BaseModel):
     )
     vibration_top_k: int = Field(3, ge=1, description="vibration score: mean of this many largest squared z")
     seed: int = Field(0, description="seed of every model")
+    bundle: Path | None = Field(
+        None, description="a model bundle directory (models/bundle.py); its version is named in every score"
+    )
+
+    @field_validator("bundle", mode="before")
+    @classmethod
+    def _no_bundle(cls, value: object) -> object:
+        """An empty path is no bundle (TOML has no null)."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_camera(self) -> ModelConfig:

@@ -40,6 +40,7 @@ from typing import Any
 from fusewatch.core import __version__
 from fusewatch.core.assets import BearingKinematics
 from fusewatch.core.events import Score
+from models.bundle import load_bundle
 from models.retrieval import IncidentMatch, IncidentMemory, signature
 from models.text import normalize_log_text
 from streams.aligner import AlignedWindow
@@ -111,7 +112,11 @@ class Pipeline:
         self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
-        self.model_version = f"{__version__}+{method}.s{STATE_VERSION}"
+        # the bundle is checked whole here; only its version is kept (a checkpoint does not carry its files)
+        bundle = load_bundle(self.config.bundle) if self.config.bundle is not None else None
+        self.bundle_version = bundle.version if bundle is not None else None
+        bundled = f".b{bundle.version}" if bundle is not None else ""
+        self.model_version = f"{__version__}+{method}.s{STATE_VERSION}{bundled}"
         self.state_version = STATE_VERSION
         self._assets: dict[str, _AssetState] = {}
 

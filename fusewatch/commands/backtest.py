@@ -13,8 +13,8 @@ from fusewatch.commands.common import (
     add_kafka_option,
     add_time_range_options,
     asset_registry,
-    config_of,
     kafka_settings,
+    scoring_config_of,
 )
 from fusewatch.core.errors import ConfigError
 
@@ -96,7 +96,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     from fusewatch.evaluation.labels import read_labels_csv
     from fusewatch.evaluation.outcomes import format_table
 
-    config = config_of(args)
+    config = scoring_config_of(args)
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ConfigError("--to must be after --from")
     registry = asset_registry(args)

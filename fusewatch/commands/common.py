@@ -13,6 +13,7 @@ from fusewatch.config import FusewatchConfig, load_config
 from fusewatch.core.errors import ConfigError, FusewatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.secrets import read_secret, warn_command_line
+from models.bundle import load_bundle
 
 WEBHOOK_SECRET_ENV = "FUSEWATCH_WEBHOOK_SECRET"  # the signing secret of --webhook targets
 
@@ -79,6 +80,15 @@ def add_kafka_option(parser: argparse.ArgumentParser) -> None:
 def config_of(args: argparse.Namespace) -> FusewatchConfig:
     """The configuration named by ``--config`` (or the defaults), with the environment over it."""
     return load_config(args.config)
+
+
+def scoring_config_of(args: argparse.Namespace) -> FusewatchConfig:
+    """:func:`config_of` for a command that scores: a ``[models] bundle`` that is missing or damaged stops it here,
+    with one error naming the file, before any service is contacted or worker started."""
+    config = config_of(args)
+    if config.models.bundle is not None:
+        load_bundle(config.models.bundle)
+    return config
 
 
 def kafka_settings(args: argparse.Namespace, config: FusewatchConfig) -> KafkaSettings:

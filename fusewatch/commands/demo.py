@@ -10,11 +10,11 @@ from fusewatch.commands.common import (
     add_config_option,
     add_influx_options,
     add_webhook_options,
-    config_of,
     influx_settings,
     open_influx,
     positive_float,
     positive_int,
+    scoring_config_of,
     webhook_endpoints,
 )
 from fusewatch.core.errors import FusewatchError
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from fusewatch.demo import run_demo
     from fusewatch.evaluation.outcomes import format_table
 
-    config = config_of(args)
+    config = scoring_config_of(args)
     try:
         simulator = SimulatorConfig(assets=args.assets, days=args.days, seed=args.seed)
     except ValueError as exc:

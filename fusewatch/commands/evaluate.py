@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fusewatch.commands.common import add_config_option, config_of
+from fusewatch.commands.common import add_config_option, scoring_config_of
 from fusewatch.core.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.records is not None and args.scenario not in ("simulated", "semi-real"):
         raise ConfigError(f"--records applies to the simulated and semi-real scenarios, not to {args.scenario}")
-    config = config_of(args)
+    config = scoring_config_of(args)
     out_dir = args.out or Path("out/evaluate") / f"{args.scenario}-seed{args.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = run_scenario(args.scenario, seed=args.seed, out_dir=out_dir, progress=not args.no_progress,

@@ -13,9 +13,9 @@ from fusewatch.commands.common import (
     add_config_option,
     add_kafka_option,
     asset_registry,
-    config_of,
     kafka_settings,
     positive_int,
+    scoring_config_of,
 )
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.runners.worker import Worker
     from streams.runners.worker_options import WorkerOptions
 
-    config = config_of(args)
+    config = scoring_config_of(args)
     settings = kafka_settings(args, config)
     check_topics(settings, topic_names(settings))
     registry = asset_registry(args)

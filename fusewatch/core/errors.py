@@ -146,3 +146,16 @@ class AccessDeniedError(ServiceUnavailableError):
     """A service answered but refused fusewatch: wrong credentials, an untrusted certificate, a missing ACL.
 
     Retrying does not help; the message names the setting to check."""
+
+
+class BundleError(FusewatchError):
+    """A model bundle (models/bundle.py) that cannot be written or used: missing, damaged, or not a bundle.
+
+    >>> str(BundleError(Path("bundles/pumps"), "manifest.json: not valid JSON"))
+    'bundle bundles/pumps: manifest.json: not valid JSON'
+    """
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"bundle {path}: {problem}")
+        self.path = path
+        self.problem = problem
