@@ -13,10 +13,10 @@ from fusewatch.core.errors import ConfigError
 def register(commands: Any) -> None:
     from fusewatch.scenarios import SCENARIOS
 
-    listing = "\n".join(f"  {name:<10} {text}" for name, text in SCENARIOS.items())
+    listing = "\n".join(f"  {name:<11} {text}" for name, text in SCENARIOS.items())
     parser: argparse.ArgumentParser = commands.add_parser(
         "evaluate",
-        help="evaluate the models on a scenario (simulated, semi-real, mfpt, elpv, nestor)",
+        help="evaluate the models on a scenario (simulated, semi-real, new-assets, mfpt, elpv, nestor)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Run the online models on one scenario and compare them with the truth. Prints one row per method"
@@ -33,8 +33,9 @@ def register(commands: Any) -> None:
                         help="folder for plots (default: out/evaluate/SCENARIO-seedS)")
     parser.add_argument(
         "--records", type=Path, default=None,
-        help="simulated/semi-real: save the scored windows to this file, or, if it exists, load them instead of"
-        " scoring the plant again — to compare the fusion methods under other fusion or alert settings in seconds",
+        help="simulated/semi-real/new-assets: save the scored windows to this file, or, if it exists, load them"
+        " instead of scoring the plant again — to compare the fusion methods under other fusion or alert settings"
+        " in seconds",
     )
     add_config_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
@@ -43,10 +44,11 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fusewatch.evaluation.outcomes import format_table
-    from fusewatch.scenarios import run_scenario
+    from fusewatch.scenarios import PLANT_SCENARIOS, run_scenario
 
-    if args.records is not None and args.scenario not in ("simulated", "semi-real"):
-        raise ConfigError(f"--records applies to the simulated and semi-real scenarios, not to {args.scenario}")
+    if args.records is not None and args.scenario not in PLANT_SCENARIOS:
+        raise ConfigError(f"--records applies to the {', '.join(sorted(PLANT_SCENARIOS))} scenarios, not to"
+                          f" {args.scenario}")
     config = scoring_config_of(args)
     out_dir = args.out or Path("out/evaluate") / f"{args.scenario}-seed{args.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,12 @@ from fusewatch.scenarios.summary import ScenarioSummary
 SCENARIOS = {
     "simulated": "the plant simulator's fleet, every fusion method compared against ground truth",
     "semi-real": "a fleet whose streams draw each modality from the real data sets, faults mixed in on schedules",
+    "new-assets": "a simulated fleet of new machines, every fault starting 2-24 h after the machine's first message",
     "mfpt": "MFPT bearing records: healthy vs outer/inner race, envelope peaks at BPFO/BPFI",
     "elpv": "elpv solar-cell images: autoencoder trained on defect-free cells, AUROC against defect labels",
     "nestor": "NIST excavator work orders: prequential accuracy of the online text model vs expert labels",
 }
-_PLANT_SCENARIOS = frozenset({"simulated", "semi-real"})
+PLANT_SCENARIOS = frozenset({"simulated", "semi-real", "new-assets"})
 
 
 def run_scenario(
@@ -31,7 +32,7 @@ def run_scenario(
     if name not in SCENARIOS:
         raise ConfigError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     module = importlib.import_module(f"fusewatch.scenarios.{name.replace('-', '_')}")
-    if name in _PLANT_SCENARIOS:
+    if name in PLANT_SCENARIOS:
         summary: ScenarioSummary = module.run(seed=seed, out_dir=out_dir, progress=progress, config=config,
                                               records=records)
     else:

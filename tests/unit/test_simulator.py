@@ -184,6 +184,23 @@ def test_short_runs_scale_the_schedule_or_have_no_faults() -> None:
         assert config.start_ns + 2 * NS_PER_DAY <= t.onset_at < t.failure_at < t.restart_at < config.end_ns
 
 
+def test_latest_onset_puts_every_fault_in_the_machines_first_day_and_changes_nothing_else() -> None:
+    early = SimulatorConfig(assets=8, days=5.0, seed=3, fault_free_days=2 / 24, latest_onset_days=1.0)
+    anywhere = SimulatorConfig(assets=8, days=5.0, seed=3, fault_free_days=2 / 24)
+    early_truth = {t.asset_id: t for t in PlantSimulator(early).ground_truth}
+    anywhere_truth = {t.asset_id: t for t in PlantSimulator(anywhere).ground_truth}
+    faulty = [t for t in early_truth.values() if t.fault_type]
+    assert len(faulty) >= 4
+    for t in faulty:
+        assert t.onset_at is not None and t.failure_at is not None
+        assert early.start_ns + 2 * NS_PER_HOUR <= t.onset_at <= early.start_ns + NS_PER_DAY
+        other = anywhere_truth[t.asset_id]  # same fault type and duration: only the onset's span shrank
+        assert (other.fault_type, other.failure_at - other.onset_at) == (t.fault_type, t.failure_at - t.onset_at)
+    assert any(t.onset_at > early.start_ns + NS_PER_DAY for t in anywhere_truth.values() if t.onset_at)
+    with pytest.raises(ValueError, match=r"^latest_onset_days:"):
+        SimulatorConfig(fault_free_days=2.0, latest_onset_days=1.0)
+
+
 def test_severity_grows_as_a_power_of_time() -> None:
     plan = FaultPlan("leak", "seal", onset_ns=0, failure_ns=100, restart_ns=150, exponent=2.0)
     assert [plan.severity(t) for t in (-1, 0, 50, 90, 100, 120, 160)] == pytest.approx([0, 0, 0.25, 0.81, 0, 0, 0])

@@ -31,6 +31,9 @@ class SimulatorConfig:
     frame_size: int = 128
     healthy_fraction: float = 1.0 / 3.0
     fault_free_days: float = 2.0
+    latest_onset_days: float | None = None
+    """When set, every fault starts between ``fault_free_days`` and this many days after the start (a new
+    machine's first hours: ``fault_free_days=2/24, latest_onset_days=1``); ``None``: wherever the run allows."""
     min_fault_days: float = 2.0
     max_fault_days: float = 6.0
     min_downtime_hours: float = 4.0
@@ -57,6 +60,8 @@ class SimulatorConfig:
         for name in ("healthy_fraction", "occlusion_probability", "unlabeled_log_fraction"):
             _number(name, getattr(self, name), 0.0, 1.0)
         _number("fault_free_days", self.fault_free_days, 0.0, 3650.0)
+        if self.latest_onset_days is not None:
+            _number("latest_onset_days", self.latest_onset_days, self.fault_free_days, self.days, low_open=True)
         _number("min_fault_days", self.min_fault_days, 0.0, 3650.0, low_open=True)
         _number("max_fault_days", self.max_fault_days, self.min_fault_days, 3650.0)
         _number("min_downtime_hours", self.min_downtime_hours, 0.0, 1000.0, low_open=True)

@@ -124,9 +124,9 @@ def assign_fault_types(config: SimulatorConfig) -> list[FaultType | None]:
 def schedule_fault(config: SimulatorConfig, index: int, fault_type: FaultType) -> FaultPlan:
     """Draw onset, failure and restart of ``fault_type`` on asset ``index`` from ``[seed, index, SCHEDULE]``.
 
-    Onset no earlier than ``fault_free_days`` after the start; failure ``min_fault_days``-``max_fault_days``
-    later (shrunk to fit short runs); down for ``min_downtime_hours``-``max_downtime_hours``; back at least
-    one hour before the end of the run.
+    Onset no earlier than ``fault_free_days`` after the start (and no later than ``latest_onset_days``, when
+    set); failure ``min_fault_days``-``max_fault_days`` later (shrunk to fit short runs); down for
+    ``min_downtime_hours``-``max_downtime_hours``; back at least one hour before the end of the run.
     """
     rng = np.random.default_rng([config.seed, index, SCHEDULE])
     downtime = int(rng.uniform(config.min_downtime_hours, config.max_downtime_hours) * NS_PER_HOUR)
@@ -135,7 +135,10 @@ def schedule_fault(config: SimulatorConfig, index: int, fault_type: FaultType) -
     longest = min(int(config.max_fault_days * NS_PER_DAY), available)
     shortest = min(int(config.min_fault_days * NS_PER_DAY), longest // 2)
     duration = int(rng.uniform(shortest, longest))
-    onset = earliest + int(rng.uniform(0, available - duration))
+    span = available - duration
+    if config.latest_onset_days is not None:  # the same draws as without: only the span of the onset shrinks
+        span = min(span, config.start_ns + int(config.latest_onset_days * NS_PER_DAY) - earliest)
+    onset = earliest + int(rng.uniform(0, span))
     onset -= onset % NS_PER_S
     failure = onset + duration - duration % NS_PER_S
     if fault_type.startswith("bearing"):
