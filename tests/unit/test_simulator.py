@@ -195,6 +195,7 @@ def test_latest_onset_puts_every_fault_in_the_machines_first_day_and_changes_not
         assert t.onset_at is not None and t.failure_at is not None
         assert early.start_ns + 2 * NS_PER_HOUR <= t.onset_at <= early.start_ns + NS_PER_DAY
         other = anywhere_truth[t.asset_id]  # same fault type and duration: only the onset's span shrank
+        assert other.onset_at is not None and other.failure_at is not None
         assert (other.fault_type, other.failure_at - other.onset_at) == (t.fault_type, t.failure_at - t.onset_at)
     assert any(t.onset_at > early.start_ns + NS_PER_DAY for t in anywhere_truth.values() if t.onset_at)
     with pytest.raises(ValueError, match=r"^latest_onset_days:"):
