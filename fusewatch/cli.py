@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fusewatch.commands import (
         alerts,
         backtest,
+        bundle,
         config,
         demo,
         evaluate,
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for command in (demo, plant, ingest, import_files, topics, simulate, worker, record, replay, sink, scores, alerts,
-                    evaluate, backtest, config, grafana):
+                    evaluate, backtest, bundle, config, grafana):
         command.register(commands)
     return parser
 

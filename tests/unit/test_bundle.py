@@ -180,3 +180,18 @@ def test_a_scoring_command_stops_before_it_starts_on_a_damaged_bundle(
     assert main([*command, "--out", str(tmp_path / "out")]) == 2
     assert f"bundle {tmp_path / 'b'}: priors.json: listed in the manifest but missing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_bundle_show_checks_the_files_and_prints_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_bundle(tmp_path / "b", "2026.12-a", parts(), description="pumps and motors", made_from={"seeds": [1, 2]})
+    assert main(["bundle", "show", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"bundle {tmp_path / 'b'}: version 2026.12-a, format 1")
+    assert "pumps and motors" in out and '{"seeds": [1, 2]}' in out and "files (every SHA-256 checked): 3" in out
+    assert main(["bundle", "show", "--json", str(tmp_path / "b")]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == "2026.12-a"
+    damage_flip_a_byte(tmp_path / "b")
+    assert main(["bundle", "show", str(tmp_path / "b")]) == 2
+    assert "camera.safetensors: its SHA-256 is not the manifest's" in capsys.readouterr().err
