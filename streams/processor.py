@@ -162,8 +162,8 @@ class StreamProcessor:
         """Replace the state by one taken with :meth:`snapshot` (by this or another process).
 
         Raises :class:`IncompatibleStateError` (and keeps the current state) when the snapshot's learned state has
-        another layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`) or names classes this
-        version does not have.
+        another layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`), names classes this
+        version does not have, or was learned with another model bundle than this processor's.
         """
         bearings = self.pipeline.bearings
         try:
@@ -173,6 +173,10 @@ class StreamProcessor:
         version = getattr(pipeline, "state_version", 1)
         if version != STATE_VERSION:
             raise IncompatibleStateError(f"model state version {version}, this version reads {STATE_VERSION}")
+        bundle, expected = getattr(pipeline, "bundle_version", None), self.pipeline.bundle_version
+        if bundle != expected:
+            raise IncompatibleStateError(f"model state learned with bundle {bundle or '(none)'}, this processor uses"
+                                         f" {expected or '(none)'}")
         self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
         self._closed = []  # windows of the state replaced
         self.aligner.use_clock(self.processing_clock)

@@ -13,7 +13,6 @@ from fusewatch.config import FusewatchConfig, load_config
 from fusewatch.core.errors import ConfigError, FusewatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.secrets import read_secret, warn_command_line
-from models.bundle import load_bundle
 
 WEBHOOK_SECRET_ENV = "FUSEWATCH_WEBHOOK_SECRET"  # the signing secret of --webhook targets
 
@@ -87,6 +86,8 @@ def scoring_config_of(args: argparse.Namespace) -> FusewatchConfig:
     with one error naming the file, before any service is contacted or worker started."""
     config = config_of(args)
     if config.models.bundle is not None:
+        from models.bundle import load_bundle  # numpy and safetensors only for the commands that score
+
         load_bundle(config.models.bundle)
     return config
 

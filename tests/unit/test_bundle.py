@@ -14,10 +14,13 @@ import numpy as np
 import pytest
 
 from fusewatch.cli import main
-from fusewatch.core.errors import BundleError
+from fusewatch.core.errors import BundleError, IncompatibleStateError
 from models.bundle import MANIFEST, load_bundle, write_bundle
 from streams.model_config import ModelConfig
 from streams.pipeline import Pipeline
+from streams.processor import StreamProcessor
+from streams.runners.embedded import CollectingOutput
+from streams.settings import StreamSettings
 
 
 def parts() -> dict[str, object]:
@@ -195,3 +198,21 @@ def test_bundle_show_checks_the_files_and_prints_the_summary(
     damage_flip_a_byte(tmp_path / "b")
     assert main(["bundle", "show", str(tmp_path / "b")]) == 2
     assert "camera.safetensors: its SHA-256 is not the manifest's" in capsys.readouterr().err
+
+
+def test_a_state_learned_with_another_bundle_is_not_restored(tmp_path: Path) -> None:
+    write_bundle(tmp_path / "a", "a1", parts())
+    write_bundle(tmp_path / "b", "b1", parts())
+
+    def processor(bundle: Path | None) -> StreamProcessor:
+        settings = StreamSettings(models=ModelConfig(bundle=bundle))
+        return StreamProcessor(settings, CollectingOutput())
+
+    with_a = processor(tmp_path / "a").snapshot()
+    for other, named in ((tmp_path / "b", "b1"), (None, "(none)")):
+        expected = re.escape(f"learned with bundle a1, this processor uses {named}")
+        with pytest.raises(IncompatibleStateError, match=expected):
+            processor(other).restore(with_a)
+    processor(tmp_path / "a").restore(with_a)  # the same bundle: restored
+    with pytest.raises(IncompatibleStateError, match=re.escape("learned with bundle (none), this processor uses a1")):
+        processor(tmp_path / "a").restore(processor(None).snapshot())
