@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         simulate,
         sink,
         topics,
+        train,
         worker,
     )
 
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for command in (demo, plant, ingest, import_files, topics, simulate, worker, record, replay, sink, scores, alerts,
-                    evaluate, backtest, bundle, config, grafana):
+                    evaluate, backtest, train, bundle, config, grafana):
         command.register(commands)
     return parser
 

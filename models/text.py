@@ -27,9 +27,16 @@ import difflib
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from river import compose, feature_extraction, linear_model, multiclass, optim
+
+TEXT_MODEL_FORMAT = "log-severity-1"
+"""The layout of :meth:`LogSeverityModel.to_json` (a bundle's fleet text model)."""
+TEXT_MODEL_FILE = "text-model.json"
+"""The fleet text model's file in a model bundle."""
 
 SHORTHAND: dict[str, str] = {
     "brg": "bearing", "brgs": "bearings", "bearng": "bearing", "nde": "non drive end", "de": "drive end",
@@ -156,6 +163,46 @@ class LogSeverityModel:
             self.positives += 1
         else:
             self.negatives += 1
+
+    def to_json(self) -> dict[str, Any]:
+        """The model as JSON-able data (a bundle's ``text-model.json``): :meth:`from_json` rebuilds a model that
+        scores and goes on learning exactly as this one. Bigram features are two-item lists.
+
+        >>> import json
+        >>> model = LogSeverityModel(trust_after=2)
+        >>> for text, kind in [("loud grinding noise", "symptom"), ("replaced bearing", "repair")] * 3:
+        ...     model.learn_one(text, kind)
+        >>> copy = LogSeverityModel.from_json(json.loads(json.dumps(model.to_json())))
+        >>> copy.score_one("grinding noise again") == model.score_one("grinding noise again")
+        True
+        """
+        regression = self.classifier["LogisticRegression"]
+        return {
+            "format": TEXT_MODEL_FORMAT,
+            "trust_after": self.trust_after, "max_model_weight": self.max_model_weight,
+            "learning_rate": regression.optimizer.lr.learning_rate,
+            "positives": self.positives, "negatives": self.negatives,
+            "iterations": regression.optimizer.n_iterations, "intercept": regression.intercept,
+            "weights": [[list(key) if isinstance(key, tuple) else key, weight]
+                        for key, weight in dict(regression._weights).items()],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LogSeverityModel:
+        """The model :meth:`to_json` described; ``ValueError`` names what is missing or malformed."""
+        if data.get("format") != TEXT_MODEL_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {TEXT_MODEL_FORMAT!r}")
+        try:
+            model = cls(int(data["trust_after"]), float(data["max_model_weight"]), float(data["learning_rate"]))
+            model.positives, model.negatives = int(data["positives"]), int(data["negatives"])
+            regression = model.classifier["LogisticRegression"]
+            regression.optimizer.n_iterations = int(data["iterations"])
+            regression.intercept = float(data["intercept"])
+            for key, weight in data["weights"]:
+                regression._weights[tuple(key) if isinstance(key, list) else str(key)] = float(weight)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a text model ({type(exc).__name__}: {exc})") from None
+        return model
 
     def score_one(self, text: str) -> float:
         """Symptom severity in [0, 1] of one entry."""

@@ -107,13 +107,13 @@ class Pipeline:
         self.config = config or ModelConfig()
         self.run_id = run_id
         self.bearings = bearings or (lambda asset_id: None)
-        self.stages: tuple[ModalityStage[Any], ...] = tuple(make(self.config) for make in MODALITY_STAGES)
         self.early = EarlyStage(self.config)
         self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
-        # the bundle is checked whole here; only its version is kept (a checkpoint does not carry its files)
+        # the bundle is checked whole here; only its version and what the stages take from it are kept
         bundle = load_bundle(self.config.bundle) if self.config.bundle is not None else None
+        self.stages: tuple[ModalityStage[Any], ...] = tuple(make(self.config, bundle) for make in MODALITY_STAGES)
         self.bundle_version = bundle.version if bundle is not None else None
         bundled = f".b{bundle.version}" if bundle is not None else ""
         self.model_version = f"{__version__}+{method}.s{STATE_VERSION}{bundled}"

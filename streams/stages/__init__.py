@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from models.bundle import Bundle
 from streams.model_config import ModelConfig
 from streams.stages.base import ModalityStage
 from streams.stages.camera import CameraStage
 from streams.stages.logs import LogStage
 from streams.stages.vibration import VibrationStage
 
-#: The modality stages in scoring order, which is also the order of the channels in every score.
-MODALITY_STAGES: tuple[Callable[[ModelConfig], ModalityStage[Any]], ...] = (VibrationStage, CameraStage, LogStage)
+#: The modality stages in scoring order, which is also the order of the channels in every score; each is built from
+#: the ``[models]`` settings and the model bundle in use, if any (a stage takes from it what is its own).
+MODALITY_STAGES: tuple[Callable[[ModelConfig, Bundle | None], ModalityStage[Any]], ...] = (
+    VibrationStage, CameraStage, LogStage)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from models.bundle import Bundle
 from models.camera import CameraDetector
 from models.camera_batch import learn_frames, score_frames
 from models.early import early_features
@@ -41,7 +42,7 @@ class CameraStage:
 
     name = "camera"
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, bundle: Bundle | None = None) -> None:
         self.config = config
 
     def new_state(self, seed: int) -> CameraDetector:

@@ -3,7 +3,9 @@
 The raw score is the noisy-or of severity × weight over the entries since the last repair: repeated complaints
 add up (two notes of severity 0.7 give 0.91); a repair entry resets the evidence, since what was written before
 it describes a machine that has been fixed. The severity is the asset's :class:`~models.text.LogSeverityModel`,
-which learns every entry the technician labelled. Each entry is scored (and learned from) once, when it is first
+which learns every entry the technician labelled; with a model bundle that holds a fleet text model
+(``text-model.json``, trained by ``fusewatch train`` on every asset's entries), every asset uses that one model,
+which goes on learning from all their entries. Each entry is scored (and learned from) once, when it is first
 seen; later windows take its severity from a cache. The evidence is a probability already: it is neither
 smoothed nor calibrated against history (:meth:`Channel.probability`), since entries persist across windows by
 themselves. The window reports the (time, kind) of its new entries and the normalised words of all of them.
@@ -28,8 +30,10 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass, field
 
+from fusewatch.core.errors import BundleError
+from models.bundle import Bundle
 from models.early import early_features
-from models.text import LogSeverityModel, effective_kind, normalize_log_text
+from models.text import TEXT_MODEL_FILE, LogSeverityModel, effective_kind, normalize_log_text
 from streams.aligner import AlignedWindow
 from streams.model_config import ModelConfig
 from streams.stages.base import BearingLookup, Reading, WindowByWindow
@@ -48,16 +52,17 @@ class LogState:
 
 
 class LogStage(WindowByWindow[LogState]):
-    """Maintenance-log evidence per asset (the log-severity model is per asset too); read window by window."""
+    """Maintenance-log evidence per asset (the severity model per asset, or the fleet's); read window by window."""
 
     name = "logs"
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, bundle: Bundle | None = None) -> None:
         self.config = config
+        self.fleet = _fleet_model(bundle)  # shared by every asset when the bundle has a fleet text model
 
     def new_state(self, seed: int) -> LogState:
-        """An asset's severity model and empty cache (deterministic: ``seed`` is not needed)."""
-        return LogState(LogSeverityModel())
+        """An asset's severity model (the fleet's, when there is one) and empty cache (``seed`` is not needed)."""
+        return LogState(self.fleet if self.fleet is not None else LogSeverityModel())
 
     def new_channel(self) -> Channel:
         """The evidence is a probability: clipped, nothing learned."""
@@ -108,3 +113,13 @@ class LogStage(WindowByWindow[LogState]):
     def explain(self, state: LogState, reading: Reading) -> list[tuple[str, float]]:
         """The evidence and the worst entry's severity."""
         return reading.explanation
+
+
+def _fleet_model(bundle: Bundle | None) -> LogSeverityModel | None:
+    """The bundle's fleet text model, or ``None`` without one; a malformed one is a :class:`BundleError`."""
+    if bundle is None or not bundle.has(TEXT_MODEL_FILE):
+        return None
+    try:
+        return LogSeverityModel.from_json(bundle.json(TEXT_MODEL_FILE))
+    except ValueError as exc:
+        raise BundleError(bundle.path, f"{TEXT_MODEL_FILE}: {exc}") from None

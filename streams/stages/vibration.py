@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fusewatch.core.events import VibrationFeatureSet
+from models.bundle import Bundle
 from models.early import early_features
 from models.vibration import VibrationDetector, VibrationFeatures
 from streams.aligner import AlignedWindow
@@ -50,7 +51,7 @@ class VibrationStage:
 
     name = "vibration"
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, bundle: Bundle | None = None) -> None:
         self.config = config
         self.features = VibrationFeatures()
 

@@ -1,0 +1,75 @@
+"""``fusewatch train``: learn a model bundle from recorded history."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fusewatch.commands.common import (
+    add_config_option,
+    add_kafka_option,
+    add_time_range_options,
+    config_of,
+    kafka_settings,
+)
+from fusewatch.core.errors import ConfigError
+
+DESCRIPTION = """\
+Learn a model bundle from recorded history (the three input topics over a time range, read from Kafka or from a
+recording made with `fusewatch record` or `fusewatch import`), and write it as a new, versioned bundle directory
+(docs/models.md, "Bundles"). Workers, the demo, the backtest and evaluate use it with `[models] bundle = "DIR"`.
+
+What it learns: the fleet text model, one maintenance-log severity model over every entry a technician
+labelled, of every asset, in event-time order; with it every asset's log entries are judged by the whole
+fleet's experience from its first entry on, and the model goes on learning online.
+
+example:
+  fusewatch train --source rec/ --from 2026-01-05T00:00:00Z --to 2026-03-01T00:00:00Z \\
+      --out bundles/pumps-2026.03 --version 2026.03 --description "site A, Jan-Feb"
+"""
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "train", help="learn a model bundle from recorded history",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--source", required=True, metavar="kafka|DIR",
+                        help="`kafka` (the input topics of [kafka]) or a recording directory")
+    add_time_range_options(parser, "history trained on")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="the new bundle's directory (must not exist: a bundle is never overwritten)")
+    parser.add_argument("--version", required=True,
+                        help="the bundle's version, named in every score made with it (letters, digits, . _ -)")
+    parser.add_argument("--description", default="", help="what the bundle is for, kept in its manifest")
+    add_kafka_option(parser)
+    add_config_option(parser)
+    parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from connectors.kafka.history import open_history
+    from fusewatch.core.timeutil import format_time
+    from fusewatch.training import read_history, train_bundle
+
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise ConfigError("--to must be after --from")
+    if args.out.exists():
+        raise ConfigError(f"--out {args.out}: exists already; a bundle is never overwritten, name a new directory")
+    config = config_of(args)
+    settings = kafka_settings(args, config) if args.source == "kafka" else None
+    history = open_history(args.source, args.start, args.end, settings)
+    total = history.count() if not args.no_progress else None
+    read = read_history(history.recorded(), total, progress=not args.no_progress)
+    made_from = {"source": history.description,
+                 "from": None if args.start is None else format_time(args.start),
+                 "to": None if args.end is None else format_time(args.end)}
+    bundle = train_bundle(read, args.out, args.version, args.description, made_from)
+    text = bundle.manifest["made_from"]["text_model"]
+    print(f"read {read.messages} messages: {len(read.entries)} log entries, {read.labelled} labelled"
+          f" ({text['positives']} symptom or failure, {text['negatives']} other)"
+          + (f", {read.invalid} not decodable" if read.invalid else ""))
+    print(f"bundle {bundle.path}: version {bundle.version}, {len(bundle.names)} file(s): {', '.join(bundle.names)}")
+    return 0
