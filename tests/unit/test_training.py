@@ -12,14 +12,15 @@ from connectors.sources.recording import RecordingWriter
 from fusewatch.cli import main
 from fusewatch.core.codec import encode
 from fusewatch.core.errors import BundleError
-from fusewatch.core.events import MaintenanceLog
-from fusewatch.core.history import RecordedMessage
+from fusewatch.core.events import LogKind, MaintenanceLog
+from fusewatch.core.history import RecordedMessage, TopicKind
 from models.bundle import load_bundle, write_bundle
 from models.text import TEXT_MODEL_FILE, LogSeverityModel
 from streams.model_config import ModelConfig
 from streams.pipeline import Pipeline
 
-PHRASES = [  # work-order language the built-in lexicon does not know (it scores every one of these 0)
+# work-order language the built-in lexicon does not know (it scores every one of these 0)
+PHRASES: list[tuple[str, LogKind]] = [
     ("turbo whistling under load", "symptom"),
     ("greased pins and bushes", "inspection"),
     ("changed air filters", "note"),
@@ -49,8 +50,9 @@ def record(directory: Path, entries: list[MaintenanceLog], partitions: int, reve
                                         entry.asset_id.encode(), encode(entry)))
     bad = by_partition[0]
     bad.append(RecordedMessage("maintenance-logs", 0, len(bad), 1, b"pump-00", b"FW\x01\x03garbage"))
-    ranges = {("maintenance-logs", p): (0, len(m)) for p, m in by_partition.items()}
-    writer = RecordingWriter(directory, {"kind": "test"}, None, None, ranges)  # type: ignore[dict-item]
+    kind: TopicKind = "maintenance-logs"
+    ranges = {(kind, p): (0, len(m)) for p, m in by_partition.items()}
+    writer = RecordingWriter(directory, {"kind": "test"}, None, None, ranges)
     for partition in sorted(by_partition, reverse=reverse):
         for message in by_partition[partition]:
             writer.add(message)
