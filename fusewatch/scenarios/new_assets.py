@@ -9,12 +9,9 @@ scenario reports for the default models is the baseline a bundle has to beat.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
-from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.config import FusewatchConfig
-from fusewatch.scenarios.scoring import evaluate_fleet
-from fusewatch.scenarios.summary import ScenarioSummary
+from connectors.sources.simulator import SimulatorConfig
+from fusewatch.scenarios import simulated
 
 EARLIEST_ONSET_DAYS = 2 / 24
 LATEST_ONSET_DAYS = 1.0
@@ -23,6 +20,7 @@ LATEST_ONSET_DAYS = 1.0
 def new_fleet(assets: int, days: float, seed: int) -> SimulatorConfig:
     """The simulator's settings of a fleet whose faults all start in the machines' first day.
 
+    >>> from connectors.sources.simulator import PlantSimulator
     >>> config = new_fleet(8, 5.0, seed=3)
     >>> plant = PlantSimulator(config)
     >>> plans = [plant.fault_plan(asset_id) for asset_id in plant.asset_ids]
@@ -34,19 +32,5 @@ def new_fleet(assets: int, days: float, seed: int) -> SimulatorConfig:
                            latest_onset_days=LATEST_ONSET_DAYS)
 
 
-def run(
-    seed: int = 0,
-    out_dir: Path | None = None,
-    progress: bool = True,
-    config: FusewatchConfig | None = None,
-    records: Path | None = None,
-    assets: int = 8,
-    days: float = 5.0,
-) -> ScenarioSummary:
-    """Simulate and score the new fleet; one summary row per method."""
-    simulator = new_fleet(assets, days, seed)
-    plant = PlantSimulator(simulator)
-    summary = evaluate_fleet("new-assets", plant, functools.partial(PlantSimulator, simulator), seed, out_dir,
-                             progress, config, records)
-    summary.details.update(assets=assets, days=days, onset_hours=[EARLIEST_ONSET_DAYS * 24, LATEST_ONSET_DAYS * 24])
-    return summary
+#: ``fusewatch evaluate --scenario new-assets``: the simulated scenario's scoring, on a new fleet of 8 assets x 5 days
+run = functools.partial(simulated.run, name="new-assets", assets=8, days=5.0, fleet=new_fleet)

@@ -7,6 +7,7 @@ restart), which no public data set has. Defaults match ``fusewatch demo``: 6 ass
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
@@ -23,11 +24,14 @@ def run(
     records: Path | None = None,
     assets: int = 6,
     days: float = 14.0,
+    *,
+    name: str = "simulated",
+    fleet: Callable[[int, float, int], SimulatorConfig] | None = None,
 ) -> ScenarioSummary:
-    """Simulate and score the fleet; one summary row per method."""
-    simulator = SimulatorConfig(assets=assets, days=days, seed=seed)
+    """Simulate and score the fleet ``fleet(assets, days, seed)`` describes; one summary row per method."""
+    simulator = fleet(assets, days, seed) if fleet is not None else SimulatorConfig(assets=assets, days=days, seed=seed)
     plant = PlantSimulator(simulator)
-    summary = evaluate_fleet("simulated", plant, functools.partial(PlantSimulator, simulator), seed, out_dir,
+    summary = evaluate_fleet(name, plant, functools.partial(PlantSimulator, simulator), seed, out_dir,
                              progress, config, records)
     summary.details.update(assets=assets, days=days)
     return summary
