@@ -120,6 +120,10 @@ class Pipeline:
         self.state_version = STATE_VERSION
         self._assets: dict[str, _AssetState] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Also reads the state of checkpoints written before bundles existed (no ``bundle_version``)."""
+        self.__dict__.update({"bundle_version": None, **state})
+
     def _state(self, asset_id: str) -> _AssetState:
         state = self._assets.get(asset_id)
         if state is None:

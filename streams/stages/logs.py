@@ -60,6 +60,10 @@ class LogStage(WindowByWindow[LogState]):
         self.config = config
         self.fleet = _fleet_model(bundle)  # shared by every asset when the bundle has a fleet text model
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Also reads the state of checkpoints written before bundles existed (no ``fleet``)."""
+        self.__dict__.update({"fleet": None, **state})
+
     def new_state(self, seed: int) -> LogState:
         """An asset's severity model (the fleet's, when there is one) and empty cache (``seed`` is not needed)."""
         return LogState(self.fleet if self.fleet is not None else LogSeverityModel())

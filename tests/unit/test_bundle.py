@@ -216,3 +216,16 @@ def test_a_state_learned_with_another_bundle_is_not_restored(tmp_path: Path) -> 
     processor(tmp_path / "a").restore(with_a)  # the same bundle: restored
     with pytest.raises(IncompatibleStateError, match=re.escape("learned with bundle (none), this processor uses a1")):
         processor(tmp_path / "a").restore(processor(None).snapshot())
+
+
+def test_a_checkpoint_written_before_bundles_existed_still_restores_and_scores_new_assets() -> None:
+    """A state pickled by the previous version: no ``bundle_version`` on the pipeline, no ``fleet`` on the logs."""
+    old = StreamProcessor(StreamSettings(), CollectingOutput())
+    del old.pipeline.bundle_version
+    del old.pipeline.stages[2].fleet  # type: ignore[attr-defined]
+    snapshot = old.snapshot()
+    restored = StreamProcessor(StreamSettings(), CollectingOutput())
+    restored.restore(snapshot)
+    assert restored.pipeline.bundle_version is None
+    assert restored.pipeline.stages[2].new_state(0).model.positives == 0  # a new asset's own model, as before
+    restored.restore(restored.snapshot())  # and it restores again
