@@ -79,27 +79,31 @@ class Bundle:
 
     def json(self, name: str) -> Any:
         """The content of a ``.json`` file."""
+        data = self._bytes(name, ".json")
         try:
-            return json.loads(self._bytes(name, ".json"))
+            return json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise self._error(f"{name}: not valid JSON ({exc})") from None
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The arrays of an ``.npz`` file (object arrays, which would need pickle, are refused)."""
+        data = self._bytes(name, ".npz")
         try:
-            with np.load(io.BytesIO(self._bytes(name, ".npz")), allow_pickle=False) as loaded:
+            with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
                 return {key: loaded[key] for key in loaded.files}
         except (ValueError, OSError) as exc:
             raise self._error(f"{name}: not a numpy .npz without pickles ({exc})") from None
 
     def tensors(self, name: str) -> dict[str, np.ndarray]:
         """The tensors of a ``.safetensors`` file, as numpy arrays."""
+        data = self._bytes(name, ".safetensors")
         try:
-            return dict(load_safetensors(self._bytes(name, ".safetensors")))
+            return dict(load_safetensors(data))
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise self._error(f"{name}: not a safetensors file ({exc})") from None
 
     def has(self, name: str) -> bool:
+        """Whether the bundle holds a file of that name."""
         return name in self._files
 
     def _bytes(self, name: str, suffix: str) -> bytes:

@@ -229,3 +229,11 @@ def test_a_checkpoint_written_before_bundles_existed_still_restores_and_scores_n
     assert restored.pipeline.bundle_version is None
     assert restored.pipeline.stages[2].new_state(0).model.positives == 0  # a new asset's own model, as before
     restored.restore(restored.snapshot())  # and it restores again
+
+
+def test_a_missing_part_is_named_once_whatever_its_kind(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", "1", {"a.json": 1})
+    for read, name in ((bundle.json, "x.json"), (bundle.arrays, "x.npz"), (bundle.tensors, "x.safetensors")):
+        with pytest.raises(BundleError) as raised:
+            read(name)
+        assert raised.value.problem == f"{name}: not in this bundle (it has a.json)"
