@@ -175,7 +175,7 @@ def run_embedded(steps: Iterable[list[Message]], size: Size) -> dict[str, float]
     Only the runner's calls are timed; the messages of each minute are read before them.
     """
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant(size).asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, assets=plant(size).asset_registry()))
     cpu = 0.0
     windows = 0
     for index, step in enumerate(steps):
@@ -212,7 +212,7 @@ def aligned_windows(steps: Iterable[list[Message]]) -> list[list[AlignedWindow]]
 def run_floor(windows: list[list[AlignedWindow]], size: Size) -> dict[str, float]:
     """Only the pipeline (features, models, calibration, fusion) on the aligned windows of the timed steps, each
     step's windows as one batch (as the runner scores them)."""
-    pipeline = Pipeline(FusewatchConfig().models, bearings=plant(size).asset_registry().bearings)
+    pipeline = Pipeline(FusewatchConfig().models, assets=plant(size).asset_registry())
     cpu, count = 0.0, 0
     for index, closed in enumerate(windows):
         started = time.process_time()

@@ -84,7 +84,7 @@ def embedded_rate(simulated: PlantSimulator) -> tuple[float, int]:
     steps = [[(topics.for_event(e), e.asset_id.encode(), encode(e), e.ts) for e in step] for step in simulated.steps()]
     output = CollectingOutput()
     runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output,
-                                            bearings=simulated.asset_registry().bearings))
+                                            assets=simulated.asset_registry()))
     started = time.perf_counter()
     for step in steps:
         for topic, key, value, ts in step:

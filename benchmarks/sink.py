@@ -35,7 +35,7 @@ GOAL = 0.8
 def lines_of_a_run(assets: int, days: float) -> list[str]:
     plant = PlantSimulator(SimulatorConfig(assets=assets, days=days, seed=0, sample_rate_hz=2560.0))
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, assets=plant.asset_registry()))
     topics = Topics()
     for step in plant.steps():
         for event in step:

@@ -66,7 +66,7 @@ def simulate_and_score(
     plant = plant_factory()
     share = plant.asset_ids[worker::workers]
     output = CollectingOutput()
-    processor = StreamProcessor(config.streams, output, run_id=run_id, bearings=plant.asset_registry().bearings)
+    processor = StreamProcessor(config.streams, output, run_id=run_id, assets=plant.asset_registry())
     runner = EmbeddedRunner(processor)
     topics = Topics()
     steps = 0

@@ -313,6 +313,23 @@ class CameraDetector:
             ("peak_col", round(col / error.shape[1], 3)),
         ]
 
+    def start_from(self, weights: dict[str, np.ndarray], adapt_steps: int) -> None:
+        """Start from another model's weights (a fleet's model of this camera kind), with ``adapt_steps`` steps
+        left of the warm phase: the model adapts to its own scene at once, then learns as a warm model does.
+
+        Raises ``ValueError`` when the weights are not of this model's architecture.
+        """
+        own = self.model.state_dict()
+        if set(weights) != set(own) or any(tuple(weights[k].shape) != tuple(own[k].shape) for k in own):
+            raise ValueError(f"weights of another architecture (expected {', '.join(sorted(own))} of depth"
+                             f" {self.depth})")
+        self.model.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.items()})
+        self.steps = max(self.warm_steps - adapt_steps, 0)
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The model's weights as arrays (what a bundle stores)."""
+        return {k: v.detach().numpy().copy() for k, v in self.model.state_dict().items()}
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         buffer = io.BytesIO()

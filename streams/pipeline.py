@@ -26,7 +26,9 @@ other assets the same process happens to handle (one worker or many, embedded or
    are dropped. Each stage's model learns the window unless its calibrated score reaches ``learn_gate``:
    anomalies must not poison the models, and a slowly growing fault must not become the new normal. During
    the first ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it
-   never alerts).
+   never alerts). With a bundle that holds priors for the asset's kind (:mod:`streams.prior_calibration`) the
+   warm-up is the prior's few hours, after which the channels are calibrated against the fleet's machines of
+   that kind at the same age until the asset's own calibrators take over.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fusewatch.core import __version__
-from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.events import Score
 from models.bundle import load_bundle
+from models.priors import FleetPriors
 from models.retrieval import IncidentMatch, IncidentMemory, signature
 from models.text import normalize_log_text
 from streams.aligner import AlignedWindow
 from streams.fusion_stage import FusionStage
 from streams.model_config import ModelConfig
+from streams.prior_calibration import AssetPrior, PriorCalibration
 from streams.stages import MODALITY_STAGES
 from streams.stages.base import ModalityStage, Reading
 from streams.stages.channel import Channel
@@ -67,7 +71,8 @@ class ScoredWindow:
     ``fusion_input`` holds the calibrated scores of the warm channels (modalities and ``early``),
     ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen,
     ``log_words`` the normalised words of its log entries; :meth:`signature` is the window's cross-modal
-    signature (for retrieval of similar incidents), computed only when asked for.
+    signature (for retrieval of similar incidents), computed only when asked for; ``smoothed`` the smoothed raw
+    score of every channel (what a channel's calibrator sees; fleet training fits priors to it).
     """
 
     score: Score
@@ -75,6 +80,7 @@ class ScoredWindow:
     early_shares: dict[str, float] = field(default_factory=dict)
     new_logs: tuple[tuple[int, str], ...] = ()
     log_words: tuple[str, ...] = ()
+    smoothed: dict[str, float] = field(default_factory=dict)
 
     def signature(self) -> dict[str, float]:
         """Channel surprises, the leading modality's top features and the log words (models/retrieval.py)."""
@@ -90,6 +96,7 @@ class _AssetState:
     channels: dict[str, Channel]
     windows: int = 0
     peak: tuple[float, dict[str, float], str | None] | None = None  # the most anomalous window since the last incident
+    prior: AssetPrior | None = None  # calibration from its kind's prior (a bundle with priors)
 
 
 class Pipeline:
@@ -102,11 +109,11 @@ class Pipeline:
         self,
         config: ModelConfig | None = None,
         run_id: str = "live",
-        bearings: Callable[[str], BearingKinematics | None] | None = None,
+        assets: AssetRegistry | None = None,
     ) -> None:
         self.config = config or ModelConfig()
         self.run_id = run_id
-        self.bearings = bearings or (lambda asset_id: None)
+        self.use_assets(assets)
         self.early = EarlyStage(self.config)
         self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
@@ -115,24 +122,44 @@ class Pipeline:
         bundle = load_bundle(self.config.bundle) if self.config.bundle is not None else None
         self.stages: tuple[ModalityStage[Any], ...] = tuple(make(self.config, bundle) for make in MODALITY_STAGES)
         self.bundle_version = bundle.version if bundle is not None else None
+        priors = FleetPriors.from_bundle(bundle) if bundle is not None else None
+        self.prior = PriorCalibration(priors) if priors is not None else None
         bundled = f".b{bundle.version}" if bundle is not None else ""
         self.model_version = f"{__version__}+{method}.s{STATE_VERSION}{bundled}"
         self.state_version = STATE_VERSION
         self._assets: dict[str, _AssetState] = {}
 
+    def use_assets(self, assets: AssetRegistry | None) -> None:
+        """Look assets' kinds and bearings up in ``assets`` (``None``: unknown)."""
+        self.assets = assets
+        self.bearings = assets.bearings if assets is not None else (lambda asset_id: None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The learned state: the asset lookups and the bundle's priors are given again on restore."""
+        return {key: value for key, value in self.__dict__.items() if key not in ("assets", "bearings", "prior")}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Also reads the state of checkpoints written before bundles existed (no ``bundle_version``)."""
         self.__dict__.update({"bundle_version": None, **state})
 
-    def _state(self, asset_id: str) -> _AssetState:
+    def adopt(self, restored: Pipeline) -> Pipeline:
+        """``restored`` (a snapshot's pipeline) with this pipeline's asset lookups and priors."""
+        restored.use_assets(self.assets)
+        restored.prior = self.prior
+        return restored
+
+    def _state(self, asset_id: str, first_ns: int) -> _AssetState:
         state = self._assets.get(asset_id)
         if state is None:
             seed = self.config.seed + zlib.crc32(asset_id.encode())
-            models = {stage.name: stage.new_state(seed) for stage in self.stages}
+            kind = self.assets.kind(asset_id) if self.assets is not None else None
+            models = {stage.name: stage.new_state(seed, kind) for stage in self.stages}
             models[self.early.name] = self.early.new_state(seed)
             channels = {stage.name: stage.new_channel() for stage in self.stages}
             channels[self.early.name] = self.early.new_channel()
             state = self._assets[asset_id] = _AssetState(models, channels)
+            if self.prior is not None:
+                state.prior = self.prior.start(kind, first_ns)
         return state
 
     def process(self, window: AlignedWindow, learn: bool = True) -> ScoredWindow:
@@ -153,7 +180,7 @@ class Pipeline:
         scored, after the previous window's score was handed on (the caller's alert policy has seen it).
         """
         for run in _distinct_asset_runs(windows):
-            assets = [self._state(window.asset_id) for window in run]
+            assets = [self._state(window.asset_id, window.start_ns) for window in run]
             try:
                 readings = self._read(run, assets)
             except Exception:
@@ -201,7 +228,12 @@ class Pipeline:
         smoothed = {m: asset.channels[m].smooth(value) for m, value in raw.items()}
         calibrated = {m: asset.channels[m].calibrate(value) for m, value in smoothed.items()}
         warm = {m: asset.channels[m].warm for m in raw}
-        warmup = asset.windows < self.config.warmup_windows or not any(warm[m] for m in readings)
+        if asset.prior is not None and self.prior is not None:
+            self.prior.apply(asset.prior, window.end_ns, smoothed, calibrated, warm, asset.channels)
+            warming = self.prior.warming_up(asset.prior, window.end_ns)
+        else:
+            warming = asset.windows < self.config.warmup_windows
+        warmup = warming or not any(warm[m] for m in readings)
         fusion_input = {m: c for m, c in calibrated.items() if warm[m]}
         new_logs = [entry for reading in readings.values() for entry in reading.new_logs]
         fused = self.fusion.fuse(fusion_input, early_shares)
@@ -231,7 +263,8 @@ class Pipeline:
             features={name: value for reading in readings.values() for name, value in reading.features.items()},
         )
         words = sorted({word for reading in readings.values() for word in reading.words})
-        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(words))
+        learned_smoothed = {m: value for m, value in smoothed.items() if asset.channels[m].learns}
+        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(words), learned_smoothed)
         if not warmup:
             self._remember(asset, window, scored)
         return scored
@@ -284,6 +317,8 @@ class Pipeline:
             admit = warmup or calibrated[channel] < config.calibration_gate
             asset.channels[channel].learn(value, admit, asset.windows, config.learn_delay)
         gate = config.learn_gate
+        if asset.prior is not None and self.prior is not None:
+            gate = self.prior.learn_gate(asset.prior, window.end_ns, gate, config.calibration_gate)
         for stage in self.stages:
             reading = readings.get(stage.name)
             if reading is not None and (warmup or calibrated[stage.name] < gate):

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.codec import decode, decode_pixels
 from fusewatch.core.errors import IncompatibleStateError, InvalidEventError
 from fusewatch.core.events import Alert, CameraFrame, DeadLetter, MaintenanceLog, SimilarIncident
@@ -69,7 +69,7 @@ class StreamProcessor:
         config: StreamSettings,
         output: Output,
         run_id: str = "live",
-        bearings: Callable[[str], BearingKinematics | None] | None = None,
+        assets: AssetRegistry | None = None,
         topics: Topics | None = None,
         wall_clock: Callable[[], int] = time.time_ns,
         processing_clock: Callable[[], int] = time.time_ns,
@@ -80,7 +80,7 @@ class StreamProcessor:
         self.run_id = run_id
         self.processing_clock = processing_clock  # modality idleness (see streams.aligner)
         self.aligner = Aligner(config.aligner, clock=processing_clock)
-        self.pipeline = Pipeline(config.models, run_id=run_id, bearings=bearings)
+        self.pipeline = Pipeline(config.models, run_id=run_id, assets=assets)
         self.alerts = AlertPolicy(config.alerts, run_id=run_id)
         self.stats = ProcessorStats()
         self.wall_clock = wall_clock
@@ -151,12 +151,7 @@ class StreamProcessor:
         """The aligner, model and alert state as bytes (for checkpoints); the output and lookups are not kept.
         Windows waiting for the end of a batch are scored first: the state covers every message handled."""
         self._score_closed()
-        bearings = self.pipeline.bearings
-        try:
-            self.pipeline.bearings = None  # type: ignore[assignment]  # a lookup function, given again on restore
-            return pickle.dumps((self.aligner, self.pipeline, self.alerts, self.stats), protocol=5)
-        finally:
-            self.pipeline.bearings = bearings
+        return pickle.dumps((self.aligner, self.pipeline, self.alerts, self.stats), protocol=5)
 
     def restore(self, snapshot: bytes) -> None:
         """Replace the state by one taken with :meth:`snapshot` (by this or another process).
@@ -165,7 +160,6 @@ class StreamProcessor:
         another layout version than this code's (``STATE_VERSION`` in :mod:`streams.pipeline`), names classes this
         version does not have, or was learned with another model bundle than this processor's.
         """
-        bearings = self.pipeline.bearings
         try:
             aligner, pipeline, alerts, stats = pickle.loads(snapshot)
         except (AttributeError, ImportError, pickle.UnpicklingError) as exc:
@@ -177,10 +171,9 @@ class StreamProcessor:
         if bundle != expected:
             raise IncompatibleStateError(f"model state learned with bundle {bundle or '(none)'}, this processor uses"
                                          f" {expected or '(none)'}")
-        self.aligner, self.pipeline, self.alerts, self.stats = aligner, pipeline, alerts, stats
+        self.aligner, self.pipeline, self.alerts, self.stats = aligner, self.pipeline.adopt(pipeline), alerts, stats
         self._closed = []  # windows of the state replaced
         self.aligner.use_clock(self.processing_clock)
-        self.pipeline.bearings = bearings
 
     def _close(self, windows: list[AlignedWindow], origin: _Origin | None) -> None:
         """Windows just closed: scored now, or at the end of the open batch."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,7 @@ from fusewatch.evaluation.outcomes import alert_outcomes, asset_rows, opened_by_
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.checkpoint import config_digest
 from streams.fusion_stage import METHODS
+from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput
 from streams.runners.partition import process_message
@@ -94,8 +95,7 @@ class _Partition:
 
     def __init__(self, config: FusewatchConfig, run_id: str, registry: AssetRegistry | None) -> None:
         self.output = CollectingOutput()
-        bearings = registry.bearings if registry is not None else None
-        self.processor = StreamProcessor(config.streams, self.output, run_id=run_id, bearings=bearings)
+        self.processor = StreamProcessor(config.streams, self.output, run_id=run_id, assets=registry)
         self.registry = registry
         self.clock_ns = 0
 
@@ -118,11 +118,12 @@ def run_backtest(
     source: str = "recorded messages",
     requested: tuple[int | None, int | None] = (None, None),
     labels_from: str = "labels file",
+    on_scored: Callable[[ScoredWindow], None] | None = None,
 ) -> BacktestRun:
     """Score ``messages`` (replay order) under ``run_id``; ``labels`` replace the labels from the logs.
 
     ``source`` describes the history, ``requested`` is the time range asked for and ``labels_from`` says where
-    ``labels`` come from (for the report).
+    ``labels`` come from (for the report); ``on_scored`` is given every scored window (fleet training reads them).
     """
     started = time.perf_counter()
     topics = Topics()
@@ -140,7 +141,7 @@ def run_backtest(
                 batch.close()
                 batched.clear()
                 for open_partition in partitions.values():
-                    _collect(run, open_partition.output)
+                    _collect(run, open_partition.output, on_scored)
             partition = partitions.get(message.partition)
             if partition is None:
                 partition = partitions[message.partition] = _Partition(config, run_id, registry)
@@ -157,16 +158,18 @@ def run_backtest(
                 bar.set_postfix(windows=len(run.windows), alerts=len(run.alerts), refresh=False)
     for partition in partitions.values():
         partition.processor.flush()
-        _collect(run, partition.output)
+        _collect(run, partition.output, on_scored)
         run.dead_letter_reasons.update(partition.processor.stats.dead_letters)
     run.label_with(labels, labels_from)
     run.wall_seconds = round(time.perf_counter() - started, 3)
     return run
 
 
-def _collect(run: BacktestRun, output: CollectingOutput) -> None:
+def _collect(run: BacktestRun, output: CollectingOutput, on_scored: Callable[[ScoredWindow], None] | None) -> None:
     scored, alerts, letters = output.take()
     for window in scored:
+        if on_scored is not None:
+            on_scored(window)
         score: Score = window.score
         run.windows.append(TracePoint(score.asset_id, score.window_end, score.fused, score.leading, score.warmup,
                                       score.run_id))

@@ -15,8 +15,8 @@ asset's defect frequencies. ``fusewatch simulate --assets-file FILE`` writes the
 >>> loaded = AssetRegistry.load(path)
 >>> "pump-01" in loaded, "pump-02" in loaded
 (True, False)
->>> loaded.bearings("pump-01").bpfo_hz
-105.2
+>>> loaded.bearings("pump-01").bpfo_hz, loaded.kind("pump-01")
+(105.2, 'pump')
 """
 
 from __future__ import annotations
@@ -80,6 +80,11 @@ class AssetRegistry:
 
     def __contains__(self, asset_id: object) -> bool:
         return asset_id in self.assets
+
+    def kind(self, asset_id: str) -> str | None:
+        """The asset's kind (``None``: not registered)."""
+        info = self.assets.get(asset_id)
+        return None if info is None else info.kind
 
     def bearings(self, asset_id: str) -> BearingKinematics | None:
         info = self.assets.get(asset_id)

@@ -69,8 +69,7 @@ class PartitionProcessor:
         self.config_digest = config_digest
         self.output = OutputBuffer(topics)
         self.registry = registry
-        bearings = registry.bearings if registry is not None else None
-        self.processor = StreamProcessor(config, self.output, run_id=run_id, bearings=bearings, topics=topics,
+        self.processor = StreamProcessor(config, self.output, run_id=run_id, assets=registry, topics=topics,
                                          processing_clock=processing_clock)
         self.offsets: dict[str, int] = {}
         self.clock_ns = 0

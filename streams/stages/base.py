@@ -12,7 +12,7 @@ windows one by one: :class:`WindowByWindow` turns its per-window ``score`` and `
 
 >>> class Constant(WindowByWindow[None]):  # a fourth modality, reduced to the minimum
 ...     name = "constant"
-...     def new_state(self, seed: int) -> None: ...
+...     def new_state(self, seed: int, kind: str | None = None) -> None: ...
 ...     def new_channel(self) -> Channel: return Channel.probability()
 ...     def score(self, state: None, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
 ...         return Reading(raw=0.5, early={"constant.level": 0.5})
@@ -77,8 +77,8 @@ class ModalityStage(Protocol[S]):
         """The modality, e.g. ``"vibration"``."""
         ...
 
-    def new_state(self, seed: int) -> S:
-        """A new asset's learned state (``seed``: the asset's own seed)."""
+    def new_state(self, seed: int, kind: str | None = None) -> S:
+        """A new asset's learned state (``seed``: the asset's own seed; ``kind``: its kind, ``None`` if unknown)."""
         ...
 
     def new_channel(self) -> Channel:

@@ -7,6 +7,11 @@ decades). The autoencoder learns frames judged normal a day late (``learn_delay`
 drops the frames still waiting when an alert opens; the explanation is where the frame just scored was worst
 reconstructed.
 
+With a bundle that holds camera models (``camera.safetensors``: one autoencoder per asset kind, trained on the
+fleet's normal frames of that kind, and one over all kinds, ``*``), a new asset's autoencoder starts from its
+kind's weights (the pooled ones for another kind) with :data:`ADAPT_STEPS` steps of its warm phase left: it
+adapts to its own scene during the first two hours, then learns as a warm model does (a day late).
+
 >>> import numpy as np
 >>> from fusewatch.core.events import CameraFrame
 >>> from streams.aligner import TimedFrame
@@ -27,6 +32,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
+from fusewatch.core.errors import BundleError
 from models.bundle import Bundle
 from models.camera import CameraDetector
 from models.camera_batch import learn_frames, score_frames
@@ -36,6 +44,12 @@ from streams.model_config import ModelConfig
 from streams.stages.base import BearingLookup, Reading
 from streams.stages.channel import Channel
 
+CAMERA_MODELS_FILE = "camera.safetensors"
+"""A bundle's camera models: tensors named ``<kind>/<parameter>``."""
+ANY_KIND = "*"
+ADAPT_STEPS = 8
+"""Warm-phase steps left to a model started from its kind's weights (8 x 16 frames: two hours of frames a minute)."""
+
 
 class CameraStage:
     """A frame autoencoder per asset (the settings of ``[models] camera_*``)."""
@@ -44,15 +58,31 @@ class CameraStage:
 
     def __init__(self, config: ModelConfig, bundle: Bundle | None = None) -> None:
         self.config = config
+        self.kind_weights: dict[str, dict[str, np.ndarray]] = {}
+        if bundle is not None and bundle.has(CAMERA_MODELS_FILE):
+            self.kind_weights = kind_weights(bundle)
+            for kind, weights in sorted(self.kind_weights.items()):  # another architecture is refused at once
+                try:
+                    self.new_detector(0).start_from(weights, ADAPT_STEPS)
+                except ValueError as exc:
+                    raise BundleError(bundle.path, f"{CAMERA_MODELS_FILE}: {kind}: {exc}") from None
 
-    def new_state(self, seed: int) -> CameraDetector:
-        """An asset's autoencoder, initialised from ``seed``."""
+    def new_detector(self, seed: int) -> CameraDetector:
+        """An autoencoder with the ``[models] camera_*`` settings, initialised from ``seed``."""
         config = self.config
         return CameraDetector(
             input_size=config.camera_input_size, learn_delay=config.learn_delay, seed=seed, depth=config.camera_depth,
             normalization=config.camera_normalization, error=config.camera_error,
             error_baseline=config.camera_error_baseline,
         )
+
+    def new_state(self, seed: int, kind: str | None = None) -> CameraDetector:
+        """An asset's autoencoder: from its kind's weights when the bundle has them, else from ``seed``."""
+        detector = self.new_detector(seed)
+        weights = self.kind_weights.get(kind or ANY_KIND) or self.kind_weights.get(ANY_KIND)
+        if weights is not None:
+            detector.start_from(weights, ADAPT_STEPS)
+        return detector
 
     def new_channel(self) -> Channel:
         """Smoothed, calibrated against recent normal history, learned late."""
@@ -85,3 +115,14 @@ class CameraStage:
 
 def _reading(error: float) -> Reading:
     return Reading(error, early_features(None, error, None))
+
+
+def kind_weights(bundle: Bundle) -> dict[str, dict[str, np.ndarray]]:
+    """The bundle's camera models by kind."""
+    models: dict[str, dict[str, np.ndarray]] = {}
+    for name, tensor in bundle.tensors(CAMERA_MODELS_FILE).items():
+        kind, _, parameter = name.rpartition("/")
+        if not kind:
+            raise BundleError(bundle.path, f"{CAMERA_MODELS_FILE}: tensor {name!r} is not named <kind>/<parameter>")
+        models.setdefault(kind, {})[parameter] = tensor
+    return models

@@ -63,6 +63,11 @@ class Channel:
         return cls(ProbabilityCalibrator())
 
     @property
+    def learns(self) -> bool:
+        """Whether the channel's calibrator learns a reference (a probability channel's does not)."""
+        return self.pending is not None
+
+    @property
     def warm(self) -> bool:
         """Whether the calibrator has seen enough normal values for the channel to join fusion."""
         return bool(self.calibrator.warm)

@@ -33,7 +33,7 @@ class EarlyStage:
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
 
-    def new_state(self, seed: int) -> EarlyFusionDetector:
+    def new_state(self, seed: int, kind: str | None = None) -> EarlyFusionDetector:
         """An asset's detector (deterministic: ``seed`` is not needed)."""
         return EarlyFusionDetector(top_k=self.config.vibration_top_k)
 

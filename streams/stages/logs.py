@@ -64,7 +64,7 @@ class LogStage(WindowByWindow[LogState]):
         """Also reads the state of checkpoints written before bundles existed (no ``fleet``)."""
         self.__dict__.update({"fleet": None, **state})
 
-    def new_state(self, seed: int) -> LogState:
+    def new_state(self, seed: int, kind: str | None = None) -> LogState:
         """An asset's severity model (the fleet's, when there is one) and empty cache (``seed`` is not needed)."""
         return LogState(self.fleet if self.fleet is not None else LogSeverityModel())
 

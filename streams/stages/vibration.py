@@ -55,7 +55,7 @@ class VibrationStage:
         self.config = config
         self.features = VibrationFeatures()
 
-    def new_state(self, seed: int) -> VibrationDetector:
+    def new_state(self, seed: int, kind: str | None = None) -> VibrationDetector:
         """An asset's detector (deterministic: ``seed`` is not needed)."""
         return VibrationDetector(top_k=self.config.vibration_top_k)
 

@@ -48,7 +48,7 @@ def simulated_run() -> tuple[tuple[str, ...], tuple[str, ...], int, int]:
         open_threshold=0.02, open_k=1, open_n=1, escalate_threshold=0.05, escalate_k=1, close_threshold=0.01,
         close_windows=20, cooldown_s=600))
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(config.streams, output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(config.streams, output, assets=plant.asset_registry()))
     topics = Topics()
     logs: list[MaintenanceLog] = []
     for event in plant.events():

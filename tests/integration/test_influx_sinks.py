@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 def _scored_plant() -> tuple[list[str], int]:
     plant = PlantSimulator(SimulatorConfig(assets=2, days=0.1, seed=2))
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, assets=plant.asset_registry()))
     topics = Topics()
     for event in plant.events():
         runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)

@@ -102,7 +102,7 @@ def window_key(score: dict[str, Any]) -> tuple[str, int]:
 def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = None) -> dict[tuple[str, int], Score]:
     """The embedded runner's scores for the plant's events (leaving out the event indices ``skip`` names)."""
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, bearings=plant.asset_registry().bearings))
+    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, assets=plant.asset_registry()))
     topics = Topics()
     index = 0
     for step in plant.steps():

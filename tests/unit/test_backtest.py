@@ -71,7 +71,7 @@ def reference(plant: PlantSimulator, history: list[RecordedMessage]) -> Collecti
     """The same bytes through the embedded runner as the demo's workers feed it."""
     output = CollectingOutput()
     runner = EmbeddedRunner(StreamProcessor(SENSITIVE.streams, output, run_id="bt-a",
-                                            bearings=plant.asset_registry().bearings))
+                                            assets=plant.asset_registry()))
     for message in history:
         runner.publish(f"{TOPICS.prefix}{message.kind}", message.key or b"", message.value,
                        message.timestamp_ms * 1_000_000)

@@ -46,7 +46,7 @@ def _run(plant: PlantSimulator, minutes_per_batch: int | None) -> CollectingOutp
     """The plant's messages through one processor; ``None``: no batch (each message's windows scored at once)."""
     output = CollectingOutput()
     processor = StreamProcessor(SETTINGS, output, run_id="batch", processing_clock=lambda: 0,
-                                bearings=plant.asset_registry().bearings)
+                                assets=plant.asset_registry())
     offset, now = 0, 0
     steps = list(_steps(plant))
     size = minutes_per_batch or 1
@@ -100,7 +100,7 @@ def test_a_window_that_cannot_be_scored_is_a_dead_letter_and_its_batch_goes_on(p
     windows are scored and the message that closed the failing window becomes a dead letter naming the error."""
     output = CollectingOutput()
     processor = StreamProcessor(SETTINGS, output, run_id="batch", processing_clock=lambda: 0,
-                                bearings=plant.asset_registry().bearings)
+                                assets=plant.asset_registry())
     steps = list(_steps(plant))[:8]
     offset, spoiled = 0, False
     with processor.batch():

@@ -26,9 +26,9 @@ from streams.settings import StreamSettings
 def parts() -> dict[str, object]:
     rng = np.random.default_rng(7)
     return {
-        "priors.json": {"pump": {"warmup_hours": 2.0, "bands": [0.1, 0.2]}},
+        "site.json": {"pump": {"warmup_hours": 2.0, "bands": [0.1, 0.2]}},
         "calibration.npz": {"pump_history": rng.normal(size=500), "counts": np.arange(4, dtype=np.int64)},
-        "camera.safetensors": {"encoder.0.weight": rng.normal(size=(8, 1, 4, 4)).astype(np.float32)},
+        "weights.safetensors": {"encoder.0.weight": rng.normal(size=(8, 1, 4, 4)).astype(np.float32)},
     }
 
 
@@ -36,13 +36,13 @@ def test_a_bundle_reads_back_exactly_what_was_written(tmp_path: Path) -> None:
     written = parts()
     write_bundle(tmp_path / "b", "2026.12-a", written, description="pumps", made_from={"seeds": [1, 2]})
     bundle = load_bundle(tmp_path / "b")
-    assert bundle.version == "2026.12-a" and bundle.names == ["calibration.npz", "camera.safetensors", "priors.json"]
-    assert bundle.json("priors.json") == written["priors.json"]
+    assert bundle.version == "2026.12-a" and bundle.names == ["calibration.npz", "site.json", "weights.safetensors"]
+    assert bundle.json("site.json") == written["site.json"]
     arrays = bundle.arrays("calibration.npz")
     assert np.array_equal(arrays["pump_history"], written["calibration.npz"]["pump_history"])  # type: ignore[index]
     assert arrays["counts"].dtype == np.int64
-    tensors = bundle.tensors("camera.safetensors")
-    assert np.array_equal(tensors["encoder.0.weight"], written["camera.safetensors"]["encoder.0.weight"])  # type: ignore[index]
+    tensors = bundle.tensors("weights.safetensors")
+    assert np.array_equal(tensors["encoder.0.weight"], written["weights.safetensors"]["encoder.0.weight"])  # type: ignore[index]
     manifest = json.loads((tmp_path / "b" / MANIFEST).read_text())
     assert manifest["made_from"] == {"seeds": [1, 2]} and manifest["description"] == "pumps"
     for name, entry in manifest["files"].items():
@@ -82,7 +82,7 @@ def test_a_bundle_is_never_overwritten(tmp_path: Path) -> None:
 
 
 def damage_flip_a_byte(path: Path) -> None:
-    target = path / "camera.safetensors"
+    target = path / "weights.safetensors"
     data = bytearray(target.read_bytes())
     data[-1] ^= 0xFF
     target.write_bytes(bytes(data))
@@ -94,7 +94,7 @@ def damage_truncate(path: Path) -> None:
 
 
 def damage_remove(path: Path) -> None:
-    (path / "priors.json").unlink()
+    (path / "site.json").unlink()
 
 
 def damage_add_a_file(path: Path) -> None:
@@ -113,9 +113,9 @@ def damage_format(path: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "problem"),
     [
-        (damage_flip_a_byte, "camera.safetensors: its SHA-256 is not the manifest's"),
+        (damage_flip_a_byte, "weights.safetensors: its SHA-256 is not the manifest's"),
         (damage_truncate, "calibration.npz: .* bytes, the manifest says"),
-        (damage_remove, "priors.json: listed in the manifest but missing"),
+        (damage_remove, "site.json: listed in the manifest but missing"),
         (damage_add_a_file, "extra.json: not in the manifest"),
         (damage_manifest, "manifest.json: not valid JSON"),
         (damage_format, "format 99, this fusewatch reads format 1"),
@@ -155,8 +155,8 @@ def test_an_npz_that_needs_pickle_is_refused_even_when_its_checksum_matches(tmp_
 
 def test_a_part_is_read_only_as_its_own_kind(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path / "b", "1", parts())
-    with pytest.raises(BundleError, match=re.escape("priors.json: expected a .npz file")):
-        bundle.arrays("priors.json")
+    with pytest.raises(BundleError, match=re.escape("site.json: expected a .npz file")):
+        bundle.arrays("site.json")
     with pytest.raises(BundleError, match=re.escape("missing.json: not in this bundle")):
         bundle.json("missing.json")
 
@@ -167,7 +167,7 @@ def test_the_pipeline_names_its_bundle_in_every_score_and_refuses_a_damaged_one(
     pipeline = Pipeline(ModelConfig(bundle=tmp_path / "b"))
     assert pipeline.model_version.endswith(".b2026.12-a") and pipeline.bundle_version == "2026.12-a"
     damage_flip_a_byte(tmp_path / "b")
-    with pytest.raises(BundleError, match=re.escape("camera.safetensors")):
+    with pytest.raises(BundleError, match=re.escape("weights.safetensors")):
         Pipeline(ModelConfig(bundle=tmp_path / "b"))
 
 
@@ -181,7 +181,7 @@ def test_a_scoring_command_stops_before_it_starts_on_a_damaged_bundle(
     damage_remove(tmp_path / "b")
     monkeypatch.setenv("FUSEWATCH_MODELS__BUNDLE", str(tmp_path / "b"))
     assert main([*command, "--out", str(tmp_path / "out")]) == 2
-    assert f"bundle {tmp_path / 'b'}: priors.json: listed in the manifest but missing" in capsys.readouterr().err
+    assert f"bundle {tmp_path / 'b'}: site.json: listed in the manifest but missing" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
@@ -197,7 +197,7 @@ def test_bundle_show_checks_the_files_and_prints_the_summary(
     assert json.loads(capsys.readouterr().out)["version"] == "2026.12-a"
     damage_flip_a_byte(tmp_path / "b")
     assert main(["bundle", "show", str(tmp_path / "b")]) == 2
-    assert "camera.safetensors: its SHA-256 is not the manifest's" in capsys.readouterr().err
+    assert "weights.safetensors: its SHA-256 is not the manifest's" in capsys.readouterr().err
 
 
 def test_a_state_learned_with_another_bundle_is_not_restored(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from connectors.ingest.edge import EdgeFeatures, wire_sizes
 from connectors.sources.recording import Recording, RecordingWriter
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
-from fusewatch.core.assets import BearingKinematics
+from fusewatch.core.assets import AssetInfo, AssetRegistry, BearingKinematics
 from fusewatch.core.codec import KIND_FEATURES, decode, encode
 from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import (
@@ -132,7 +132,7 @@ def _run(plant: PlantSimulator, edge: EdgeFeatures | None, assets: list[str]) ->
         alerts=AlertPolicyConfig(open_threshold=0.05, close_threshold=0.02, close_windows=5, cooldown_s=60))
     output = CollectingOutput()
     runner = EmbeddedRunner(StreamProcessor(settings, output, run_id="edge", processing_clock=lambda: 0,
-                                            bearings=plant.asset_registry().bearings))
+                                            assets=plant.asset_registry()))
     messages = vibration_bytes = 0
     for step in plant.steps(assets):
         for event in step:
@@ -195,7 +195,7 @@ def test_recordings_keep_feature_sets_as_header_rows_byte_for_byte(tmp_path: Pat
 def test_a_chunk_and_its_features_are_one_reading_and_windows_may_mix_them() -> None:
     output = CollectingOutput()
     processor = StreamProcessor(StreamSettings(), output, run_id="t", processing_clock=lambda: 0,
-                                bearings=lambda asset_id: BEARING)
+                                assets=AssetRegistry({"pump-01": AssetInfo("pump", BEARING)}))
     with_envelope, without = EdgeFeatures(lambda asset_id: BEARING), EdgeFeatures(lambda asset_id: None)
     first, second = chunk(0, n=4096), chunk(0, n=4096).model_copy(update={"ts": 2 * 10**9, "sensor_id": "nde"})
     messages = [encode(first), encode(with_envelope.convert(first)),  # the same reading twice: a duplicate
