@@ -17,10 +17,15 @@ from connectors.kafka.admin import create_topics, delete_topics, topic_names
 from connectors.kafka.consumer import read_topics
 from connectors.kafka.producer import EventProducer
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
+from fusewatch.core import __version__
 from fusewatch.core.codec import decode
 from fusewatch.core.events import VibrationChunk
 from fusewatch.core.kafka_settings import KafkaSettings
-from fusewatch.core.timeutil import NS_PER_HOUR, format_time
+from fusewatch.core.timeutil import NS_PER_HOUR, format_time, parse_time
+from models.bundle import write_bundle
+from models.priors import AssetHistory, fit_priors
+from streams.model_config import ModelConfig
+from streams.settings import StreamSettings
 from tests.integration.conftest import unique_prefix
 from tests.integration.test_worker import cli
 from tests.integration.workers import (
@@ -45,9 +50,10 @@ def dead_letters(kafka: KafkaSettings) -> list[dict[str, Any]]:
     return [json.loads(record.value) for record in read_topics(kafka, [kafka.topics().dead_letter])]
 
 
-def started_worker(kafka: KafkaSettings, tmp_path: Path, registry: Path, name: str) -> WorkerProcess:
+def started_worker(kafka: KafkaSettings, tmp_path: Path, registry: Path, name: str,
+                   env: dict[str, str] | None = None) -> WorkerProcess:
     """A worker that owns every partition and waits for input (the live case: it runs before the producer)."""
-    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + name, registry, name)
+    worker = WorkerProcess(kafka, tmp_path, kafka.topic_prefix + name, registry, name, env=env)
     wait_until(lambda: (worker.health() or {}).get("partitions") == list(range(kafka.partitions)), 90,
                "the worker's assignment", worker)
     return worker
@@ -79,6 +85,35 @@ def test_simulate_into_a_running_worker_loses_nothing_and_equals_the_embedded_ru
     assert_same_scores(expected, scores_in_topic(kafka))
     reports = [json.loads(r.value) for r in read_topics(kafka, [kafka.topics().worker_health])]
     assert reports and {"vibration", "camera"} <= set(reports[-1]["event_time_lag_s"])  # for the sink's points
+
+
+def test_a_worker_with_a_bundle_scores_new_assets_live_after_the_short_warm_up_as_the_embedded_runner(
+    kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    plant = simulated_plant(14, 3, hours=4)
+    registry = tmp_path / "assets.json"
+    plant.asset_registry().save(registry)
+    rng = np.random.default_rng(0)
+    histories = [AssetHistory(kind, {channel: [(minute / 60, float(rng.chisquare(3))) for minute in range(1440)]
+                                     for channel in ("vibration", "camera", "early")}) for kind in ("pump", "motor")]
+    bundle = write_bundle(tmp_path / "bundle", "live-1", fit_priors(histories, 2.0, (2.0, 8.0)).parts())
+    worker = started_worker(kafka, tmp_path, registry, "bundle", env={"FUSEWATCH_MODELS__BUNDLE": str(bundle.path)})
+    try:
+        sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "3", "--days", str(4 / 24),
+                   "--seed", "14", "--start", format_time(plant.config.start_ns), "--speed", "max", "--no-progress")
+        assert sent.returncode == 0, sent.stderr
+        expected = embedded_scores(plant, settings=StreamSettings(models=ModelConfig(bundle=bundle.path)))
+        wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= len(expected) - 2 * 3,
+                   300, "all windows scored", worker)
+        wait_until(worker.drained, 60, "every message processed", worker)
+    finally:
+        assert worker.stop() == 0, worker.tail()
+    scores = scores_in_topic(kafka)
+    assert_same_scores(expected, scores)
+    assert {score["model_version"] for score in scores} == {f"{__version__}+fisher.s4.blive-1"}
+    alertable = [score for score in scores if not score["warmup"]]  # hours 2 to 4: past the bundle's warm-up
+    assert {score["asset_id"] for score in alertable} == set(plant.asset_ids)
+    assert min(parse_time(score["window_end"]) for score in alertable) - plant.config.start_ns <= 2.05 * NS_PER_HOUR
 
 
 def test_replay_into_a_running_worker_loses_nothing_and_equals_the_recording_scored_embedded(

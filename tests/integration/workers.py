@@ -37,10 +37,10 @@ class WorkerProcess:
     """One `fusewatch worker` subprocess with its log file and health endpoint."""
 
     def __init__(self, kafka: KafkaSettings, workdir: Path, app_id: str, assets_file: Path, name: str,
-                 run_id: str = "live") -> None:
+                 run_id: str = "live", env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log = workdir / f"{name}.log"
-        env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
+        env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix, **(env or {})}
         command = [sys.executable, "-m", "fusewatch.cli", "--log-level", "INFO", "worker", "--kafka",
                    kafka.bootstrap_servers, "--workdir", str(workdir), "--app-id", app_id, "--assets-file",
                    str(assets_file), "--web-port", str(self.port), "--checkpoint-every", "500", "--run-id", run_id]
@@ -99,10 +99,11 @@ def window_key(score: dict[str, Any]) -> tuple[str, int]:
     return score["asset_id"], parse_time(score["window_end"])
 
 
-def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = None) -> dict[tuple[str, int], Score]:
+def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = None,
+                    settings: StreamSettings | None = None) -> dict[tuple[str, int], Score]:
     """The embedded runner's scores for the plant's events (leaving out the event indices ``skip`` names)."""
     output = CollectingOutput()
-    runner = EmbeddedRunner(StreamProcessor(StreamSettings(), output, assets=plant.asset_registry()))
+    runner = EmbeddedRunner(StreamProcessor(settings or StreamSettings(), output, assets=plant.asset_registry()))
     topics = Topics()
     index = 0
     for step in plant.steps():
