@@ -92,6 +92,7 @@ def compare(args: argparse.Namespace, config: Any, out_dir: Path) -> int:
     runs = {}
     for label, path in (("per-asset", None), ("bundle", args.compare_bundle)):
         models = config.models.model_copy(update={"bundle": path})
+        (out_dir / label).mkdir(parents=True, exist_ok=True)
         summary = run_scenario(args.scenario, seed=args.seed, out_dir=out_dir / label, progress=not args.no_progress,
                                config=config.model_copy(update={"models": models}))
         summary.write(out_dir / label / "summary.json")

@@ -236,3 +236,11 @@ def test_camera_models_per_kind_start_a_new_assets_autoencoder(tmp_path: Path) -
     write_bundle(tmp_path / "flat", "c2", {CAMERA_MODELS_FILE: {"weight": np.ones(3, np.float32)}})
     with pytest.raises(BundleError, match="tensor 'weight' is not named <kind>/<parameter>"):
         CameraStage(ModelConfig(), load_bundle(tmp_path / "flat"))
+
+
+def test_compare_bundle_is_refused_for_a_scenario_without_a_plant(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    write_bundle(tmp_path / "b", "c1", {"site.json": {}})
+    assert main(["evaluate", "--scenario", "mfpt", "--compare-bundle", str(tmp_path / "b"), "--out",
+                 str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "--compare-bundle applies to the new-assets, semi-real, simulated scenarios" in capsys.readouterr().err
