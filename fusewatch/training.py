@@ -39,7 +39,7 @@ from fusewatch.core.errors import InvalidEventError
 from fusewatch.core.events import CameraFrame, MaintenanceLog
 from fusewatch.core.history import RecordedMessage
 from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_MS
-from models.bundle import Bundle, write_bundle
+from models.bundle import ANY_KIND, Bundle, write_bundle
 from models.camera import CameraDetector, mean_pool
 from models.priors import AssetHistory, FleetPriors, fit_priors
 from models.text import TEXT_MODEL_FILE, LogSeverityModel
@@ -144,7 +144,7 @@ def train_camera_models(read: TrainingInput, models: ModelConfig,
     groups: dict[str, list[np.ndarray]] = defaultdict(list)
     for asset_id, frames in sorted(read.frames.items()):
         normal = [pixels for ts, pixels in frames if ts < cuts.get(asset_id, 1 << 62)]
-        groups["*"] += normal
+        groups[ANY_KIND] += normal
         kind = registry.kind(asset_id) if registry is not None else None
         if kind:
             groups[kind] += normal
@@ -208,7 +208,7 @@ class FirstDays:
         histories = []
         for asset_id, channels in sorted(self.values.items()):
             cut = cuts.get(asset_id, 1 << 62)
-            kind = (registry.kind(asset_id) if registry is not None else None) or "*"
+            kind = (registry.kind(asset_id) if registry is not None else None) or ANY_KIND
             histories.append(AssetHistory(kind, {channel: [(age, value) for end, age, value in values if end < cut]
                                                  for channel, values in channels.items()}))
         return histories

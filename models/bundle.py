@@ -58,6 +58,9 @@ _PART = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\.(json|npz|safetensors)$")
 
 Arrays = Mapping[str, np.ndarray]
 
+ANY_KIND = "*"
+"""The asset kind of a bundle's parts learned over every kind: they serve an asset whose kind has none of its own."""
+
 
 @dataclass(frozen=True)
 class Bundle:

@@ -37,14 +37,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from models.bundle import Bundle
+from models.bundle import ANY_KIND, Bundle
 from models.calibration import QuantileCalibrator
 
 PRIORS_FILE = "priors.json"
 QUANTILES_FILE = "priors.npz"
 PRIORS_FORMAT = "kind-priors-1"
-ANY_KIND = "*"
-"""The prior pooled over every kind: used for an asset whose kind is unknown or has no prior of its own."""
 QUANTILES = 1001
 """Quantiles kept per age bucket (every 0.1 %); the calibrator fits its Pareto tail to the top 5 % of them."""
 MIN_BUCKET_SAMPLES = 200

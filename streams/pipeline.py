@@ -72,7 +72,8 @@ class ScoredWindow:
     ``early_shares`` the early detector's attribution, ``new_logs`` the (time, kind) of log entries first seen,
     ``log_words`` the normalised words of its log entries; :meth:`signature` is the window's cross-modal
     signature (for retrieval of similar incidents), computed only when asked for; ``smoothed`` the smoothed raw
-    score of every channel (what a channel's calibrator sees; fleet training fits priors to it).
+    score of every channel whose calibrator learns, all but the logs (what the calibrator sees; fleet training
+    fits priors to it).
     """
 
     score: Score

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fusewatch.core.errors import BundleError
-from models.bundle import Bundle
+from models.bundle import ANY_KIND, Bundle
 from models.camera import CameraDetector
 from models.camera_batch import learn_frames, score_frames
 from models.early import early_features
@@ -46,7 +46,6 @@ from streams.stages.channel import Channel
 
 CAMERA_MODELS_FILE = "camera.safetensors"
 """A bundle's camera models: tensors named ``<kind>/<parameter>``."""
-ANY_KIND = "*"
 ADAPT_STEPS = 8
 """Warm-phase steps left to a model started from its kind's weights (8 x 16 frames: two hours of frames a minute)."""
 

@@ -20,8 +20,8 @@ from fusewatch.core.history import RecordedMessage, TopicKind
 from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.core.topics import Topics
 from fusewatch.training import TrainingInput, train_camera_models
-from models.bundle import load_bundle, write_bundle
-from models.priors import ANY_KIND, PRIORS_FILE, QUANTILES_FILE, AssetHistory, FleetPriors, fit_priors
+from models.bundle import ANY_KIND, load_bundle, write_bundle
+from models.priors import PRIORS_FILE, QUANTILES_FILE, AssetHistory, FleetPriors, fit_priors
 from streams.model_config import ModelConfig
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput
