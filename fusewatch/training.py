@@ -98,17 +98,27 @@ def read_history(messages: Iterable[RecordedMessage], total: int | None = None, 
     return read
 
 
+class _FirstHours:
+    """Whether a message was recorded within ``hours`` of the first message of its key (asset) given to it."""
+
+    def __init__(self, hours: float) -> None:
+        self.limit_ms = hours * NS_PER_HOUR / NS_PER_MS
+        self.first: dict[bytes | None, int] = {}
+
+    def __call__(self, message: RecordedMessage) -> bool:
+        return message.timestamp_ms - self.first.setdefault(message.key, message.timestamp_ms) <= self.limit_ms
+
+
 class _FrameSample:
     """Keeps one in :data:`FRAME_STRIDE` frames of each asset (key) within :data:`PRIOR_SPAN_HOURS` of its first."""
 
     def __init__(self, frames: dict[str, list[tuple[int, np.ndarray]]], size: int) -> None:
         self.frames, self.size = frames, size
-        self.first: dict[bytes | None, int] = {}
+        self.within = _FirstHours(PRIOR_SPAN_HOURS)
         self.seen: dict[bytes | None, int] = defaultdict(int)
 
     def add(self, message: RecordedMessage) -> None:
-        first = self.first.setdefault(message.key, message.timestamp_ms)
-        if message.timestamp_ms - first > PRIOR_SPAN_HOURS * NS_PER_HOUR / NS_PER_MS:
+        if not self.within(message):
             return
         self.seen[message.key] += 1
         if (self.seen[message.key] - 1) % FRAME_STRIDE:
@@ -180,11 +190,8 @@ def train_text_model(entries: Iterable[MaintenanceLog]) -> LogSeverityModel:
 
 def first_days(messages: Iterable[RecordedMessage], hours: float) -> Iterator[RecordedMessage]:
     """The messages of each asset (key) recorded within ``hours`` of its first one (a margin of an hour more)."""
-    first: dict[bytes | None, int] = {}
-    limit_ms = int((hours + 1.0) * NS_PER_HOUR / NS_PER_MS)
-    for message in messages:
-        if message.timestamp_ms - first.setdefault(message.key, message.timestamp_ms) <= limit_ms:
-            yield message
+    within = _FirstHours(hours + 1.0)
+    return (message for message in messages if within(message))
 
 
 class FirstDays:

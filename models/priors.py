@@ -150,7 +150,12 @@ def baseline_of(values: Iterable[tuple[float, float]], warmup_hours: float) -> f
     >>> baseline_of([(0.2, 9.0), (1.2, 2.0), (1.5, 3.0)] + [(1.9, 4.0)] * 8, warmup_hours=2.0)
     4.0
     """
-    return baseline([value for age, value in values if warmup_hours / 2 <= age < warmup_hours])
+    return baseline([value for age, value in values if in_baseline(age, warmup_hours)])
+
+
+def in_baseline(age_hours: float, warmup_hours: float) -> bool:
+    """Whether a window of an asset ``age_hours`` old counts towards its baseline: the warm-up's second half."""
+    return warmup_hours / 2 <= age_hours < warmup_hours
 
 
 def baseline(values: Sequence[float]) -> float | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from fusewatch.core.timeutil import NS_PER_HOUR
-from models.priors import FleetPriors, baseline
+from models.priors import FleetPriors, baseline, in_baseline
 from streams.stages.channel import Channel
 
 
@@ -57,7 +57,7 @@ class PriorCalibration:
         age = self.age_hours(asset, end_ns)
         warmup = self.priors.warmup_hours
         if age < warmup:
-            if age >= warmup / 2:
+            if in_baseline(age, warmup):
                 for channel, value in smoothed.items():
                     asset.warming.setdefault(channel, []).append(value)
             return
