@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         scores,
         simulate,
         sink,
+        sweep,
         topics,
         train,
         worker,
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for command in (demo, plant, ingest, import_files, topics, simulate, worker, record, replay, sink, scores, alerts,
-                    evaluate, backtest, train, bundle, config, grafana):
+                    evaluate, sweep, backtest, train, bundle, config, grafana):
         command.register(commands)
     return parser
 

@@ -33,7 +33,7 @@ from fusewatch.core.history import RecordedMessage
 from fusewatch.core.timeutil import NS_PER_HOUR, NS_PER_MS, format_time
 from fusewatch.core.topics import Topics
 from fusewatch.evaluation.labels import LabelledEvent, Labels, LogLabels
-from fusewatch.evaluation.methods import WindowRecord, method_row, record_of, replay_methods
+from fusewatch.evaluation.methods import WindowRecord, first_alertable_hours, method_row, record_of, replay_methods
 from fusewatch.evaluation.outcomes import alert_outcomes, asset_rows, opened_by_asset
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.checkpoint import config_digest
@@ -225,6 +225,7 @@ def summarize(run: BacktestRun) -> Evaluation:
         "assets": asset_rows(own, opened, transitions, labels),
         "events": [o.as_dict() for o in outcomes],
         "stacking": stacking,
+        "first_alertable_hours": first_alertable_hours(run.records),
         "wall_seconds": round(run.wall_seconds + time.perf_counter() - started, 3),
     })
     document = summary.as_dict()

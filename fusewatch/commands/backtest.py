@@ -63,6 +63,12 @@ def register(commands: Any) -> None:
                         help="run id of the scores and alerts (default: backtest-<UTC yyyymmddThhmmss>)")
     add_kafka_option(parser)
     add_assets_options(parser)
+    parser.add_argument(
+        "--compare-bundle", type=Path, default=None, metavar="DIR",
+        help="score the history twice, per-asset models only (REPORT/per-asset) and with the model bundle DIR"
+        " (REPORT/bundle), and print them side by side as `backtest compare` does, with the hours from an asset's"
+        " first message to its first possible alert",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
     actions = parser.add_subparsers(dest="backtest_action", metavar="compare", required=False)
     compare = actions.add_parser(
@@ -88,31 +94,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_backtest_command(args: argparse.Namespace) -> int:
-    from connectors.kafka.history import open_history
-    from fusewatch.backtest.report import run_report_html, summary_plot
-    from fusewatch.backtest.run import run_backtest, summarize
-    from fusewatch.backtest.store import write_run
-    from fusewatch.core.timeutil import NS_PER_HOUR
-    from fusewatch.evaluation.labels import read_labels_csv
     from fusewatch.evaluation.outcomes import format_table
 
     config = scoring_config_of(args)
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise ConfigError("--to must be after --from")
-    registry = asset_registry(args)
     if args.labels is None and args.source not in (None, "kafka") and (Path(args.source) / "labels.csv").is_file():
         args.labels = Path(args.source) / "labels.csv"  # imported with the recording (`fusewatch import labels`)
-    horizon = int(config.models.label_horizon_hours * NS_PER_HOUR)
-    labels = read_labels_csv(args.labels, horizon) if args.labels is not None else None
     run_id = args.run_id or f"backtest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    settings = kafka_settings(args, config) if args.source == "kafka" else None
-    history = open_history(args.source, args.start, args.end, settings)
-    total = history.count() if not args.no_progress else None
-    outcome = run_backtest(history.recorded(), config, run_id, registry=registry, labels=labels,
-                           progress=not args.no_progress, total=total, source=history.description,
-                           requested=(args.start, args.end), labels_from=f"labels file {args.labels}")
-    evaluation = summarize(outcome)
-    stored = write_run(outcome, evaluation, args.report, run_report_html, summary_plot)
+    if args.compare_bundle is not None:
+        return compare_bundle(args, config, run_id)
+    stored = score_history(args, config, run_id, args.report)
     details = stored.summary["details"]
     print(format_table(stored.summary["rows"]))
     print()
@@ -127,6 +119,47 @@ def run_backtest_command(args: argparse.Namespace) -> int:
         args.summary_json.write_text((args.report / "summary.json").read_text(encoding="utf-8"), encoding="utf-8")
         print(f"summary: {args.summary_json}")
     print(f"report:  {args.report / 'report.html'}")
+    return 0
+
+
+def score_history(args: argparse.Namespace, config: Any, run_id: str, report: Path) -> Any:
+    """Score the history of ``args`` with ``config`` and write the report directory; the stored run."""
+    from connectors.kafka.history import open_history
+    from fusewatch.backtest.report import run_report_html, summary_plot
+    from fusewatch.backtest.run import run_backtest, summarize
+    from fusewatch.backtest.store import write_run
+    from fusewatch.core.timeutil import NS_PER_HOUR
+    from fusewatch.evaluation.labels import read_labels_csv
+
+    horizon = int(config.models.label_horizon_hours * NS_PER_HOUR)
+    labels = read_labels_csv(args.labels, horizon) if args.labels is not None else None
+    settings = kafka_settings(args, config) if args.source == "kafka" else None
+    history = open_history(args.source, args.start, args.end, settings)
+    total = history.count() if not args.no_progress else None
+    outcome = run_backtest(history.recorded(), config, run_id, registry=asset_registry(args), labels=labels,
+                           progress=not args.no_progress, total=total, source=history.description,
+                           requested=(args.start, args.end), labels_from=f"labels file {args.labels}")
+    return write_run(outcome, summarize(outcome), report, run_report_html, summary_plot)
+
+
+def compare_bundle(args: argparse.Namespace, config: Any, run_id: str) -> int:
+    """The history scored per-asset only and with ``--compare-bundle``, side by side (``backtest compare``)."""
+    from fusewatch.backtest.report import format_compare, write_compare
+    from models.bundle import load_bundle
+
+    bundle = load_bundle(args.compare_bundle)  # a damaged bundle stops here, before the history is read
+    runs = []
+    for label, path in (("per-asset", None), ("bundle", args.compare_bundle)):
+        models = config.models.model_copy(update={"bundle": path})
+        runs.append(score_history(args, config.model_copy(update={"models": models}), f"{run_id}-{label}",
+                                  args.report / label))
+    print(f"A = per-asset models only, B = with bundle {bundle.version}")
+    per_asset, with_bundle = runs
+    print(format_compare(per_asset, with_bundle))
+    first = [run.summary["details"].get("first_alertable_hours") for run in runs]
+    print(f"\nfirst possible alert after an asset's first message (hours, median over assets): {first[0]} | {first[1]}")
+    print(f"runs: {args.report / 'per-asset'}, {args.report / 'bundle'}")
+    print(f"compare report: {write_compare(per_asset, with_bundle, args.report)}")
     return 0
 
 

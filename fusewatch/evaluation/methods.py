@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fusewatch.core.events import GroundTruth, Score
-from fusewatch.core.timeutil import NS_PER_DAY
+from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR
 from fusewatch.evaluation.labels import LabelledEvent, Labels, event_id, truth_events
 from fusewatch.evaluation.metrics import pr_auc, roc_auc
 from fusewatch.evaluation.outcomes import alert_outcomes
@@ -71,22 +71,24 @@ class MethodSeries:
 
 
 def replay_methods(
-    records: Iterable[WindowRecord], models: ModelConfig, alerts: AlertPolicyConfig
+    records: Iterable[WindowRecord], models: ModelConfig, alerts: AlertPolicyConfig,
+    methods: Sequence[str] = METHODS,
 ) -> tuple[dict[str, MethodSeries], dict[str, Any]]:
-    """Replay the records (any order; sorted here by event time) through every method and its alert policy.
+    """Replay the records (any order; sorted here by event time) through ``methods`` (default: every method) and
+    their alert policies.
 
     Returns the series per method and what stacking learned: labelled windows (positive / negative), its
     weights per modality and its bias.
     """
     stage = FusionStage(models)
-    series = {method: MethodSeries() for method in METHODS}
-    policies = {method: AlertPolicy(alerts, run_id=method) for method in METHODS}
+    series = {method: MethodSeries() for method in methods}
+    policies = {method: AlertPolicy(alerts, run_id=method) for method in methods}
     for record in sorted(records, key=lambda r: (r.end, r.asset_id)):
         scores = stage.all_methods(record.x, record.shares)
         stage.observe(record.asset_id, record.end, record.x, record.logs)
         kinds = [kind for _, kind in record.logs]
-        for method, value in scores.items():
-            data = series[method]
+        for method, data in series.items():
+            value = scores[method]
             data.scores.setdefault(record.asset_id, []).append((record.end, value) if not record.warmup else
                                                                (record.end, float("nan")))
             policy = policies[method]
@@ -156,3 +158,21 @@ def method_rows(series: Mapping[str, MethodSeries], truths: Sequence[GroundTruth
         row["lead_times_hours"] = {asset_id: leads[asset_id] for asset_id in failed}
         rows.append(row)
     return rows
+
+
+def first_alertable_hours(records: Sequence[WindowRecord]) -> float | None:
+    """The median over assets of the hours from an asset's first window to its first window out of warm-up
+    (``None`` when some asset never leaves it).
+
+    >>> hour = 3_600 * 10**9
+    >>> first_alertable_hours([WindowRecord("a", end, end < 2 * hour, {}, {}, ()) for end in range(0, 5 * hour, hour)])
+    2.0
+    """
+    first: dict[str, int] = {}
+    alertable: dict[str, int | None] = {}
+    for record in records:
+        first.setdefault(record.asset_id, record.end)
+        if alertable.get(record.asset_id) is None:
+            alertable[record.asset_id] = None if record.warmup else record.end
+    hours = [(end - first[asset]) / NS_PER_HOUR for asset, end in alertable.items() if end is not None]
+    return round(statistics.median(hours), 2) if hours and len(hours) == len(alertable) else None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import pickle
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,9 +18,8 @@ from tqdm import tqdm
 
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.events import GroundTruth
-from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.demo import Plant, default_workers, simulate_and_score
-from fusewatch.evaluation.methods import WindowRecord, method_rows, record_of, replay_methods
+from fusewatch.evaluation.methods import WindowRecord, first_alertable_hours, method_rows, record_of, replay_methods
 from fusewatch.scenarios.plots import SUMMARY_PLOT, TIMELINE_PLOT, plot_summary, plot_timelines
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.fusion_stage import METHODS, MODALITIES
@@ -131,25 +129,6 @@ def evaluate_fleet(
                            first_alertable_hours=first_alertable_hours(records))
     add_verdict(summary)
     return summary
-
-
-def first_alertable_hours(records: Sequence[WindowRecord]) -> float | None:
-    """The median over assets of the hours from an asset's first window to its first window out of warm-up
-    (``None`` when some asset never leaves it).
-
-    >>> from fusewatch.evaluation.methods import WindowRecord
-    >>> hour = 3_600 * 10**9
-    >>> first_alertable_hours([WindowRecord("a", end, end < 2 * hour, {}, {}, ()) for end in range(0, 5 * hour, hour)])
-    2.0
-    """
-    first: dict[str, int] = {}
-    alertable: dict[str, int | None] = {}
-    for record in records:
-        first.setdefault(record.asset_id, record.end)
-        if alertable.get(record.asset_id) is None:
-            alertable[record.asset_id] = None if record.warmup else record.end
-    hours = [(end - first[asset]) / NS_PER_HOUR for asset, end in alertable.items() if end is not None]
-    return round(statistics.median(hours), 2) if hours and len(hours) == len(alertable) else None
 
 
 def add_verdict(summary: ScenarioSummary) -> None:

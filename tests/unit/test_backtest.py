@@ -302,17 +302,22 @@ def test_report_dir_is_complete_and_compare_shows_the_differences(stored_dirs: t
     assert "run.json is missing" in capsys.readouterr().err
 
 
-def test_cli_backtests_a_recording(plant: PlantSimulator, history: list[RecordedMessage], tmp_path: Path,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+def record_first_hours(history: list[RecordedMessage], hours: float, path: Path) -> None:
+    """A recording directory of the history's first ``hours``, as `fusewatch record` writes one."""
     from connectors.sources.recording import RecordingWriter
 
-    early = [m for m in history if m.timestamp_ms < history[0].timestamp_ms + 3 * 3_600_000]
+    early = [m for m in history if m.timestamp_ms < history[0].timestamp_ms + hours * 3_600_000]
     ranges = {(kind, 0): (min(m.offset for m in early if m.kind == kind),
                           max(m.offset for m in early if m.kind == kind) + 1) for kind in {m.kind for m in early}}
-    writer = RecordingWriter(tmp_path / "rec", {"test": True}, None, None, ranges)
+    writer = RecordingWriter(path, {"test": True}, None, None, ranges)
     for message in early:
         writer.add(message)
     writer.finish()
+
+
+def test_cli_backtests_a_recording(plant: PlantSimulator, history: list[RecordedMessage], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    record_first_hours(history, 3, tmp_path / "rec")
     plant.asset_registry().save(tmp_path / "assets.json")
     config = tmp_path / "candidate.toml"
     config.write_text("[models]\nwarmup_windows = 60\ncalibration_min_samples = 10\nlearn_delay = 0\n")
@@ -333,3 +338,33 @@ def test_cli_backtests_a_recording(plant: PlantSimulator, history: list[Recorded
                  "2026-01-05T01:00:00Z", "--report", str(report), "--no-progress"]) == 2
     assert "--to must be after --from" in capsys.readouterr().err
 
+
+def test_compare_bundle_backtests_the_history_per_asset_only_and_with_the_bundle(
+        plant: PlantSimulator, history: list[RecordedMessage], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Three hours of two new machines, scored twice: per-asset models cannot alert in them (two days of warm-up),
+    with a bundle of kind priors (a 2-hour warm-up) they can from 1.98 h after their first window closed; both runs
+    are complete report directories and the console shows them side by side as `backtest compare` does."""
+    from models.bundle import write_bundle
+    from models.priors import fit_priors
+    from tests.unit.test_priors import synthetic_histories
+
+    record_first_hours(history, 3, tmp_path / "rec")
+    plant.asset_registry().save(tmp_path / "assets.json")
+    priors = fit_priors(synthetic_histories(np.random.default_rng(1)), 2.0, (2.0, 8.0, 24.0), span_hours=48.0)
+    write_bundle(tmp_path / "bundle", "p7", priors.parts())
+    report = tmp_path / "report"
+    command = ["backtest", "--source", str(tmp_path / "rec"), "--report", str(report), "--run-id", "nb",
+               "--assets-file", str(tmp_path / "assets.json"), "--no-progress"]
+    assert main([*command, "--compare-bundle", str(tmp_path / "bundle")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("A = per-asset models only, B = with bundle p7\nA = nb-per-asset   B = nb-bundle\n")
+    assert "first possible alert after an asset's first message (hours, median over assets): None | 1.98" in out
+    assert f"compare report: {report / 'compare.html'}" in out
+    runs = {label: load_run(report / label) for label in ("per-asset", "bundle")}
+    assert {label: run.run_id for label, run in runs.items()} == {"per-asset": "nb-per-asset", "bundle": "nb-bundle"}
+    details = {label: run.summary["details"] for label, run in runs.items()}
+    assert details["per-asset"]["windows"] == details["bundle"]["windows"] == 2 * 180
+    assert details["bundle"]["first_alertable_hours"] == 1.98 and details["per-asset"]["first_alertable_hours"] is None
+    assert main([*command, "--compare-bundle", str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err and not (report / "per-asset" / "x").exists()

@@ -19,7 +19,7 @@ def test_help_lists_each_command_once(capsys: pytest.CaptureFixture[str]) -> Non
     text = capsys.readouterr().out
     subcommands = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     commands = list(subcommands[0].choices)
-    assert len(commands) == 18
+    assert len(commands) == 19
     for name in commands:
         lines = [line for line in text.splitlines() if line.split()[:1] == [name]]
         assert len(lines) == 1, (name, lines)
