@@ -7,12 +7,15 @@ the fault, and for a miss why) and every asset's false alarms. A seed whose docu
 settings is not scored again, so an interrupted sweep resumes where it stopped. :func:`aggregate` then groups
 the faults of all seeds by fault type and first modality.
 
->>> fault = {"fault_type": "leak", "first_modality": "camera", "found": True, "lead_time_hours": 30.0}
+>>> fault = {"asset_id": "pump-01", "fault_type": "leak", "first_modality": "camera", "onset_hours": 50.0,
+...          "duration_hours": 70.0, "found": True, "lead_time_hours": 30.0}
 >>> seed = {"seed": 0, "assets": 2, "asset_days": 40.0, "false_alarms": {"pump-01": 1, "motor-02": 0},
 ...         "faults": [fault, {**fault, "found": False, "lead_time_hours": None, "why": "..."}]}
 >>> report = aggregate([seed])
 >>> report["found"], report["faults"], report["false_alarms_per_asset_day"], report["groups"][0]["median_lead_h"]
 (1, 2, 0.025, 30.0)
+>>> report["misses"]
+[{'seed': 0, 'asset_id': 'pump-01', 'fault_type': 'leak', 'first_modality': 'camera', 'onset_hours': 50.0, 'duration_hours': 70.0, 'why': '...'}]
 """
 
 from __future__ import annotations
