@@ -14,8 +14,8 @@ the faults of all seeds by fault type and first modality.
 >>> report = aggregate([seed])
 >>> report["found"], report["faults"], report["false_alarms_per_asset_day"], report["groups"][0]["median_lead_h"]
 (1, 2, 0.025, 30.0)
->>> report["misses"]
-[{'seed': 0, 'asset_id': 'pump-01', 'fault_type': 'leak', 'first_modality': 'camera', 'onset_hours': 50.0, 'duration_hours': 70.0, 'why': '...'}]
+>>> [(miss["seed"], miss["asset_id"], miss["onset_hours"], miss["why"]) for miss in report["misses"]]
+[(0, 'pump-01', 50.0, '...')]
 """
 
 from __future__ import annotations
