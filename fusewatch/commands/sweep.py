@@ -40,6 +40,12 @@ def register(commands: Any) -> None:
                         help="the fusion method whose alerts are counted (default: [models] fusion)")
     parser.add_argument("--out", type=Path, default=Path("out/sweep"), help="folder of the results (default:"
                         " out/sweep)")
+    parser.add_argument(
+        "--records", type=Path, default=None, metavar="DIR",
+        help="keep each seed's scored windows in DIR (named by the seed and a fingerprint of the models, alerts and"
+        " fleet), and read them from there when present: another --method then replays them without running the"
+        " models again; also the data to train and compare fusion methods on",
+    )
     add_config_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
     parser.set_defaults(run=run)
@@ -70,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
     fleet = new_fleet if args.fleet == "new-assets" else simulated
     report = sweep(seeds, args.out, config, method, fleet, args.assets, args.days, args.fleet,
-                   progress=not args.no_progress, on_seed=report_seed)
+                   progress=not args.no_progress, on_seed=report_seed, records=args.records)
     title = (f"Detection sweep: {args.fleet} fleet, {len(seeds)} seeds x {args.assets} assets x {args.days:g} days,"
              f" {method}")
     text = format_report(report, title)

@@ -80,6 +80,22 @@ class _RecordsUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def load_records(path: Path) -> list[WindowRecord]:
+    """Scored windows saved by :func:`save_records` (a local working file of this machine, never shared)."""
+    with path.open("rb") as handle:
+        records: list[WindowRecord] = _RecordsUnpickler(handle).load()
+    return records
+
+
+def save_records(records: Sequence[WindowRecord], path: Path) -> None:
+    """Save scored windows for :func:`load_records` (written aside and renamed: never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".part")
+    with temporary.open("wb") as handle:
+        pickle.dump(list(records), handle, protocol=5)
+    temporary.replace(path)
+
+
 SINGLE = MODALITIES
 FUSED = tuple(method for method in METHODS if method not in MODALITIES)
 
@@ -114,15 +130,12 @@ def evaluate_fleet(
     config = config or FusewatchConfig()
     started = time.perf_counter()
     if records_path is not None and records_path.exists():
-        with records_path.open("rb") as handle:
-            records: list[WindowRecord] = _RecordsUnpickler(handle).load()
+        records = load_records(records_path)
     else:
         records = score_plant(plant_factory, len(plant.asset_ids), plant.total_steps, config,
                               f"evaluate-{name}-seed{seed}", progress)
         if records_path is not None:
-            records_path.parent.mkdir(parents=True, exist_ok=True)
-            with records_path.open("wb") as handle:
-                pickle.dump(records, handle, protocol=5)
+            save_records(records, records_path)
     summary = ScenarioSummary(name, seed)
     compare_methods(summary, records, plant.ground_truth, config, out_dir)
     summary.details.update(windows=len(records), wall_seconds=round(time.perf_counter() - started, 1),

@@ -37,7 +37,7 @@ from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, format_time
 from fusewatch.evaluation.labels import Labels, truth_events
 from fusewatch.evaluation.methods import WindowRecord, replay_methods
 from fusewatch.evaluation.outcomes import alert_outcomes
-from fusewatch.scenarios.scoring import score_plant
+from fusewatch.scenarios.scoring import load_records, save_records, score_plant
 from streams.alerts import AlertPolicyConfig
 
 #: The format of the per-seed documents; a document of another format is scored again.
@@ -70,12 +70,20 @@ def settings_key(config: FusewatchConfig, assets: int, days: float, method: str,
 
 
 def run_seed(seed: int, simulator: SimulatorConfig, config: FusewatchConfig, method: str,
-             progress: bool = True) -> dict[str, Any]:
-    """Score one fleet and describe every fault's outcome and every asset's false alarms under ``method``."""
+             progress: bool = True, records_path: Path | None = None) -> dict[str, Any]:
+    """Score one fleet and describe every fault's outcome and every asset's false alarms under ``method``.
+
+    With ``records_path``, the scored windows are saved there, or read from there when the file exists (the
+    models are then not run again: only the fusion method and the alerts are replayed)."""
     started = time.perf_counter()
     plant = PlantSimulator(simulator)
-    records = score_plant(functools.partial(PlantSimulator, simulator), len(plant.asset_ids), plant.total_steps, config,
-                          f"sweep-seed{seed}", progress)
+    if records_path is not None and records_path.exists():
+        records = load_records(records_path)
+    else:
+        records = score_plant(functools.partial(PlantSimulator, simulator), len(plant.asset_ids), plant.total_steps,
+                              config, f"sweep-seed{seed}", progress)
+        if records_path is not None:
+            save_records(records, records_path)
     document = seed_outcomes(records, plant.ground_truth, config.alerts, config, method, simulator.start_ns)
     document.update(seed=seed, assets=len(plant.asset_ids), days=simulator.days,
                     wall_seconds=round(time.perf_counter() - started, 1))
@@ -194,16 +202,25 @@ def format_report(report: dict[str, Any], title: str) -> str:
 
 def sweep(seeds: Sequence[int], out: Path, config: FusewatchConfig, method: str,
           fleet: Callable[[int, float, int], SimulatorConfig], assets: int, days: float, fleet_name: str,
-          progress: bool = True, on_seed: Callable[[dict[str, Any], bool], None] | None = None) -> dict[str, Any]:
-    """Score every seed not already in ``out/seeds`` under the same settings; the aggregate of all of them."""
+          progress: bool = True, on_seed: Callable[[dict[str, Any], bool], None] | None = None,
+          records: Path | None = None) -> dict[str, Any]:
+    """Score every seed not already in ``out/seeds`` under the same settings; the aggregate of all of them.
+
+    With ``records``, each seed's scored windows are kept in ``records/seed-S-<fingerprint>.records`` (see
+    :func:`run_seed`). The fingerprint is that of the scoring: the models, the alerts (an asset in alert does not
+    learn) and the fleet, with the configured fusion method; so another ``method`` replays the same windows, as
+    ``fusewatch evaluate`` compares its methods, and any other change scores the fleet again.
+    """
     key = settings_key(config, assets, days, method, fleet_name)
+    scoring = settings_key(config, assets, days, config.models.fusion, fleet_name)
     documents = []
     for seed in seeds:
         path = out / "seeds" / f"seed-{seed}.json"
         document = _read(path)
         reused = document is not None and document.get("settings") == key
         if not reused:
-            document = run_seed(seed, fleet(assets, days, seed), config, method, progress)
+            kept = None if records is None else records / f"seed-{seed}-{scoring}.records"
+            document = run_seed(seed, fleet(assets, days, seed), config, method, progress, kept)
             document["settings"] = key
             path.parent.mkdir(parents=True, exist_ok=True)
             temporary = path.with_suffix(".part")

@@ -78,9 +78,11 @@ def test_the_settings_fingerprint_changes_with_what_a_seed_depends_on() -> None:
 @pytest.mark.slow
 def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> None:
     """Two seeds of a small new-machine fleet through ``fusewatch sweep``; run again, nothing is scored again and
-    the report is the same; a seed document of other settings is scored again."""
+    the report is the same; a seed document of other settings is made again, from the kept scored windows; another
+    method replays those windows too."""
+    kept = tmp_path / "records"
     command = [sys.executable, "-m", "fusewatch.cli", "sweep", "--seeds", "3,4", "--assets", "2", "--days", "2.5",
-               "--fleet", "new-assets", "--out", str(tmp_path), "--no-progress"]
+               "--fleet", "new-assets", "--out", str(tmp_path), "--no-progress", "--records", str(kept)]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert first.returncode == 0, first.stderr
     report = json.loads((tmp_path / "sweep.json").read_text())
@@ -90,6 +92,8 @@ def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> 
     assert report["misses"] and all(miss["why"] for miss in report["misses"])
     assert any("warm-up" in miss["why"] for miss in report["misses"])
     assert (tmp_path / "report.md").read_text().startswith("# Detection sweep: new-assets fleet, 2 seeds x 2 assets")
+    records = sorted(path.name for path in kept.iterdir())
+    assert [name.split("-")[:2] for name in records] == [["seed", "3"], ["seed", "4"]]
     seed_file = tmp_path / "seeds" / "seed-4.json"
     document = json.loads(seed_file.read_text())
     again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
@@ -97,9 +101,14 @@ def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> 
     assert again.stdout.count("kept from an earlier run") == 2
     assert json.loads((tmp_path / "sweep.json").read_text()) == report
     seed_file.write_text(json.dumps({**document, "settings": "another"}))
-    third = subprocess.run([*command[:4], "4", *command[5:]], capture_output=True, text=True, timeout=600, check=False)
+    third = subprocess.run([*command[:5], "4", *command[6:]], capture_output=True, text=True, timeout=600, check=False)
     assert third.returncode == 0, third.stderr
     assert "kept from an earlier run" not in third.stdout and json.loads(seed_file.read_text()) == {
         **document, "wall_seconds": json.loads(seed_file.read_text())["wall_seconds"]}
-    bad = subprocess.run([*command[:4], "x"], capture_output=True, text=True, timeout=120, check=False)
+    assert sorted(path.name for path in kept.iterdir()) == records  # read, not written again
+    other = subprocess.run([*command, "--method", "noisy_or"], capture_output=True, text=True, timeout=600, check=False)
+    assert other.returncode == 0, other.stderr
+    assert "kept from an earlier run" not in other.stdout and "x 2.5 days, noisy_or" in other.stdout
+    assert sorted(path.name for path in kept.iterdir()) == records
+    bad = subprocess.run([*command[:5], "x"], capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and "--seeds 'x': expected seeds such as 0-19" in bad.stderr
