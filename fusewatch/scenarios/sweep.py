@@ -10,6 +10,7 @@ the faults of all seeds by fault type and first modality.
 >>> fault = {"asset_id": "pump-01", "fault_type": "leak", "first_modality": "camera", "onset_hours": 50.0,
 ...          "duration_hours": 70.0, "found": True, "lead_time_hours": 30.0}
 >>> seed = {"seed": 0, "assets": 2, "asset_days": 40.0, "false_alarms": {"pump-01": 1, "motor-02": 0},
+...         "false_alarm_list": [{"asset_id": "pump-01", "at_hours": 20.0, "when": "30.0 h before the fault's onset"}],
 ...         "faults": [fault, {**fault, "found": False, "lead_time_hours": None, "why": "..."}]}
 >>> report = aggregate([seed])
 >>> report["found"], report["faults"], report["false_alarms_per_asset_day"], report["groups"][0]["median_lead_h"]
@@ -41,7 +42,7 @@ from fusewatch.scenarios.scoring import load_records, save_records, score_plant
 from streams.alerts import AlertPolicyConfig
 
 #: The format of the per-seed documents; a document of another format is scored again.
-SEED_FORMAT = "fusewatch-sweep-seed/1"
+SEED_FORMAT = "fusewatch-sweep-seed/2"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -122,8 +123,32 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
         faults.append(fault)
     live_days = sum((points[-1][0] - points[0][0]) / NS_PER_DAY for points in
                     ([p for p in points if p[1] == p[1]] for points in scores.values()) if points)
+    alarms = [{"asset_id": asset, "at_hours": round((ts - start_ns) / NS_PER_HOUR, 2),
+               "when": false_alarm_when(ts, by_asset.get(asset))}
+              for asset, times in sorted(series[method].opened.items()) for ts in times
+              if not (asset in events and events[asset].covers(ts))]
     return {"format": SEED_FORMAT, "method": method, "faults": faults, "asset_days": round(live_days, 3),
-            "false_alarms": {asset: false_alarms.get(asset, 0) for asset in sorted(scores)}}
+            "false_alarms": {asset: false_alarms.get(asset, 0) for asset in sorted(scores)},
+            "false_alarm_list": alarms}
+
+
+def false_alarm_when(ts: int, truth: GroundTruth | None) -> str:
+    """Where a false alarm opened in its asset's life.
+
+    >>> truth = GroundTruth(asset_id="pump-01", asset_kind="pump", fault_type="leak", onset_at=100 * NS_PER_HOUR,
+    ...                     failure_at=150 * NS_PER_HOUR, restart_at=156 * NS_PER_HOUR, first_modality="camera")
+    >>> [false_alarm_when(h * NS_PER_HOUR, truth) for h in (40, 153, 170)]
+    ["60.0 h before the fault's onset", 'while the machine was down', '14.0 h after the restart']
+    """
+    if truth is None or truth.onset_at is None:
+        return "on a healthy asset"
+    if ts < truth.onset_at:
+        return f"{(truth.onset_at - ts) / NS_PER_HOUR:.1f} h before the fault's onset"
+    if truth.restart_at is not None and ts > truth.restart_at:
+        return f"{(ts - truth.restart_at) / NS_PER_HOUR:.1f} h after the restart"
+    if truth.failure_at is not None and ts > truth.failure_at:
+        return "while the machine was down"
+    return "during a fault that had not failed by the end of the run"
 
 
 def why_missed(fused: Sequence[float], inside: Sequence[WindowRecord], peaks: dict[str, float],
@@ -174,6 +199,7 @@ def aggregate(seeds: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "misses": [{key: fault[key] for key in ("seed", "asset_id", "fault_type", "first_modality", "onset_hours",
                                                 "duration_hours", "why")} for fault in faults if not fault["found"]],
         "false_alarms_by_seed": {str(doc["seed"]): sum(doc["false_alarms"].values()) for doc in documents},
+        "false_alarm_list": [dict(alarm, seed=doc["seed"]) for doc in documents for alarm in doc["false_alarm_list"]],
     }
 
 
@@ -197,6 +223,8 @@ def format_report(report: dict[str, Any], title: str) -> str:
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {m['seed']} | {m['asset_id']} | {m['fault_type']} | {m['first_modality']} | {m['onset_hours']} |"
               f" {m['duration_hours']} | {m['why']} |" for m in report["misses"]]
+    lines += ["", "| seed | asset | false alarm opened at (h) | when |", "|---|---|---|---|"]
+    lines += [f"| {a['seed']} | {a['asset_id']} | {a['at_hours']} | {a['when']} |" for a in report["false_alarm_list"]]
     return "\n".join(lines) + "\n"
 
 
