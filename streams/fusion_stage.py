@@ -52,12 +52,12 @@ class FusionStage:
         """The configured method's result for one window."""
         return self.methods[self.config.fusion].fuse(x, shares)
 
-    def all_methods(self, x: Mapping[str, float], shares: Mapping[str, float]) -> dict[str, float]:
-        """Every row's fused score for one window (:data:`METHODS`, in that order)."""
-        scores: dict[str, float] = {m: single(x, m, self.config.fusion_decades) for m in MODALITIES}
-        for name, method in self.methods.items():
-            scores[name] = method.fuse(x, shares).fused
-        return scores
+    def all_methods(self, x: Mapping[str, float], shares: Mapping[str, float],
+                    methods: Iterable[str] = METHODS) -> dict[str, float]:
+        """Each row's fused score for one window (``methods``: default every one of :data:`METHODS`, in that
+        order); stacking learns in :meth:`observe` whether it is scored or not."""
+        decades = self.config.fusion_decades
+        return {m: single(x, m, decades) if m in MODALITIES else self.methods[m].fuse(x, shares).fused for m in methods}
 
     def observe(self, asset_id: str, end: int, x: Mapping[str, float], log_entries: Iterable[tuple[int, str]]) -> None:
         """Feed the labeler one window and the log entries it brought; the methods learn the labels that result."""

@@ -84,7 +84,7 @@ def replay_methods(
     series = {method: MethodSeries() for method in methods}
     policies = {method: AlertPolicy(alerts, run_id=method) for method in methods}
     for record in sorted(records, key=lambda r: (r.end, r.asset_id)):
-        scores = stage.all_methods(record.x, record.shares)
+        scores = stage.all_methods(record.x, record.shares, methods)
         stage.observe(record.asset_id, record.end, record.x, record.logs)
         kinds = [kind for _, kind in record.logs]
         for method, data in series.items():
