@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -109,14 +110,15 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
         event, truth = outcome.event, by_asset[outcome.event.asset_id]
         fused = [value for end, value in scores.get(event.asset_id, ()) if event.covers(end) and value == value]
         inside = spans.get(event.asset_id, [])
-        peaks = {m: round(max(r.x.get(m, 0.0) for r in inside), 4) for m in sorted({m for r in inside for m in r.x})}
+        peaks = {m: round(max(_decades(r.x.get(m, 0.0)) for r in inside), 2)
+                 for m in sorted({m for r in inside for m in r.x})}
         fault = {
             "asset_id": event.asset_id, "asset_kind": truth.asset_kind, "fault_type": truth.fault_type,
             "first_modality": truth.first_modality, "onset": format_time(event.start),
             "onset_hours": round((event.start - start_ns) / NS_PER_HOUR, 2),
             "duration_hours": round(((event.failure or event.start) - event.start) / NS_PER_HOUR, 2),
             "found": outcome.first_alert is not None, "lead_time_hours": outcome.lead_time_hours,
-            "peak_fused": round(max(fused), 4) if fused else None, "peak_calibrated": peaks,
+            "peak_fused": round(max(fused), 4) if fused else None, "peak_decades": peaks,
         }
         if not fault["found"]:
             fault["why"] = why_missed(fused, inside, peaks, alerts)
@@ -153,18 +155,18 @@ def false_alarm_when(ts: int, truth: GroundTruth | None) -> str:
 
 def why_missed(fused: Sequence[float], inside: Sequence[WindowRecord], peaks: dict[str, float],
                alerts: AlertPolicyConfig) -> str:
-    """Why no alert opened during a fault, in words.
+    """Why no alert opened during a fault, in words (``peaks``: each channel's highest surprise in decades).
 
     >>> alerts = AlertPolicyConfig()
-    >>> why_missed([0.2, 0.3], [], {"camera": 0.97, "vibration": 0.5}, alerts)
-    'the fused score peaked at 0.30, below the 0.45 to open; highest modality camera at 0.970'
+    >>> print(why_missed([0.2, 0.3], [], {"camera": 3.5, "vibration": 0.3}, alerts))
+    the fused score peaked at 0.30, below the 0.45 to open; camera came closest (3.5 decades at its peak)
     >>> why_missed([], [], {}, alerts)
     'every window of the fault was in the warm-up'
     """
     if not fused:
         return "every window of the fault was in the warm-up"
     leading = max(peaks.items(), key=lambda item: item[1]) if peaks else None
-    tail = f"; highest modality {leading[0]} at {leading[1]:.3f}" if leading else ""
+    tail = f"; {leading[0]} came closest ({leading[1]:.1f} decades at its peak)" if leading else ""
     peak = max(fused)
     if peak < alerts.open_threshold:
         return f"the fused score peaked at {peak:.2f}, below the {alerts.open_threshold} to open{tail}"
@@ -267,6 +269,11 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) and document.get("format") == SEED_FORMAT else None
+
+
+def _decades(calibrated: float) -> float:
+    """A calibrated score as decades of surprise, ``-log10(1 - c)``, at most 10 (the fusion's scale)."""
+    return min(-math.log10(max(1.0 - calibrated, 1e-10)), 10.0)
 
 
 def _cell(value: Any) -> str:

@@ -42,10 +42,10 @@ def test_each_fault_is_found_with_its_lead_or_missed_with_the_reason() -> None:
     assert (found["asset_id"], found["found"], found["onset_hours"], found["duration_hours"]) == ("pump-01", True, 10.0,
                                                                                                  30.0)
     assert found["lead_time_hours"] == pytest.approx(19.667, abs=1e-3) and "why" not in found  # 3 of 5 windows
-    assert found["peak_calibrated"] == {"vibration": 1.0} and found["peak_fused"] >= 0.45
+    assert found["peak_decades"] == {"vibration": 8.0} and found["peak_fused"] >= 0.45
     assert missed["found"] is False and missed["lead_time_hours"] is None
     assert missed["why"].startswith("the fused score peaked at 0.") and "below the 0.45 to open" in missed["why"]
-    assert missed["why"].endswith("highest modality camera at 0.999")
+    assert missed["why"].endswith("camera came closest (3.0 decades at its peak)")
     assert document["false_alarms"] == {"pump-01": 0, "pump-02": 0} and document["false_alarm_list"] == []
     assert 2 * 54.8 <= document["asset_days"] * 24 <= 2 * 55.0  # hours 5 to 59.8 of both assets, out of warm-up
     report = aggregate([{**document, "seed": 4, "assets": 2}])
