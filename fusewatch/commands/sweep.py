@@ -18,8 +18,8 @@ and per asset-day (docs/models.md, "Detection sweep").
 
 Each seed's outcome is kept in OUT/seeds/seed-S.json. A seed already there under the same settings (models,
 alerts, fleet, method) is not scored again, so a sweep stopped midway resumes where it stopped, and seeds can
-be added later. The report goes to OUT/report.md and OUT/sweep.json. A seed of 8 assets x 21 days takes about
-six minutes on two cores.
+be added later. The report goes to OUT/report.md and OUT/sweep.json, a plot of the lead times per group to
+OUT/sweep.png. A seed of 8 assets x 21 days takes about seven minutes on two cores.
 
 example:
   fusewatch sweep --seeds 0-19 --assets 8 --days 21 --out out/sweep
@@ -54,6 +54,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from connectors.sources.simulator import SimulatorConfig
     from fusewatch.scenarios.new_assets import new_fleet
+    from fusewatch.scenarios.plots import SWEEP_PLOT, plot_sweep
     from fusewatch.scenarios.sweep import format_report, parse_seeds, sweep
     from streams.fusion_stage import METHODS
 
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     text = format_report(report, title)
     (args.out / "report.md").write_text(text)
     (args.out / "sweep.json").write_text(json.dumps({"title": title, **report}, indent=1) + "\n")
+    plot_sweep(report["groups"], title, args.out / SWEEP_PLOT)
     print(text)
-    print(f"report: {args.out / 'report.md'}, {args.out / 'sweep.json'}")
+    print(f"report: {args.out / 'report.md'}, {args.out / 'sweep.json'}, plot: {args.out / SWEEP_PLOT}")
     return 0

@@ -20,6 +20,7 @@ from streams.fusion_stage import MODALITIES
 
 SUMMARY_PLOT = "methods_summary.png"
 TIMELINE_PLOT = "methods_timeline.png"
+SWEEP_PLOT = "sweep.png"
 _TIMELINE_METHODS = ("vibration", "camera", "logs", "early", "fisher", "hybrid")
 _SINGLE = frozenset(MODALITIES)
 
@@ -76,3 +77,27 @@ def plot_timelines(series: dict[str, MethodSeries], truths: Sequence[GroundTruth
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
+
+
+def plot_sweep(groups: Sequence[dict[str, Any]], title: str, path: Path) -> None:
+    """Per fault type and first modality of a sweep, each fault's lead time (found: a dot; missed: a red cross at
+    0 h) and the share found."""
+    figure = Figure(figsize=(9, 0.6 * len(groups) + 1.4))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    rng = np.random.default_rng(0)  # a little vertical jitter, so equal leads stay visible
+    for row, group in enumerate(groups):
+        leads = np.array(group["lead_times_h"], dtype=float)
+        jitter = rng.uniform(-0.15, 0.15, leads.size)
+        axes.scatter(leads, row + jitter, s=14, color="#1f77b4", alpha=0.8)
+        if group["faults"] > group["found"]:
+            missed = group["faults"] - group["found"]
+            axes.scatter(np.zeros(missed), row + rng.uniform(-0.15, 0.15, missed), marker="x", color="#d62728", s=30)
+        axes.text(1.01, row, f"{group['found']}/{group['faults']}", va="center", transform=axes.get_yaxis_transform(),
+                  fontsize=8)
+    axes.set_yticks(range(len(groups)), [f"{g['fault_type']} ({g['first_modality']} first)" for g in groups])
+    axes.invert_yaxis()
+    axes.set_xlabel("lead time before failure (h); missed faults: red crosses at 0")
+    axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)

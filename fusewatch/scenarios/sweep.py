@@ -196,7 +196,8 @@ def aggregate(seeds: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "false_alarms_per_asset_day": round(sum(alarms) / asset_days, 4) if asset_days else None,
         "groups": [{"fault_type": kind, "first_modality": first, "faults": len(group),
                     "found": sum(f["found"] for f in group),
-                    "median_lead_h": _median(f["lead_time_hours"] for f in group if f["found"])}
+                    "median_lead_h": _median(f["lead_time_hours"] for f in group if f["found"]),
+                    "lead_times_h": [f["lead_time_hours"] for f in group if f["found"]]}
                    for (kind, first), group in sorted(groups.items())],
         "misses": [{key: fault[key] for key in ("seed", "asset_id", "fault_type", "first_modality", "onset_hours",
                                                 "duration_hours", "why")} for fault in faults if not fault["found"]],

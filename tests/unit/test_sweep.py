@@ -92,6 +92,7 @@ def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> 
     assert report["misses"] and all(miss["why"] for miss in report["misses"])
     assert any("warm-up" in miss["why"] for miss in report["misses"])
     assert (tmp_path / "report.md").read_text().startswith("# Detection sweep: new-assets fleet, 2 seeds x 2 assets")
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000
     records = sorted(path.name for path in kept.iterdir())
     assert [name.split("-")[:2] for name in records] == [["seed", "3"], ["seed", "4"]]
     seed_file = tmp_path / "seeds" / "seed-4.json"
