@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fusewatch.commands.common import (
     add_assets_options,
@@ -17,6 +17,10 @@ from fusewatch.commands.common import (
     scoring_config_of,
 )
 from fusewatch.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from fusewatch.backtest.store import StoredRun
+    from fusewatch.config import FusewatchConfig
 
 DESCRIPTION = """\
 Score recorded history (the three input topics over a time range, read from Kafka or from a recording
@@ -122,7 +126,7 @@ def run_backtest_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_history(args: argparse.Namespace, config: Any, run_id: str, report: Path) -> Any:
+def score_history(args: argparse.Namespace, config: FusewatchConfig, run_id: str, report: Path) -> StoredRun:
     """Score the history of ``args`` with ``config`` and write the report directory; the stored run."""
     from connectors.kafka.history import open_history
     from fusewatch.backtest.report import run_report_html, summary_plot
@@ -142,7 +146,7 @@ def score_history(args: argparse.Namespace, config: Any, run_id: str, report: Pa
     return write_run(outcome, summarize(outcome), report, run_report_html, summary_plot)
 
 
-def compare_bundle(args: argparse.Namespace, config: Any, run_id: str) -> int:
+def compare_bundle(args: argparse.Namespace, config: FusewatchConfig, run_id: str) -> int:
     """The history scored per-asset only and with ``--compare-bundle``, side by side (``backtest compare``)."""
     from fusewatch.backtest.report import format_compare, write_compare
     from models.bundle import load_bundle
