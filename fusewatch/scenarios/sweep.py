@@ -86,16 +86,16 @@ def run_seed(seed: int, simulator: SimulatorConfig, config: FusewatchConfig, met
                               config, f"sweep-seed{seed}", progress)
         if records_path is not None:
             save_records(records, records_path)
-    document = seed_outcomes(records, plant.ground_truth, config.alerts, config, method, simulator.start_ns)
+    document = seed_outcomes(records, plant.ground_truth, config, method, simulator.start_ns)
     document.update(seed=seed, assets=len(plant.asset_ids), days=simulator.days,
                     wall_seconds=round(time.perf_counter() - started, 1))
     return document
 
 
-def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth], alerts: AlertPolicyConfig,
-                  config: FusewatchConfig, method: str, start_ns: int) -> dict[str, Any]:
+def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth], config: FusewatchConfig,
+                  method: str, start_ns: int) -> dict[str, Any]:
     """Each fault's outcome under ``method`` (found, lead, peaks, why missed) and the false alarms per asset."""
-    series, _ = replay_methods(records, config.models, alerts, methods=(method,))
+    series, _ = replay_methods(records, config.models, config.alerts, methods=(method,))
     scores = series[method].scores
     outcomes, false_alarms = alert_outcomes(Labels(truth_events(truths)), series[method].opened)
     by_asset = {truth.asset_id: truth for truth in truths}
@@ -108,7 +108,7 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
     faults = []
     for outcome in outcomes:
         event, truth = outcome.event, by_asset[outcome.event.asset_id]
-        fused = [value for end, value in scores.get(event.asset_id, ()) if event.covers(end) and value == value]
+        fused = [value for end, value in scores.get(event.asset_id, ()) if event.covers(end) and not math.isnan(value)]
         inside = spans.get(event.asset_id, [])
         peaks = {m: round(max(_decades(r.x.get(m, 0.0)) for r in inside), 2)
                  for m in sorted({m for r in inside for m in r.x})}
@@ -121,10 +121,10 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
             "peak_fused": round(max(fused), 4) if fused else None, "peak_decades": peaks,
         }
         if not fault["found"]:
-            fault["why"] = why_missed(fused, inside, peaks, alerts)
+            fault["why"] = why_missed(fused, peaks, config.alerts)
         faults.append(fault)
     live_days = sum((points[-1][0] - points[0][0]) / NS_PER_DAY for points in
-                    ([p for p in points if p[1] == p[1]] for points in scores.values()) if points)
+                    ([p for p in points if not math.isnan(p[1])] for points in scores.values()) if points)
     alarms = [{"asset_id": asset, "at_hours": round((ts - start_ns) / NS_PER_HOUR, 2),
                "when": false_alarm_when(ts, by_asset.get(asset))}
               for asset, times in sorted(series[method].opened.items()) for ts in times
@@ -153,14 +153,13 @@ def false_alarm_when(ts: int, truth: GroundTruth | None) -> str:
     return "during a fault that had not failed by the end of the run"
 
 
-def why_missed(fused: Sequence[float], inside: Sequence[WindowRecord], peaks: dict[str, float],
-               alerts: AlertPolicyConfig) -> str:
+def why_missed(fused: Sequence[float], peaks: dict[str, float], alerts: AlertPolicyConfig) -> str:
     """Why no alert opened during a fault, in words (``peaks``: each channel's highest surprise in decades).
 
     >>> alerts = AlertPolicyConfig()
-    >>> print(why_missed([0.2, 0.3], [], {"camera": 3.5, "vibration": 0.3}, alerts))
+    >>> print(why_missed([0.2, 0.3], {"camera": 3.5, "vibration": 0.3}, alerts))
     the fused score peaked at 0.30, below the 0.45 to open; camera came closest (3.5 decades at its peak)
-    >>> why_missed([], [], {}, alerts)
+    >>> why_missed([], {}, alerts)
     'every window of the fault was in the warm-up'
     """
     if not fused:

@@ -37,7 +37,7 @@ def test_each_fault_is_found_with_its_lead_or_missed_with_the_reason() -> None:
                     WindowRecord("pump-02", end, end < 5 * H, {"camera": weak, "vibration": 0.5}, {}, ())]
     truths = [_truth("pump-01", "bearing_outer", "vibration"), _truth("pump-02", "leak", "camera")]
     config = FusewatchConfig()
-    document = seed_outcomes(records, truths, config.alerts, config, "fisher", start_ns=0)
+    document = seed_outcomes(records, truths, config, "fisher", start_ns=0)
     found, missed = document["faults"]
     assert (found["asset_id"], found["found"], found["onset_hours"], found["duration_hours"]) == ("pump-01", True, 10.0,
                                                                                                  30.0)
