@@ -10,7 +10,8 @@ the faults of all seeds by fault type and first modality.
 >>> fault = {"asset_id": "pump-01", "fault_type": "leak", "first_modality": "camera", "onset_hours": 50.0,
 ...          "duration_hours": 70.0, "found": True, "lead_time_hours": 30.0}
 >>> seed = {"seed": 0, "assets": 2, "asset_days": 40.0, "false_alarms": {"pump-01": 1, "motor-02": 0},
-...         "false_alarm_list": [{"asset_id": "pump-01", "at_hours": 20.0, "when": "30.0 h before the fault's onset"}],
+...         "false_alarm_list": [{"asset_id": "pump-01", "at_hours": 20.0, "when": "30.0 h before the onset",
+...                               "channel": "camera 5.2"}],
 ...         "faults": [fault, {**fault, "found": False, "lead_time_hours": None, "why": "..."}]}
 >>> report = aggregate([seed])
 >>> report["found"], report["faults"], report["false_alarms_per_asset_day"], report["groups"][0]["median_lead_h"]
@@ -43,7 +44,7 @@ from fusewatch.scenarios.scoring import load_records, save_records, score_plant
 from streams.alerts import AlertPolicyConfig
 
 #: The format of the per-seed documents; a document of another format is scored again.
-SEED_FORMAT = "fusewatch-sweep-seed/2"
+SEED_FORMAT = "fusewatch-sweep-seed/3"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -125,8 +126,9 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
         faults.append(fault)
     live_days = sum((points[-1][0] - points[0][0]) / NS_PER_DAY for points in
                     ([p for p in points if not math.isnan(p[1])] for points in scores.values()) if points)
+    window = {(record.asset_id, record.end): record.x for record in records}
     alarms = [{"asset_id": asset, "at_hours": round((ts - start_ns) / NS_PER_HOUR, 2),
-               "when": false_alarm_when(ts, by_asset.get(asset))}
+               "when": false_alarm_when(ts, by_asset.get(asset)), "channel": _most_surprising(window.get((asset, ts)))}
               for asset, times in sorted(series[method].opened.items()) for ts in times
               if not (asset in events and events[asset].covers(ts))]
     return {"format": SEED_FORMAT, "method": method, "faults": faults, "asset_days": round(live_days, 3),
@@ -225,8 +227,10 @@ def format_report(report: dict[str, Any], title: str) -> str:
               "|---|---|---|---|---|---|---|"]
     lines += [f"| {m['seed']} | {m['asset_id']} | {m['fault_type']} | {m['first_modality']} | {m['onset_hours']} |"
               f" {m['duration_hours']} | {m['why']} |" for m in report["misses"]]
-    lines += ["", "| seed | asset | false alarm opened at (h) | when |", "|---|---|---|---|"]
-    lines += [f"| {a['seed']} | {a['asset_id']} | {a['at_hours']} | {a['when']} |" for a in report["false_alarm_list"]]
+    lines += ["", "| seed | asset | false alarm opened at (h) | when | most surprising channel (decades) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {a['seed']} | {a['asset_id']} | {a['at_hours']} | {a['when']} | {_cell(a['channel'])} |"
+              for a in report["false_alarm_list"]]
     return "\n".join(lines) + "\n"
 
 
@@ -269,6 +273,18 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return document if isinstance(document, dict) and document.get("format") == SEED_FORMAT else None
+
+
+def _most_surprising(x: dict[str, float] | None) -> str | None:
+    """The channel of a window's calibrated scores with the most surprise, and how much (``"camera 5.2"``).
+
+    >>> _most_surprising({"camera": 0.99999, "vibration": 0.9})
+    'camera 5.0'
+    """
+    if not x:
+        return None
+    channel = max(x, key=lambda m: x[m])
+    return f"{channel} {_decades(x[channel]):.1f}"
 
 
 def _decades(calibrated: float) -> float:

@@ -27,15 +27,20 @@ def _truth(asset_id: str, fault_type: str, first: str) -> GroundTruth:
 def test_each_fault_is_found_with_its_lead_or_missed_with_the_reason() -> None:
     """pump-01's vibration is far beyond its history from hour 20 to the failure at hour 40: found once 3 of 5
     windows are high, 19.7 h ahead; pump-02's camera never goes beyond 0.999 calibrated, which Fisher puts below
-    the threshold: missed, and the reason names the fused peak, the threshold and the camera."""
+    the threshold: missed, and the reason names the fused peak, the threshold and the camera. pump-03, healthy,
+    has two hours of a camera far beyond its history: one false alarm, listed with the camera as its cause."""
     records = []
     for minute in range(0, 60 * 60, 10):
         end = minute * NS_PER_MIN
         strong = 1.0 - 1e-8 if 20 * H <= end <= 40 * H else 0.5
         weak = 0.999 if 20 * H <= end <= 40 * H else 0.5
+        burst = 1.0 - 1e-8 if 30 * H <= end <= 32 * H else 0.5
         records += [WindowRecord("pump-01", end, end < 5 * H, {"vibration": strong}, {}, ()),
-                    WindowRecord("pump-02", end, end < 5 * H, {"camera": weak, "vibration": 0.5}, {}, ())]
-    truths = [_truth("pump-01", "bearing_outer", "vibration"), _truth("pump-02", "leak", "camera")]
+                    WindowRecord("pump-02", end, end < 5 * H, {"camera": weak, "vibration": 0.5}, {}, ()),
+                    WindowRecord("pump-03", end, end < 5 * H, {"camera": burst, "vibration": 0.5}, {}, ())]
+    healthy = GroundTruth(asset_id="pump-03", asset_kind="pump", fault_type=None, onset_at=None, failure_at=None,
+                          restart_at=None, first_modality=None)
+    truths = [_truth("pump-01", "bearing_outer", "vibration"), _truth("pump-02", "leak", "camera"), healthy]
     config = FusewatchConfig()
     document = seed_outcomes(records, truths, config, "fisher", start_ns=0)
     found, missed = document["faults"]
@@ -46,16 +51,19 @@ def test_each_fault_is_found_with_its_lead_or_missed_with_the_reason() -> None:
     assert missed["found"] is False and missed["lead_time_hours"] is None
     assert missed["why"].startswith("the fused score peaked at 0.") and "below the 0.45 to open" in missed["why"]
     assert missed["why"].endswith("camera came closest (3.0 decades at its peak)")
-    assert document["false_alarms"] == {"pump-01": 0, "pump-02": 0} and document["false_alarm_list"] == []
-    assert 2 * 54.8 <= document["asset_days"] * 24 <= 2 * 55.0  # hours 5 to 59.8 of both assets, out of warm-up
-    report = aggregate([{**document, "seed": 4, "assets": 2}])
-    assert (report["found"], report["faults"], report["false_alarms"]) == (1, 2, 0)
+    assert document["false_alarms"] == {"pump-01": 0, "pump-02": 0, "pump-03": 1}
+    assert document["false_alarm_list"] == [{"asset_id": "pump-03", "at_hours": 30.33, "when": "on a healthy asset",
+                                             "channel": "camera 8.0"}]
+    assert 3 * 54.8 <= document["asset_days"] * 24 <= 3 * 55.0  # hours 5 to 59.8 of each asset, out of warm-up
+    report = aggregate([{**document, "seed": 4, "assets": 3}])
+    assert (report["found"], report["faults"], report["false_alarms"]) == (1, 2, 1)
     assert [(g["fault_type"], g["first_modality"], g["found"]) for g in report["groups"]] == [
         ("bearing_outer", "vibration", 1), ("leak", "camera", 0)]
     assert [(m["seed"], m["asset_id"]) for m in report["misses"]] == [(4, "pump-02")]
     text = format_report(report, "two pumps")
     assert "faults found before failure: 1/2 (50.0 %)" in text
     assert "| 4 | pump-02 | leak | camera | 10.0 | 30.0 | the fused score peaked at" in text
+    assert "| 4 | pump-03 | 30.33 | on a healthy asset | camera 8.0 |" in text
 
 
 def test_seeds_are_ranges_and_lists_and_anything_else_is_refused() -> None:
