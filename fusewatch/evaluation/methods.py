@@ -117,12 +117,11 @@ def method_row(
     lead time of each event with a failure under ``event_key`` (NaN scores are warm-up windows)."""
     values: list[float] = []
     targets: list[bool] = []
-    scored_days = 0.0
+    scored_days = asset_days(scores)
     for asset_id, points in scores.items():
-        live = [(end, value) for end, value in points if not math.isnan(value)]
-        if live:
-            scored_days += (live[-1][0] - live[0][0]) / NS_PER_DAY
-        for end, value in live:
+        for end, value in points:
+            if math.isnan(value):
+                continue
             label = labels.window_label(asset_id, end)
             if label is not None:
                 targets.append(label)
@@ -142,6 +141,20 @@ def method_row(
         "false_alarms": total_false,
         "windows": len(values),
     }
+
+
+def asset_days(scores: Mapping[str, Sequence[tuple[int, float]]]) -> float:
+    """The days scored out of warm-up, summed over assets (each from its first to its last non-NaN score).
+
+    >>> asset_days({"a": [(0, float("nan")), (NS_PER_DAY, 0.1), (3 * NS_PER_DAY, 0.2)], "b": [(0, 0.5)]})
+    2.0
+    """
+    days = 0.0
+    for points in scores.values():
+        live = [end for end, value in points if not math.isnan(value)]
+        if live:
+            days += (live[-1] - live[0]) / NS_PER_DAY
+    return days
 
 
 def method_rows(series: Mapping[str, MethodSeries], truths: Sequence[GroundTruth]) -> list[dict[str, Any]]:

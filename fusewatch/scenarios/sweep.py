@@ -36,9 +36,9 @@ from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.errors import ConfigError
 from fusewatch.core.events import GroundTruth
-from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR, format_time
+from fusewatch.core.timeutil import NS_PER_HOUR, format_time
 from fusewatch.evaluation.labels import Labels, truth_events
-from fusewatch.evaluation.methods import WindowRecord, replay_methods
+from fusewatch.evaluation.methods import WindowRecord, asset_days, replay_methods
 from fusewatch.evaluation.outcomes import alert_outcomes
 from fusewatch.scenarios.scoring import load_records, save_records, score_plant
 from streams.alerts import AlertPolicyConfig
@@ -124,14 +124,12 @@ def seed_outcomes(records: Sequence[WindowRecord], truths: Sequence[GroundTruth]
         if not fault["found"]:
             fault["why"] = why_missed(fused, peaks, config.alerts)
         faults.append(fault)
-    live_days = sum((points[-1][0] - points[0][0]) / NS_PER_DAY for points in
-                    ([p for p in points if not math.isnan(p[1])] for points in scores.values()) if points)
     window = {(record.asset_id, record.end): record.x for record in records}
     alarms = [{"asset_id": asset, "at_hours": round((ts - start_ns) / NS_PER_HOUR, 2),
                "when": false_alarm_when(ts, by_asset.get(asset)), "channel": _most_surprising(window.get((asset, ts)))}
               for asset, times in sorted(series[method].opened.items()) for ts in times
               if not (asset in events and events[asset].covers(ts))]
-    return {"format": SEED_FORMAT, "method": method, "faults": faults, "asset_days": round(live_days, 3),
+    return {"format": SEED_FORMAT, "method": method, "faults": faults, "asset_days": round(asset_days(scores), 3),
             "false_alarms": {asset: false_alarms.get(asset, 0) for asset in sorted(scores)},
             "false_alarm_list": alarms}
 
