@@ -23,7 +23,7 @@ topic's partitions hold them, so the same history gives the same bundle wherever
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,9 +252,9 @@ def train_priors(messages: Iterable[RecordedMessage], config: FusewatchConfig, e
 
 def train_bundle(read: TrainingInput, out: Path, version: str, description: str = "",
                  made_from: dict[str, Any] | None = None, priors: FleetPriors | None = None,
-                 camera: dict[str, np.ndarray] | None = None) -> Bundle:
-    """Train the text model from what :func:`read_history` read; write it with ``priors`` and the ``camera``
-    models to ``out``."""
+                 camera: dict[str, np.ndarray] | None = None, fusion: Mapping[str, Any] | None = None) -> Bundle:
+    """Train the text model from what :func:`read_history` read; write it with ``priors``, the ``camera``
+    models and the learned ``fusion``'s files to ``out``."""
     model = train_text_model(read.entries)
     origin = {**(made_from or {}), "messages": read.messages, "log_entries": len(read.entries),
               "labelled_entries": read.labelled, "invalid_messages": read.invalid,
@@ -266,4 +266,5 @@ def train_bundle(read: TrainingInput, out: Path, version: str, description: str 
     if camera:
         parts[CAMERA_MODELS_FILE] = camera
         origin["camera_models"] = sorted({name.rpartition("/")[0] for name in camera})
+    parts.update(fusion or {})
     return write_bundle(out, version, parts, description=description, made_from=origin)

@@ -73,7 +73,7 @@ class ScoredWindow:
     ``log_words`` the normalised words of its log entries; :meth:`signature` is the window's cross-modal
     signature (for retrieval of similar incidents), computed only when asked for; ``smoothed`` the smoothed raw
     score of every channel whose calibrator learns, all but the logs (what the calibrator sees; fleet training
-    fits priors to it).
+    fits priors to it); ``kind`` the asset's kind (``None``: unknown), part of the learned fusion's context.
     """
 
     score: Score
@@ -82,6 +82,7 @@ class ScoredWindow:
     new_logs: tuple[tuple[int, str], ...] = ()
     log_words: tuple[str, ...] = ()
     smoothed: dict[str, float] = field(default_factory=dict)
+    kind: str | None = None
 
     def signature(self) -> dict[str, float]:
         """Channel surprises, the leading modality's top features and the log words (models/retrieval.py)."""
@@ -116,11 +117,11 @@ class Pipeline:
         self.run_id = run_id
         self.use_assets(assets)
         self.early = EarlyStage(self.config)
-        self.fusion = FusionStage(self.config)
         self.incidents = IncidentMemory()
         method = self.config.fusion if self.config.fusion != "hybrid" else f"hybrid-{self.config.hybrid_late}"
         # the bundle is checked whole here; only its version and what the stages take from it are kept
         bundle = load_bundle(self.config.bundle) if self.config.bundle is not None else None
+        self.fusion = FusionStage(self.config, bundle)
         self.stages: tuple[ModalityStage[Any], ...] = tuple(make(self.config, bundle) for make in MODALITY_STAGES)
         self.bundle_version = bundle.version if bundle is not None else None
         priors = FleetPriors.from_bundle(bundle) if bundle is not None else None
@@ -237,7 +238,8 @@ class Pipeline:
         warmup = warming or not any(warm[m] for m in readings)
         fusion_input = {m: c for m, c in calibrated.items() if warm[m]}
         new_logs = [entry for reading in readings.values() for entry in reading.new_logs]
-        fused = self.fusion.fuse(fusion_input, early_shares)
+        kind = self.assets.kind(window.asset_id) if self.assets is not None else None
+        fused = self.fusion.fuse(fusion_input, early_shares, self.fusion.context(window.asset_id, window.end_ns, kind))
         self.fusion.observe(window.asset_id, window.end_ns, fusion_input, new_logs)
         asset.windows += 1
         if learn:
@@ -265,7 +267,7 @@ class Pipeline:
         )
         words = sorted({word for reading in readings.values() for word in reading.words})
         learned_smoothed = {m: value for m, value in smoothed.items() if asset.channels[m].learns}
-        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(words), learned_smoothed)
+        scored = ScoredWindow(score, fusion_input, early_shares, tuple(new_logs), tuple(words), learned_smoothed, kind)
         if not warmup:
             self._remember(asset, window, scored)
         return scored

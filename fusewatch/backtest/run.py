@@ -37,7 +37,6 @@ from fusewatch.evaluation.methods import WindowRecord, first_alertable_hours, me
 from fusewatch.evaluation.outcomes import alert_outcomes, asset_rows, opened_by_asset
 from fusewatch.scenarios.summary import ScenarioSummary
 from streams.checkpoint import config_digest
-from streams.fusion_stage import METHODS
 from streams.pipeline import ScoredWindow
 from streams.processor import StreamProcessor
 from streams.runners.embedded import CollectingOutput
@@ -196,8 +195,8 @@ def summarize(run: BacktestRun) -> Evaluation:
         own.setdefault(point.asset_id, []).append((point.window_end, float("nan") if point.warmup else point.fused))
     opened = opened_by_asset(run.alerts)
     transitions = Counter(alert.asset_id for alert in run.alerts)
-    scores = {CONFIGURED: own, **{method: series[method].scores for method in METHODS}}
-    openings = {CONFIGURED: opened, **{method: series[method].opened for method in METHODS}}
+    scores = {CONFIGURED: own, **{method: data.scores for method, data in series.items()}}
+    openings = {CONFIGURED: opened, **{method: data.opened for method, data in series.items()}}
     summary = ScenarioSummary("backtest", 0)
     lead_times: dict[str, Any] = {}
     for method in scores:

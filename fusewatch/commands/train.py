@@ -16,6 +16,7 @@ from fusewatch.commands.common import (
     config_of,
     kafka_settings,
 )
+from fusewatch.commands.train_fusion import add_fusion_options, learn_fusion
 from fusewatch.core.errors import ConfigError
 
 DESCRIPTION = """\
@@ -35,10 +36,14 @@ What it learns:
   a warm-up of --warmup-hours (2 h), not 2 days.
 --no-priors leaves the last two out. A window is normal unless its asset's first symptom or failure entry
 follows within [models] label_horizon_hours (or came before it).
+- with --fusion-windows, a learned fusion (`[models] fusion = "learned"`), kept only where it beats Fisher on
+  held-out history (below). Without --source the bundle holds the learned fusion only.
 
-example:
+examples:
   fusewatch train --source rec/ --from 2026-01-05T00:00:00Z --to 2026-03-01T00:00:00Z \\
       --out bundles/pumps-2026.03 --version 2026.03 --description "site A, Jan-Feb"
+  fusewatch train --fusion-windows out/sweep-records --assets-file assets.json \\
+      --out bundles/fusion-2026.03 --version f2026.03
 """
 
 
@@ -47,8 +52,9 @@ def register(commands: Any) -> None:
         "train", help="learn a model bundle from recorded history",
         description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", required=True, metavar="kafka|DIR",
-                        help="`kafka` (the input topics of [kafka]) or a recording directory")
+    parser.add_argument("--source", default=None, metavar="kafka|DIR",
+                        help="`kafka` (the input topics of [kafka]) or a recording directory (needed unless"
+                        " --fusion-windows is given)")
     add_time_range_options(parser, "history trained on")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="the new bundle's directory (must not exist: a bundle is never overwritten)")
@@ -63,6 +69,7 @@ def register(commands: Any) -> None:
     add_kafka_option(parser)
     add_config_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="do not draw progress bars")
+    add_fusion_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -79,14 +86,28 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--warmup-hours {args.warmup_hours:g}: must be between 0 and 48")
     if args.out.exists():
         raise ConfigError(f"--out {args.out}: exists already; a bundle is never overwritten, name a new directory")
+    if args.source is None and not args.fusion_windows:
+        raise ConfigError("give --source (history to learn the models from), --fusion-windows, or both")
     config = config_of(args)
+    fusion: dict[str, Any] = {}
+    fusion_origin: dict[str, Any] | None = None
+    if args.fusion_windows:
+        fusion, fusion_origin = learn_fusion(args, config, asset_registry(args))
+    if args.source is None:
+        if not fusion:
+            print(f"no bundle written: {args.out} would hold nothing")
+            return 1
+        bundle = write_bundle(args.out, args.version, fusion, description=args.description,
+                              made_from={"learned_fusion": fusion_origin})
+        print(f"bundle {bundle.path}: version {bundle.version}, {len(bundle.names)} file(s): {', '.join(bundle.names)}")
+        return 0
     settings = kafka_settings(args, config) if args.source == "kafka" else None
     history = open_history(args.source, args.start, args.end, settings)
     total = history.count() if not args.no_progress else None
     priors_too = not args.no_priors
     read = read_history(history.recorded(), total, progress=not args.no_progress,
                         frame_size=config.models.camera_input_size if priors_too else None)
-    made_from = {"source": history.description,
+    made_from: dict[str, Any] = {"source": history.description,
                  "from": None if args.start is None else format_time(args.start),
                  "to": None if args.end is None else format_time(args.end)}
     priors, camera = None, None
@@ -98,7 +119,9 @@ def run(args: argparse.Namespace) -> int:
                        if camera else None)
             priors = train_priors(history.recorded(), config, read.entries, registry, progress=not args.no_progress,
                                   camera_bundle=cameras.path if cameras else None, warmup_hours=args.warmup_hours)
-    bundle = train_bundle(read, args.out, args.version, args.description, made_from, priors, camera)
+    if fusion_origin is not None:
+        made_from["learned_fusion"] = fusion_origin
+    bundle = train_bundle(read, args.out, args.version, args.description, made_from, priors, camera, fusion)
     text = bundle.manifest["made_from"]["text_model"]
     print(f"read {read.messages} messages: {len(read.entries)} log entries, {read.labelled} labelled"
           f" ({text['positives']} symptom or failure, {text['negatives']} other)"

@@ -37,8 +37,10 @@ from fusewatch.core.timeutil import NS_PER_DAY, NS_PER_HOUR
 from fusewatch.evaluation.labels import LabelledEvent, Labels, event_id, truth_events
 from fusewatch.evaluation.metrics import pr_auc, roc_auc
 from fusewatch.evaluation.outcomes import alert_outcomes
+from models.bundle import load_bundle
+from models.fusion import GateParams
 from streams.alerts import AlertPolicy, AlertPolicyConfig
-from streams.fusion_stage import METHODS, FusionStage
+from streams.fusion_stage import FusionStage
 from streams.model_config import ModelConfig
 from streams.pipeline import ScoredWindow
 
@@ -53,13 +55,14 @@ class WindowRecord:
     x: dict[str, float]
     shares: dict[str, float]
     logs: tuple[tuple[int, str], ...]
+    kind: str | None = None  # the asset's kind (records kept before it was recorded have none)
 
 
 def record_of(scored: ScoredWindow) -> WindowRecord:
     """The compact record of a scored window (features and explanations dropped)."""
     score = scored.score
     return WindowRecord(score.asset_id, score.window_end, score.warmup, scored.fusion_input, scored.early_shares,
-                        scored.new_logs)
+                        scored.new_logs, scored.kind)
 
 
 @dataclass
@@ -70,37 +73,52 @@ class MethodSeries:
     opened: dict[str, list[int]] = field(default_factory=dict)
 
 
+class AlertReplay:
+    """One method's scores, window by window in event-time order, through its own alert policy (a repair entry
+    closes the alert, as in the stream processor)."""
+
+    def __init__(self, alerts: AlertPolicyConfig, method: str) -> None:
+        self.method = method
+        self.policy = AlertPolicy(alerts, run_id=method)
+        self.series = MethodSeries()
+
+    def add(self, record: WindowRecord, value: float) -> None:
+        """The method's score of the window of ``record`` (warm-up windows are kept as NaN and never alert)."""
+        self.series.scores.setdefault(record.asset_id, []).append(
+            (record.end, float("nan") if record.warmup else value))
+        self.policy.close_on_repair(record.asset_id, record.end, [kind for _, kind in record.logs])
+        score = Score.model_construct(
+            asset_id=record.asset_id, window_start=record.end, window_end=record.end, fused=value, calibrated={},
+            raw={}, contributions={}, present={}, leading=None, top_features=[], warmup=record.warmup,
+            model_version=self.method, run_id=self.method,
+        )
+        for alert in self.policy.update(score):
+            if alert.transition == "opened":
+                self.series.opened.setdefault(record.asset_id, []).append(alert.ts)
+
+
 def replay_methods(
     records: Iterable[WindowRecord], models: ModelConfig, alerts: AlertPolicyConfig,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None, gate: GateParams | None = None,
 ) -> tuple[dict[str, MethodSeries], dict[str, Any]]:
-    """Replay the records (any order; sorted here by event time) through ``methods`` (default: every method) and
-    their alert policies.
+    """Replay the records (any order; sorted here by event time) through ``methods`` (default: every method the
+    stage can score, :meth:`FusionStage.available`) and their alert policies. The learned method's gate comes from
+    ``gate``, else from the ``[models] bundle``.
 
     Returns the series per method and what stacking learned: labelled windows (positive / negative), its
     weights per modality and its bias.
     """
-    stage = FusionStage(models)
-    series = {method: MethodSeries() for method in methods}
-    policies = {method: AlertPolicy(alerts, run_id=method) for method in methods}
+    bundle = load_bundle(models.bundle) if models.bundle is not None and gate is None else None
+    stage = FusionStage(models, bundle, gate)
+    methods = stage.available() if methods is None else tuple(methods)
+    followed = {method: AlertReplay(alerts, method) for method in methods}
     for record in sorted(records, key=lambda r: (r.end, r.asset_id)):
-        scores = stage.all_methods(record.x, record.shares, methods)
+        context = stage.context(record.asset_id, record.end, record.kind)
+        scores = stage.all_methods(record.x, record.shares, methods, context)
         stage.observe(record.asset_id, record.end, record.x, record.logs)
-        kinds = [kind for _, kind in record.logs]
-        for method, data in series.items():
-            value = scores[method]
-            data.scores.setdefault(record.asset_id, []).append((record.end, value) if not record.warmup else
-                                                               (record.end, float("nan")))
-            policy = policies[method]
-            policy.close_on_repair(record.asset_id, record.end, kinds)
-            score = Score.model_construct(
-                asset_id=record.asset_id, window_start=record.end, window_end=record.end, fused=value,
-                calibrated={}, raw={}, contributions={}, present={}, leading=None, top_features=[],
-                warmup=record.warmup, model_version=method, run_id=method,
-            )
-            for alert in policy.update(score):
-                if alert.transition == "opened":
-                    data.opened.setdefault(record.asset_id, []).append(alert.ts)
+        for method, replay in followed.items():
+            replay.add(record, scores[method])
+    series = {method: replay.series for method, replay in followed.items()}
     stacking = {"labels": dict(stage.labels_learned), "bias": round(stage.stacking.bias, 3),
                 "weights": {m: round(w, 3) for m, w in stage.stacking.weights.items()}}
     return series, stacking

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from models.base import FusionResult
 from models.fusion.scale import spread, surprise
+from models.fusion.window import FusionContext
 
 
 class EarlyChannelFusion:
@@ -27,7 +28,8 @@ class EarlyChannelFusion:
     def __init__(self, decades: float = 10.0) -> None:
         self.decades = decades
 
-    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float]) -> FusionResult:
+    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float],
+             context: FusionContext | None = None) -> FusionResult:
         """The ``early`` channel's surprise (0 when it is missing), contributions in proportion to ``shares``."""
         calibrated = x.get("early")
         if calibrated is None:

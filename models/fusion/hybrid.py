@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from models.base import FusionResult
-from models.fusion.window import WindowFusion
+from models.fusion.window import FusionContext, WindowFusion
 
 
 def blend(early: FusionResult, late: FusionResult, early_weight: float = 0.5) -> FusionResult:
@@ -43,9 +43,10 @@ class HybridFusion:
         self.late = late
         self.early_weight = early_weight
 
-    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float]) -> FusionResult:
+    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float],
+             context: FusionContext | None = None) -> FusionResult:
         """The blend of the early and the late method's results for one window."""
-        return blend(self.early.fuse(x, shares), self.late.fuse(x, shares), self.early_weight)
+        return blend(self.early.fuse(x, shares, context), self.late.fuse(x, shares, context), self.early_weight)
 
     def learn(self, x: Mapping[str, float], label: bool) -> None:
         """Nothing of its own: its halves are methods of the stage and learn as such (once)."""

@@ -16,12 +16,13 @@ weighted late the weighted mean of the modalities' calibrated scores
 noisy_or late 1 - prod(1 - c**8): any one strongly anomalous modality drives it
 stacking late online logistic regression on the modalities' evidence, learned from the log's labels
 hybrid        the mean of early fusion and the hybrid_late method (weight: hybrid_early_weight)
+learned       a gate over the channels learned from a fleet's failures (a bundle trained with one)
 >>> describe()
-'late (fisher, weighted, noisy_or, stacking), early, or hybrid'
+'late (fisher, weighted, noisy_or, stacking), early, hybrid, or learned'
 >>> fusion_method("average")
 Traceback (most recent call last):
     ...
-ValueError: unknown fusion method 'average'; allowed: early, fisher, weighted, noisy_or, stacking, hybrid
+ValueError: unknown fusion method 'average'; allowed: early, fisher, weighted, noisy_or, stacking, hybrid, learned
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from models.base import Fuser
 from models.fusion.early_channel import EarlyChannelFusion
 from models.fusion.hybrid import HybridFusion
 from models.fusion.late import LateFusion
+from models.fusion.learned import LearnedFusion
 from models.fusion.stacking import StackingFusion
 from models.fusion.window import OverModalities, WindowFusion
 
 #: Every method's name, as the configuration types ``[models] fusion`` (the default first; same set as the table).
-FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid"]
+FusionName = Literal["fisher", "weighted", "noisy_or", "stacking", "early", "hybrid", "learned"]
 #: The late methods' names, as the configuration types ``[models] hybrid_late``.
 LateName = Literal["fisher", "weighted", "noisy_or", "stacking"]
 
@@ -117,6 +119,10 @@ FUSION_METHODS: tuple[FusionMethod, ...] = (
         "hybrid", "the mean of early fusion and the hybrid_late method (weight: hybrid_early_weight)",
         window=lambda options, built: HybridFusion(built["early"], built[options.hybrid_late],
                                                    options.hybrid_early_weight),
+    ),
+    FusionMethod(
+        "learned", "a gate over the channels learned from a fleet's failures (a bundle trained with one)",
+        window=lambda options, built: LearnedFusion(None, options.fusion_decades),  # the stage gives the gate
     ),
 )
 

@@ -15,18 +15,30 @@ windows the maintenance log has labelled. A late fuser (:class:`~models.base.Fus
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from fusewatch.core.events import MODALITIES
 from models.base import Fuser, FusionResult
 
 
+@dataclass(frozen=True)
+class FusionContext:
+    """What the fusion stage knows of a window's asset besides its channels: its kind (``None``: unknown) and the
+    hours since its last repair entry, or since its first window."""
+
+    kind: str | None
+    hours_since_repair: float
+
+
 @runtime_checkable
 class WindowFusion(Protocol):
     """A fusion method as the fusion stage runs it (what :func:`models.fusion.registry.build_methods` returns)."""
 
-    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float]) -> FusionResult:
-        """The fused result of one window: ``x`` its calibrated channels, ``shares`` the early detector's."""
+    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float],
+             context: FusionContext | None = None) -> FusionResult:
+        """The fused result of one window: ``x`` its calibrated channels, ``shares`` the early detector's,
+        ``context`` its asset's (only the learned method uses it)."""
 
     def learn(self, x: Mapping[str, float], label: bool) -> None:
         """Learn from one window the log has labelled (``x``: the modalities' calibrated scores)."""
@@ -39,7 +51,8 @@ class OverModalities:
         self.fuser = fuser
         self.modalities = tuple(modalities)
 
-    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float]) -> FusionResult:
+    def fuse(self, x: Mapping[str, float], shares: Mapping[str, float],
+             context: FusionContext | None = None) -> FusionResult:
         """The fuser's result over the present modalities (in the order of ``x``)."""
         return self.fuser.fuse_one({m: c for m, c in x.items() if m in self.modalities})
 

@@ -199,7 +199,12 @@ class Pipeline:
             newest = self.newest()
             return all(newest.get(asset, 0) >= target for asset in self.assets)
 
-        wait_until(through, timeout, "the pipeline to resume")
+        try:
+            wait_until(through, timeout, "the pipeline to resume")
+        except AssertionError as exc:  # say what lagged: the newest window per asset, the worker's and sink's logs
+            newest = {asset: (end - target) / NS_PER_S for asset, end in self.newest().items()}
+            raise AssertionError(f"{exc}\nnewest window minus the target, s of plant time: {newest}\n"
+                                 f"worker: {self.worker.tail()}\nsink: {self.sink.tail()}") from None
         return round(time.monotonic() - began, 2)
 
     # ------------------------------------------------------------------ the end

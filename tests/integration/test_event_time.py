@@ -36,6 +36,7 @@ from tests.integration.workers import (
     wait_until,
     window_key,
 )
+from tests.unit.test_fusion_stage import toy_gate
 
 pytestmark = pytest.mark.integration
 
@@ -90,19 +91,24 @@ def test_simulate_into_a_running_worker_loses_nothing_and_equals_the_embedded_ru
 def test_a_worker_with_a_bundle_scores_new_assets_live_after_the_short_warm_up_as_the_embedded_runner(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
+    """The bundle brings kind priors and a learned fusion gate; the worker fuses with the gate (``fusion =
+    "learned"``), each asset's kind from the registry, as the embedded runner does."""
     plant = simulated_plant(14, 3, hours=4)
     registry = tmp_path / "assets.json"
     plant.asset_registry().save(registry)
     rng = np.random.default_rng(0)
     histories = [AssetHistory(kind, {channel: [(minute / 60, float(rng.chisquare(3))) for minute in range(1440)]
                                      for channel in ("vibration", "camera", "early")}) for kind in ("pump", "motor")]
-    bundle = write_bundle(tmp_path / "bundle", "live-1", fit_priors(histories, 2.0, (2.0, 8.0)).parts())
-    worker = started_worker(kafka, tmp_path, registry, "bundle", env={"FUSEWATCH_MODELS__BUNDLE": str(bundle.path)})
+    bundle = write_bundle(tmp_path / "bundle", "live-1", {**fit_priors(histories, 2.0, (2.0, 8.0)).parts(),
+                                                          **toy_gate(("motor", "pump")).parts()})
+    worker = started_worker(kafka, tmp_path, registry, "bundle", env={"FUSEWATCH_MODELS__BUNDLE": str(bundle.path),
+                                                                      "FUSEWATCH_MODELS__FUSION": "learned"})
     try:
         sent = cli(kafka, "simulate", "--kafka", kafka.bootstrap_servers, "--assets", "3", "--days", str(4 / 24),
                    "--seed", "14", "--start", format_time(plant.config.start_ns), "--speed", "max", "--no-progress")
         assert sent.returncode == 0, sent.stderr
-        expected = embedded_scores(plant, settings=StreamSettings(models=ModelConfig(bundle=bundle.path)))
+        expected = embedded_scores(plant, settings=StreamSettings(models=ModelConfig(bundle=bundle.path,
+                                                                                     fusion="learned")))
         wait_until(lambda: len({window_key(s) for s in scores_in_topic(kafka)}) >= len(expected) - 2 * 3,
                    300, "all windows scored", worker)
         wait_until(worker.drained, 60, "every message processed", worker)
@@ -110,7 +116,7 @@ def test_a_worker_with_a_bundle_scores_new_assets_live_after_the_short_warm_up_a
         assert worker.stop() == 0, worker.tail()
     scores = scores_in_topic(kafka)
     assert_same_scores(expected, scores)
-    assert {score["model_version"] for score in scores} == {f"{__version__}+fisher.s4.blive-1"}
+    assert {score["model_version"] for score in scores} == {f"{__version__}+learned.s4.blive-1"}
     alertable = [score for score in scores if not score["warmup"]]  # hours 2 to 4: past the bundle's warm-up
     assert {score["asset_id"] for score in alertable} == set(plant.asset_ids)
     assert min(parse_time(score["window_end"]) for score in alertable) - plant.config.start_ns <= 2.05 * NS_PER_HOUR

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 from typing import get_args
 
 import numpy as np
 import pydantic
 import pytest
 
+from fusewatch.core.errors import BundleError, ConfigError
 from fusewatch.core.events import MODALITIES
 from fusewatch.core.timeutil import NS_PER_HOUR
-from models.fusion import FUSION_METHODS, FusionName, LateName, blend, fusion_names, late_names
+from models.bundle import load_bundle, write_bundle
+from models.fusion import FUSION_METHODS, FusionName, GateParams, LateName, blend, fusion_names, late_names
+from models.fusion.learned import CHANNELS, FUSION_META, FUSION_TENSORS
 from streams.fusion_stage import METHODS, FusionStage
 from streams.model_config import ModelConfig
 
 MINUTE = 60 * 10**9
+
+
+def toy_gate(kinds: tuple[str, ...] = ("pump",)) -> GateParams:
+    """A gate that trusts the camera more on pumps and the logs more long after a repair (random elsewhere)."""
+    n, inputs = len(CHANNELS), 2 * len(CHANNELS) + len(kinds) + 1
+    weight = np.random.default_rng(1).normal(0, 0.3, (n, inputs))
+    weight[CHANNELS.index("camera"), 2 * n] = 3.0  # the first kind
+    weight[CHANNELS.index("logs"), -1] = 3.0  # hours since repair
+    return GateParams(kinds, weight, np.zeros(n), np.ones(n), -1.0, np.array([-1.0, 0.0, 1.0]), np.array([0, 1.0, 4.5]))
 
 
 CONFIGURATIONS = [{"fusion": name} for name in fusion_names()] + \
@@ -24,19 +37,47 @@ CONFIGURATIONS = [{"fusion": name} for name in fusion_names()] + \
 
 @pytest.mark.parametrize("settings", CONFIGURATIONS, ids=lambda settings: "-".join(settings.values()))
 def test_each_method_gives_contributions_that_sum_to_the_fused_score(settings: dict[str, str]) -> None:
-    stage = FusionStage(ModelConfig.model_validate(settings))
+    stage = FusionStage(ModelConfig.model_validate(settings), gate=toy_gate())
     rng = np.random.default_rng(0)
     for _ in range(300):
         channels = ("vibration", "camera", "logs", "early")
         x = {m: float(rng.uniform(0.0, 0.99999)) for m in channels if rng.random() < 0.8}
         shares = {"vibration": 0.7, "camera": 0.3} if "early" in x else {}
-        result = stage.fuse(x, shares)
+        result = stage.fuse(x, shares, stage.context("pump-01", 0, "pump"))
         assert 0.0 <= result.fused <= 1.0
         assert sum(result.contributions.values()) == pytest.approx(result.fused, abs=1e-12)
         assert set(result.contributions) <= {"vibration", "camera", "logs"}
-        scores = stage.all_methods(x, shares)
-        assert list(scores) == list(METHODS)
+        scores = stage.all_methods(x, shares, context=stage.context("pump-01", 0, "pump"))
+        assert list(scores) == list(METHODS) == list(stage.available())
         assert scores[settings["fusion"]] == result.fused
+
+
+def test_the_learned_method_needs_a_gate_and_sees_the_asset_s_kind_and_hours_since_repair(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"needs a bundle with a learned fusion .* no \[models\] bundle is set"):
+        FusionStage(ModelConfig(fusion="learned"))
+    assert "learned" not in FusionStage(ModelConfig()).available()
+    parts = toy_gate().parts()
+    bundle = load_bundle(write_bundle(tmp_path / "b", "1", parts).path)
+    stage = FusionStage(ModelConfig(fusion="learned", bundle=bundle.path), bundle)
+    assert stage.available()[-1] == "learned"
+    x = {"camera": 0.999, "logs": 0.999, "vibration": 0.5}
+    for hour in range(0, 200):  # a pump, repaired at hour 100
+        stage.observe("pump-01", hour * NS_PER_HOUR, x, [(100 * NS_PER_HOUR, "repair")] if hour == 100 else [])
+    assert stage.context("pump-01", 199 * NS_PER_HOUR, "pump").hours_since_repair == 99.0
+    assert stage.context("pump-02", 5 * NS_PER_HOUR, "pump").hours_since_repair == 0.0  # not seen yet
+    pump = stage.fuse(x, {}, stage.context("pump-01", 199 * NS_PER_HOUR, "pump"))
+    motor = stage.fuse(x, {}, stage.context("pump-01", 199 * NS_PER_HOUR, "motor"))
+    assert pump.leading == "camera" and pump.fused != motor.fused
+    clone = pickle.loads(pickle.dumps(stage))
+    assert clone.fuse(x, {}, clone.context("pump-01", 199 * NS_PER_HOUR, "pump")) == pump
+    old = {k: v for k, v in stage.__dict__.items() if k != "clock"}
+    old["methods"] = {k: v for k, v in old["methods"].items() if k != "learned"}
+    restored = FusionStage.__new__(FusionStage)
+    restored.__setstate__(old)  # a checkpoint from before the learned method
+    assert restored.clock.since == {} and "learned" in restored.methods
+    broken = {FUSION_TENSORS: {**parts[FUSION_TENSORS], "weight": np.ones(3)}, FUSION_META: parts[FUSION_META]}
+    with pytest.raises(BundleError, match="shapes do not fit 4 channels and 1 kinds"):
+        FusionStage(ModelConfig(), load_bundle(write_bundle(tmp_path / "c", "1", broken).path))
 
 
 def test_the_rows_are_the_modalities_then_every_registered_method() -> None:
