@@ -12,7 +12,7 @@ from fusewatch.core.assets import AssetRegistry
 from fusewatch.core.errors import ConfigError
 
 HELP = """\
-learned fusion (docs/models.md, "Learned fusion"): --fusion-windows takes scored windows kept by `fusewatch
+docs/models.md, "Learned fusion". --fusion-windows takes scored windows kept by `fusewatch
 evaluate --records` or `fusewatch sweep --records` (files, or directories of *.records), one history each. The
 last --fusion-hold-out of them are held out; a gate is trained on the others and goes into the bundle only if
 it beats Fisher on the held-out histories (at least as many faults found with no more false alarms, and better
