@@ -33,12 +33,8 @@ layers: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fusewatch streams models connectors tests benchmarks
 
-# The unit tests and doctests run on two pytest workers (pytest-xdist; the machine has two cores); then the other
-# tiers one test at a time: the end-to-end runs score on two processes of their own, and the integration tests
-# share the Kafka broker and InfluxDB and time recoveries.
 pytest: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not integration and not slow and not realdata"
-	$(PY) -m pytest -m "integration or slow or realdata"
+	$(PY) -m pytest
 
 # Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md. The sink
 # benchmark needs the local InfluxDB: the services this run started are stopped afterwards, as for `make test`.
