@@ -27,8 +27,8 @@ import numpy as np
 
 from fusewatch.config import FusewatchConfig
 from fusewatch.evaluation.labels import Labels, LogLabels
-from fusewatch.evaluation.methods import AlertReplay, WindowRecord, method_row, replay_methods
-from models.fusion.learned import CHANNELS, GateParams, channel_decades, gate_inputs
+from fusewatch.evaluation.methods import AlertReplay, WindowRecord, in_order, method_row, replay_methods
+from models.fusion.learned import CHANNELS, GateParams, channel_decades, gate_inputs, one_hot, presence
 from streams.fusion_stage import RepairClock
 
 #: The rows the held-out comparison reports, the learned gate last.
@@ -49,7 +49,7 @@ class Examples:
     kinds: np.ndarray  # (n, kinds) one-hot
     since_hours: np.ndarray  # (n,)
     labels: np.ndarray  # (n,) bool
-    usable: list[np.ndarray]  # per history, which of its windows (in event-time order) are in the rows above
+    usable: np.ndarray  # (n,) bool: labelled and out of warm-up (the rows trained on)
 
     @property
     def inputs(self) -> np.ndarray:
@@ -70,33 +70,26 @@ def log_labels(records: Sequence[WindowRecord], horizon_ns: int) -> Labels:
     return Labels(logs.with_restarts(logs.events(horizon_ns)))
 
 
-def in_order(records: Sequence[WindowRecord]) -> list[WindowRecord]:
-    """The records in event-time order (as the fusion stage sees them)."""
-    return sorted(records, key=lambda r: (r.end, r.asset_id))
-
-
 def examples(histories: Sequence[History], kinds: Sequence[str]) -> Examples:
     """Every window of ``histories`` as gate inputs (context as the fusion stage keeps it), and which of them are
     labelled and out of warm-up."""
     decades, present, onehot, since, labels, usable = [], [], [], [], [], []
     for records, history_labels in histories:
         clock = RepairClock()
-        keep = []
         for record in in_order(records):
             hours = clock.hours(record.asset_id, record.end)
             clock.observe(record.asset_id, record.end, record.logs)
             label = history_labels.window_label(record.asset_id, record.end)
-            keep.append(not record.warmup and label is not None)
+            usable.append(not record.warmup and label is not None)
             decades.append(channel_decades(record.x))
-            present.append([1.0 if c in record.x else 0.0 for c in CHANNELS])
-            onehot.append([1.0 if record.kind == k else 0.0 for k in kinds])
+            present.append(presence(record.x))
+            onehot.append(one_hot(record.kind, kinds))
             since.append(hours)
             labels.append(bool(label))
-        usable.append(np.array(keep, dtype=bool))
     if not decades:
         raise ValueError("no scored window to learn from")
     return Examples(np.array(decades), np.array(present), np.array(onehot).reshape(len(decades), len(kinds)),
-                    np.array(since), np.array(labels, dtype=bool), usable)
+                    np.array(since), np.array(labels, dtype=bool), np.array(usable, dtype=bool))
 
 
 def train_gate(histories: Sequence[History], kinds: Sequence[str], config: FusewatchConfig, seed: int = 0,
@@ -107,7 +100,7 @@ def train_gate(histories: Sequence[History], kinds: Sequence[str], config: Fusew
     from torch import nn
 
     data = examples(histories, kinds)
-    mask = np.concatenate(data.usable)
+    mask = data.usable
     labels = data.labels[mask]
     positives = float(labels.mean()) if len(labels) else 0.0
     if not 0.0 < positives < 1.0:

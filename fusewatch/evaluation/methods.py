@@ -73,6 +73,11 @@ class MethodSeries:
     opened: dict[str, list[int]] = field(default_factory=dict)
 
 
+def in_order(records: Iterable[WindowRecord]) -> list[WindowRecord]:
+    """The records in event-time order, as the fusion stage sees them."""
+    return sorted(records, key=lambda r: (r.end, r.asset_id))
+
+
 class AlertReplay:
     """One method's scores, window by window in event-time order, through its own alert policy (a repair entry
     closes the alert, as in the stream processor)."""
@@ -112,7 +117,7 @@ def replay_methods(
     stage = FusionStage(models, bundle, gate)
     methods = stage.available() if methods is None else tuple(methods)
     followed = {method: AlertReplay(alerts, method) for method in methods}
-    for record in sorted(records, key=lambda r: (r.end, r.asset_id)):
+    for record in in_order(records):
         context = stage.context(record.asset_id, record.end, record.kind)
         scores = stage.all_methods(record.x, record.shares, methods, context)
         stage.observe(record.asset_id, record.end, record.x, record.logs)

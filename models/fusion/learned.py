@@ -32,7 +32,7 @@ out). It learns nothing online: a new bundle brings a new gate.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,16 @@ def channel_decades(x: Mapping[str, float]) -> np.ndarray:
     """Each channel's surprise in decades (0 when missing), in :data:`CHANNELS` order."""
     return np.array([min(MAX_DECADES, -math.log10(max(1.0 - float(x[c]), 10**-MAX_DECADES))) if c in x else 0.0
                      for c in CHANNELS])
+
+
+def presence(x: Mapping[str, float]) -> np.ndarray:
+    """The presence mask of the channels, in :data:`CHANNELS` order."""
+    return np.array([1.0 if c in x else 0.0 for c in CHANNELS])
+
+
+def one_hot(kind: str | None, kinds: Sequence[str]) -> np.ndarray:
+    """``kind`` one-hot over ``kinds`` (all zeros for a kind not among them)."""
+    return np.array([1.0 if kind == k else 0.0 for k in kinds])
 
 
 def gate_inputs(decades: np.ndarray, present: np.ndarray, kind: np.ndarray, since_hours: np.ndarray) -> np.ndarray:
@@ -149,11 +159,11 @@ class LearnedFusion:
         if self.params is None:
             raise RuntimeError("the learned fusion has no gate: it needs a bundle trained with one")
         decades = channel_decades(x)[None, :]
-        present = np.array([[1.0 if c in x else 0.0 for c in CHANNELS]])
+        present = presence(x)[None, :]
         if not present.any():
             return FusionResult(0.0, {}, None, 0.0)
         context = context or FusionContext(None, 0.0)
-        kind = np.array([[1.0 if context.kind == k else 0.0 for k in self.params.kinds]]).reshape(1, -1)
+        kind = one_hot(context.kind, self.params.kinds)[None, :]
         inputs = gate_inputs(decades, present, kind, np.array([context.hours_since_repair]))
         logit, gate = self.params.logits(inputs, decades, present)
         p_value = max(self.params.p_value(float(logit[0])), P_FLOOR)
