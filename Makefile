@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 SERVICES := deploy/local/services.sh
 STARTED := .cache/services-started
 
-.PHONY: demo test test-fast lint layers typecheck pytest bench install clean services-up services-down services-status
+.PHONY: demo test test-fast lint layers typecheck pytest pytest-main pytest-offline bench install clean services-up services-down services-status
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,21 @@ layers: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fusewatch streams models connectors tests benchmarks
 
+# Two pytest sessions side by side. The long runs that need no service (the `slow` and `realdata` tests outside the
+# integration tier: CPU only) run at low priority beside the rest, on the CPU time the unit tests (one core) and
+# the integration tests (which mostly wait on brokers, outages and plant time) leave idle; the niced session never
+# slows a timed fault test. Each session's output is printed when it ends; either one failing fails the target.
+OFFLINE := (slow or realdata) and not integration
+
 pytest: $(STAMP)
-	$(PY) -m pytest
+	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest-main pytest-offline
+
+pytest-main: $(STAMP)
+	$(PY) -m pytest -m "not ($(OFFLINE))"
+
+pytest-offline: $(STAMP)
+	@mkdir -p .cache
+	nice -n 15 $(PY) -m pytest -p no:cacheprovider --basetemp=.cache/pytest-offline -m "$(OFFLINE)"
 
 # Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md. The sink
 # benchmark needs the local InfluxDB: the services this run started are stopped afterwards, as for `make test`.

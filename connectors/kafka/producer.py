@@ -9,6 +9,7 @@ Writes use ``acks=all`` with the idempotent producer, so a retried batch is not 
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from types import TracebackType
 from typing import Any
@@ -37,6 +38,7 @@ class EventProducer:
         self.sent: Counter[str] = Counter()
         self.bytes_sent = 0
         self.max_pending_bytes = 64 * 1024 * 1024  # wait for the broker beyond this (bounds memory at max speed)
+        self.delivery_timeout_s = settings.timeout_s * 6  # how long a message may wait for brokers that are away
         self._pending_bytes = 0
         self._failures: list[BaseException] = []
         self._producer = open_client(KafkaProducer, settings, "producer", linger_ms=5, batch_size=1024 * 1024,
@@ -53,17 +55,37 @@ class EventProducer:
     def send_record(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None = None,
                     partition: int | None = None) -> None:
         """Queue a message as recorded: its key, bytes, timestamp and (when given) partition (replays)."""
-        try:
-            future = self._producer.send(topic, value=value, key=key, timestamp_ms=timestamp_ms, partition=partition)
-        except KafkaTimeoutError as exc:
-            raise DeliveryError(f"{topic}: no metadata within {self.settings.timeout_s:g} s ({exc}); does the"
-                                " topic exist? (`fusewatch topics create`)") from None
+        future = self._send_waiting(topic, key, value, timestamp_ms, partition)
         future.add_errback(self._failed)
         self.sent[topic] += 1
         self.bytes_sent += len(value)
         self._pending_bytes += len(value)
         if self._pending_bytes > self.max_pending_bytes:
             self.flush()
+
+    def _send_waiting(self, topic: str, key: bytes | None, value: bytes, timestamp_ms: int | None,
+                      partition: int | None) -> Any:
+        """``KafkaProducer.send``, waiting out brokers that are away for up to :attr:`delivery_timeout_s`.
+
+        A send blocks for the topic's metadata for at most ``timeout_s``. While the whole cluster restarts no broker
+        answers for longer than that, so a time-out is retried, with a warning each time, until the delivery
+        time-out has passed since the first; only then is the message called undeliverable.
+        """
+        deadline: float | None = None
+        while True:
+            try:
+                return self._producer.send(topic, value=value, key=key, timestamp_ms=timestamp_ms,
+                                           partition=partition)
+            except KafkaTimeoutError as exc:
+                now = time.monotonic()
+                deadline = now + self.delivery_timeout_s - self.settings.timeout_s if deadline is None else deadline
+                if now >= deadline:
+                    raise DeliveryError(
+                        f"{topic}: no metadata for {self.delivery_timeout_s:g} s ({exc}); are the brokers at"
+                        f" {self.settings.bootstrap_servers} up, and does the topic exist? (`fusewatch topics create`)"
+                    ) from None
+                log.warning("%s: no metadata from %s for %g s (%s); still trying for %.0f s", topic,
+                            self.settings.bootstrap_servers, self.settings.timeout_s, exc, deadline - now)
 
     def _failed(self, exc: BaseException) -> None:
         if not self._failures:
@@ -74,7 +96,7 @@ class EventProducer:
         """Wait until every queued message is acknowledged; raise :class:`DeliveryError` if any failed."""
         self._pending_bytes = 0
         try:
-            self._producer.flush(timeout=self.settings.timeout_s * 6)
+            self._producer.flush(timeout=self.delivery_timeout_s)
         except KafkaError as exc:
             raise DeliveryError(f"flushing to {self.settings.bootstrap_servers} failed: {exc}") from None
         if self._failures:

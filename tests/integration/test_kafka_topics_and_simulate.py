@@ -17,7 +17,7 @@ from connectors.kafka.producer import EventProducer
 from connectors.kafka.simulate import default_start_ns
 from connectors.sources.simulator import PlantSimulator, SimulatorConfig
 from fusewatch.core.codec import encode
-from fusewatch.core.errors import ServiceUnavailableError, TopicMismatchError
+from fusewatch.core.errors import DeliveryError, ServiceUnavailableError, TopicMismatchError
 from fusewatch.core.kafka_settings import KafkaSettings
 from fusewatch.core.timeutil import format_time, parse_time
 from tests.integration import kcat as kc
@@ -93,6 +93,25 @@ def test_a_dead_broker_gives_a_clear_error_in_bounded_time() -> None:
     assert elapsed < 30
     with pytest.raises(ServiceUnavailableError, match="no Kafka broker answered"):
         EventProducer(KafkaSettings(bootstrap_servers=dead, timeout_s=1))
+
+
+def test_a_send_waits_for_metadata_up_to_the_delivery_time_out_then_names_both_causes(
+        kafka_broker: KafkaSettings, caplog: pytest.LogCaptureFixture) -> None:
+    """A metadata time-out is retried (brokers restarting answer nobody for longer than ``timeout_s``), logged, and
+    only after the delivery time-out is the message undeliverable; a topic that does not exist gets there too."""
+    settings = kafka_broker.model_copy(update={"timeout_s": 0.5, "topic_prefix": unique_prefix()})
+    missing = settings.topics().vibration  # never created
+    with EventProducer(settings) as producer:
+        assert producer.delivery_timeout_s == 3.0
+        started = time.monotonic()
+        with caplog.at_level("WARNING", logger="connectors.kafka.producer"), \
+                pytest.raises(DeliveryError, match=rf"{missing}: no metadata for 3 s .*does the topic exist"):
+            producer.send_raw(missing, "pump-01", b"{}")
+        waited = time.monotonic() - started
+    assert 3.0 <= waited < 6.0
+    retries = [r.getMessage() for r in caplog.records if "still trying" in r.getMessage()]
+    assert len(retries) >= 3 and all(missing in message for message in retries)
+    assert producer.stats()["messages"] == 0
 
 
 def test_simulate_round_trip_every_message_decoded_in_order(kafka: KafkaSettings, kcat: str) -> None:

@@ -4,13 +4,12 @@ bundle only when it wins (``fusewatch train --fusion-windows``)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fusewatch.cli import main
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.evaluation.methods import WindowRecord, replay_methods
@@ -77,17 +76,18 @@ def test_the_gate_learns_to_distrust_a_restless_channel_and_beats_fisher_on_held
 
 
 @pytest.mark.slow
-def test_train_writes_the_gate_into_a_bundle_only_when_it_beats_fisher(tmp_path: Path) -> None:
+def test_train_writes_the_gate_into_a_bundle_only_when_it_beats_fisher(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     windows = tmp_path / "windows"
     for seed in (1, 2, 3, 4):
         save_records(history(seed), windows / f"seed-{seed}.records")
     out = tmp_path / "bundle"
-    command = [sys.executable, "-m", "fusewatch.cli", "train", "--fusion-windows", str(windows),
-               "--out", str(out), "--version", "f1"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    assert "training on 3 histories, 1 held out; kinds: motor, pump" in done.stdout
-    assert "beats Fisher on the held-out histories: kept in the bundle" in done.stdout
+    command = ["train", "--fusion-windows", str(windows), "--out", str(out), "--version", "f1"]
+    status = main(command)
+    done = capsys.readouterr()
+    assert status == 0, done.err
+    assert "training on 3 histories, 1 held out; kinds: motor, pump" in done.out
+    assert "beats Fisher on the held-out histories: kept in the bundle" in done.out
     bundle = load_bundle(out)
     assert bundle.names == [FUSION_META, FUSION_TENSORS]
     origin = bundle.manifest["made_from"]["learned_fusion"]
@@ -102,28 +102,28 @@ def test_train_writes_the_gate_into_a_bundle_only_when_it_beats_fisher(tmp_path:
     for seed in (1, 2, 3):
         save_records(history(seed), quiet / f"a-{seed}.records")
     save_records([r for r in history(9, failing=False) if r.asset_id != "pump-02"][:2000], quiet / "b-quiet.records")
-    refused = subprocess.run([*command[:5], str(quiet), "--out", str(tmp_path / "none"), "--version", "f2"],
-                             capture_output=True, text=True, timeout=600, check=False)
-    assert refused.returncode == 1 and "left out of the bundle" in refused.stdout
-    assert "no bundle written" in refused.stdout and not (tmp_path / "none").exists()
-    table = refused.stdout[refused.stdout.index("held out:"):]
+    status = main([*command[:2], str(quiet), "--out", str(tmp_path / "none"), "--version", "f2"])
+    refused = capsys.readouterr().out
+    assert status == 1 and "left out of the bundle" in refused
+    assert "no bundle written" in refused and not (tmp_path / "none").exists()
+    table = refused[refused.index("held out:"):]
     assert all(method in table for method in ("fisher", "noisy_or", "hybrid", "learned"))
 
     for args, problem in (([], "give --source"), (["--fusion-windows", str(windows / "seed-1.records")],
                                                   "1 histories, 1 held out"),
                           (["--fusion-windows", str(tmp_path / "missing")], "no such file or directory")):
-        bad = subprocess.run([sys.executable, "-m", "fusewatch.cli", "train", *args, "--out",
-                              str(tmp_path / "bad"), "--version", "x"], capture_output=True, text=True, timeout=120,
-                             check=False)
-        assert bad.returncode == 2 and problem in bad.stderr, bad.stderr
+        status = main(["train", *args, "--out", str(tmp_path / "bad"), "--version", "x"])
+        error = capsys.readouterr().err
+        assert status == 2 and problem in error, error
     json.dumps(origin)  # the manifest's record of the comparison is plain JSON
 
 
 @pytest.mark.parametrize("hold_out", [0, 4])
-def test_the_hold_out_must_leave_histories_on_both_sides(tmp_path: Path, hold_out: int) -> None:
+def test_the_hold_out_must_leave_histories_on_both_sides(tmp_path: Path, hold_out: int,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     for seed in (1, 2, 3, 4):
         save_records(history(seed)[:10], tmp_path / f"seed-{seed}.records")
-    bad = subprocess.run([sys.executable, "-m", "fusewatch.cli", "train", "--fusion-windows", str(tmp_path),
-                          "--fusion-hold-out", str(hold_out), "--out", str(tmp_path / "b"), "--version", "x"],
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert bad.returncode == 2 and f"4 histories, {hold_out} held out" in bad.stderr
+    status = main(["train", "--fusion-windows", str(tmp_path), "--fusion-hold-out", str(hold_out),
+                   "--out", str(tmp_path / "b"), "--version", "x"])
+    assert status == 2 and f"4 histories, {hold_out} held out" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from fusewatch.cli import main
 from fusewatch.config import FusewatchConfig
 from fusewatch.core.errors import ConfigError
 from fusewatch.core.events import GroundTruth
@@ -84,15 +83,22 @@ def test_the_settings_fingerprint_changes_with_what_a_seed_depends_on() -> None:
 
 
 @pytest.mark.slow
-def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> None:
+def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Two seeds of a small new-machine fleet through ``fusewatch sweep``; run again, nothing is scored again and
     the report is the same; a seed document of other settings is made again, from the kept scored windows; another
     method replays those windows too."""
     kept = tmp_path / "records"
-    command = [sys.executable, "-m", "fusewatch.cli", "sweep", "--seeds", "3,4", "--assets", "2", "--days", "2.5",
-               "--fleet", "new-assets", "--out", str(tmp_path), "--no-progress", "--records", str(kept)]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert first.returncode == 0, first.stderr
+    command = ["sweep", "--seeds", "3,4", "--assets", "2", "--days", "2.5", "--fleet", "new-assets", "--out",
+               str(tmp_path), "--no-progress", "--records", str(kept)]
+
+    def sweep(*args: str) -> str:
+        status = main(list(args))
+        out, err = capsys.readouterr()
+        assert status == 0, err
+        return out
+
+    sweep(*command)
     report = json.loads((tmp_path / "sweep.json").read_text())
     assert report["seeds"] == [3, 4] and report["assets"] == 4 and report["faults"] >= 2
     assert report["found"] + len(report["misses"]) == report["faults"]
@@ -105,19 +111,15 @@ def test_the_sweep_command_scores_each_seed_once_and_resumes(tmp_path: Path) -> 
     assert [name.split("-")[:2] for name in records] == [["seed", "3"], ["seed", "4"]]
     seed_file = tmp_path / "seeds" / "seed-4.json"
     document = json.loads(seed_file.read_text())
-    again = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count("kept from an earlier run") == 2
+    assert sweep(*command).count("kept from an earlier run") == 2
     assert json.loads((tmp_path / "sweep.json").read_text()) == report
     seed_file.write_text(json.dumps({**document, "settings": "another"}))
-    third = subprocess.run([*command[:5], "4", *command[6:]], capture_output=True, text=True, timeout=600, check=False)
-    assert third.returncode == 0, third.stderr
-    assert "kept from an earlier run" not in third.stdout and json.loads(seed_file.read_text()) == {
+    third = sweep(*command[:2], "4", *command[3:])
+    assert "kept from an earlier run" not in third and json.loads(seed_file.read_text()) == {
         **document, "wall_seconds": json.loads(seed_file.read_text())["wall_seconds"]}
     assert sorted(path.name for path in kept.iterdir()) == records  # read, not written again
-    other = subprocess.run([*command, "--method", "noisy_or"], capture_output=True, text=True, timeout=600, check=False)
-    assert other.returncode == 0, other.stderr
-    assert "kept from an earlier run" not in other.stdout and "x 2.5 days, noisy_or" in other.stdout
+    other = sweep(*command, "--method", "noisy_or")
+    assert "kept from an earlier run" not in other and "x 2.5 days, noisy_or" in other
     assert sorted(path.name for path in kept.iterdir()) == records
-    bad = subprocess.run([*command[:5], "x"], capture_output=True, text=True, timeout=120, check=False)
-    assert bad.returncode == 2 and "--seeds 'x': expected seeds such as 0-19" in bad.stderr
+    assert main([*command[:2], "x"]) == 2
+    assert "--seeds 'x': expected seeds such as 0-19" in capsys.readouterr().err
