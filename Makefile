@@ -34,9 +34,10 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy fusewatch streams models connectors tests benchmarks
 
 # Two pytest sessions side by side. The long runs that need no service (the `slow` and `realdata` tests outside the
-# integration tier: CPU only) run at low priority beside the rest, on the CPU time the unit tests (one core) and
-# the integration tests (which mostly wait on brokers, outages and plant time) leave idle; the niced session never
-# slows a timed fault test. Each session's output is printed when it ends; either one failing fails the target.
+# integration tier: CPU only) run at the lowest CPU priority (deploy/local/low-priority.sh: a session of its own at
+# autogroup nice 19, since plain `nice` does not count between sessions) beside the rest, on the CPU time the unit
+# tests (one core) and the integration tests (which mostly wait on brokers, outages and plant time) leave idle.
+# Each session's output is printed when it ends; either one failing fails the target.
 OFFLINE := (slow or realdata) and not integration
 
 pytest: $(STAMP)
@@ -47,7 +48,7 @@ pytest-main: $(STAMP)
 
 pytest-offline: $(STAMP)
 	@mkdir -p .cache
-	nice -n 15 $(PY) -m pytest -p no:cacheprovider --basetemp=.cache/pytest-offline -m "$(OFFLINE)"
+	deploy/local/low-priority.sh $(PY) -m pytest -p no:cacheprovider --basetemp=.cache/pytest-offline -m "$(OFFLINE)"
 
 # Runs the benchmarks (a few minutes), writes benchmarks/results.json and docs/benchmarks.md. The sink
 # benchmark needs the local InfluxDB: the services this run started are stopped afterwards, as for `make test`.
