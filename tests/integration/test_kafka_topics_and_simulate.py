@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -164,3 +165,36 @@ def test_paced_simulation_never_runs_ahead_of_the_plant_clock(kafka: KafkaSettin
     assert counts[kafka.topics().vibration] == counts[kafka.topics().frames] == 28  # plus any maintenance log
     newest = max(record.timestamp_ms for record in records)
     assert newest <= time.time() * 1000  # default start: plant time ends when the run does, never ahead
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_simulation_delivers_exactly_the_first_messages(kafka: KafkaSettings, stop: signal.Signals) -> None:
+    """Stopped mid-run, simulate delivers what it sent and nothing after: the topics hold a prefix of the run."""
+    start = default_start_ns(time.time_ns(), days=0.5, speed=720)  # 60 s of wall time: stopped long before its end
+    env = {**os.environ, "FUSEWATCH_KAFKA__TOPIC_PREFIX": kafka.topic_prefix}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fusewatch.cli", "simulate", "--assets", "2", "--days", "0.5", "--speed", "720",
+         "--start", format_time(start), "--no-progress"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(read_topics(kafka, [kafka.topics().vibration])):
+            assert time.monotonic() < deadline and process.poll() is None, "simulate sent nothing"
+            time.sleep(0.5)
+        time.sleep(2)
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + stop, err
+    assert "stopped:" in err and "sent and delivered" in err, err
+
+    records = sorted(read_topics(kafka, kafka.topics().inputs), key=lambda r: (r.topic, r.partition, r.offset))
+    messages = PlantSimulator(SimulatorConfig(assets=2, days=0.5, seed=0, start_ns=start)).messages()
+    first = [next(messages) for _ in records]
+    assert 8 <= len(records) < 2 * 2 * 720, "stopped after the first snapshots, long before the end"
+    expected = sorted((kafka.topic_prefix + m.kind, m.key, m.value, m.timestamp_ms) for m in first)
+    got = sorted((r.topic, r.key, r.value, r.timestamp_ms) for r in records)
+    assert got == expected, "the topics do not hold exactly the run's first messages, once each"
+    sent = int(err.split("stopped: ")[1].split()[0])
+    assert sent == len(records)

@@ -100,18 +100,23 @@ def window_key(score: dict[str, Any]) -> tuple[str, int]:
 
 
 def embedded_scores(plant: PlantSimulator, skip: Callable[[int], bool] | None = None,
-                    settings: StreamSettings | None = None) -> dict[tuple[str, int], Score]:
-    """The embedded runner's scores for the plant's events (leaving out the event indices ``skip`` names)."""
+                    settings: StreamSettings | None = None, first: int | None = None) -> dict[tuple[str, int], Score]:
+    """The embedded runner's scores for the plant's events (leaving out the event indices ``skip`` names; only the
+    ``first`` events when given, as a simulator stopped after sending them left them)."""
     output = CollectingOutput()
     runner = EmbeddedRunner(StreamProcessor(settings or StreamSettings(), output, assets=plant.asset_registry()))
     topics = Topics()
     index = 0
     for step in plant.steps():
         for event in step:
+            if first is not None and index >= first:
+                break
             if skip is None or not skip(index):
                 runner.publish(topics.for_event(event), event.asset_id.encode(), encode(event), event.ts)
             index += 1
         runner.pump()
+        if first is not None and index >= first:
+            break
     scores, _, _ = output.take()
     return {(s.score.asset_id, s.score.window_end): s.score for s in scores}
 
