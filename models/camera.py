@@ -86,6 +86,22 @@ def mean_pool(pixels: np.ndarray, size: int) -> np.ndarray:
     return pooled
 
 
+def explain_peak(error: np.ndarray | None) -> list[tuple[str, float]]:
+    """The peak of an error map and its row and column (0-1): what a camera model says about the frame it scored.
+
+    >>> explain_peak(np.array([[0.0, 0.0], [0.0, 2.5]]))
+    [('peak_error', 2.5), ('peak_row', 0.5), ('peak_col', 0.5)]
+    """
+    if error is None:
+        return []
+    row, col = np.unravel_index(int(np.argmax(error)), error.shape)
+    return [
+        ("peak_error", round(float(error[row, col]), 4)),
+        ("peak_row", round(int(row) / error.shape[0], 3)),
+        ("peak_col", round(int(col) / error.shape[1], 3)),
+    ]
+
+
 _GAIN_SCALE = 3.0  # relative brightness x 3: a normal cell's spread is then about 0.6
 _BASELINE_RATE = 0.05  # weight of each learned batch in the running mean error map
 _BASELINE_FLOOR = 0.1  # the error map is divided by baseline + 10 % of its mean (no blow-up where it is ~0)
@@ -303,15 +319,7 @@ class CameraDetector:
 
     def explain(self) -> list[tuple[str, float]]:
         """Where the last scored frame was worst reconstructed: peak error and its row/column (0-1)."""
-        if self.last_error_map is None:
-            return []
-        error = self.last_error_map
-        row, col = np.unravel_index(int(np.argmax(error)), error.shape)
-        return [
-            ("peak_error", round(float(error[row, col]), 4)),
-            ("peak_row", round(row / error.shape[0], 3)),
-            ("peak_col", round(col / error.shape[1], 3)),
-        ]
+        return explain_peak(self.last_error_map)
 
     def start_from(self, weights: dict[str, np.ndarray], adapt_steps: int) -> None:
         """Start from another model's weights (a fleet's model of this camera kind), with ``adapt_steps`` steps

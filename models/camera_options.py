@@ -6,3 +6,4 @@ from typing import Literal
 
 Normalization = Literal["standardize", "gain"]
 ErrorKind = Literal["squared", "darker"]
+CameraModelKind = Literal["autoencoder", "background"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.camera_options import ErrorKind, Normalization
+from models.camera_options import CameraModelKind, ErrorKind, Normalization
 from models.fusion.registry import FusionName, LateName, describe
 
 
@@ -36,7 +36,13 @@ class ModelConfig(BaseModel):
     learn_gate: float = Field(0.95, gt=0, le=1, description="detectors learn windows calibrated below this")
     smoothing_windows: int = Field(10, ge=1, description="vibration/camera raw scores: median of this many windows")
     fusion_decades: float = Field(10.0, gt=0, description="fused score 1.0 means a 1 in 10**decades window")
-    camera_input_size: int = Field(64, ge=8, description="side of the frame the autoencoder sees")
+    camera_model: CameraModelKind = Field(
+        "autoencoder", description="camera model: autoencoder (per asset, torch) or background (per-pixel history)"
+    )
+    camera_memory_windows: int = Field(
+        4320, ge=8, description="background: windows its per-pixel mean remembers (it learns one frame in 8)"
+    )
+    camera_input_size: int = Field(64, ge=8, description="side of the frame the camera model sees")
     camera_depth: int = Field(2, ge=1, le=6, description="strided layers of the autoencoder (divide the input size)")
     camera_normalization: Normalization = Field(
         "standardize", description="frame normalisation: standardize (lighting removed) or gain (mean brightness)"

@@ -24,7 +24,10 @@ other assets the same process happens to handle (one worker or many, embedded or
    that creeps up slowly is compared with yesterday's machine, not with itself; a stage may learn late too
    (the camera model learns its frames a day late); when an alert opens, the values and frames still waiting
    are dropped. Each stage's model learns the window unless its calibrated score reaches ``learn_gate``:
-   anomalies must not poison the models, and a slowly growing fault must not become the new normal. During
+   anomalies must not poison the models, and a slowly growing fault must not become the new normal (a stage
+   that is not ``gated`` learns every window the caller allows: the camera's per-pixel background, whose
+   slow memory keeps a fault from becoming normal, and whose night frames would otherwise stop being learned
+   once they score a little higher than the days it learned, and then ever higher). During
    the first ``warmup_windows`` windows of an asset everything learns and the score is flagged ``warmup`` (it
    never alerts). With a bundle that holds priors for the asset's kind (:mod:`streams.prior_calibration`) the
    warm-up is the prior's few hours, after which the channels are calibrated against the fleet's machines of
@@ -324,7 +327,7 @@ class Pipeline:
             gate = self.prior.learn_gate(asset.prior, window.end_ns, gate, config.calibration_gate)
         for stage in self.stages:
             reading = readings.get(stage.name)
-            if reading is not None and (warmup or calibrated[stage.name] < gate):
+            if reading is not None and (warmup or not stage.gated or calibrated[stage.name] < gate):
                 states, windows, stage_readings = learned[stage.name]
                 states.append(asset.models[stage.name])
                 windows.append(window)

@@ -12,6 +12,7 @@ windows one by one: :class:`WindowByWindow` turns its per-window ``score`` and `
 
 >>> class Constant(WindowByWindow[None]):  # a fourth modality, reduced to the minimum
 ...     name = "constant"
+...     gated = True
 ...     def new_state(self, seed: int, kind: str | None = None) -> None: ...
 ...     def new_channel(self) -> Channel: return Channel.probability()
 ...     def score(self, state: None, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
@@ -77,6 +78,12 @@ class ModalityStage(Protocol[S]):
         """The modality, e.g. ``"vibration"``."""
         ...
 
+    @property
+    def gated(self) -> bool:
+        """Whether :meth:`learn_batch` gets only the windows whose calibrated score is below ``learn_gate``;
+        otherwise it gets every window the asset may learn (no alert open)."""
+        ...
+
     def new_state(self, seed: int, kind: str | None = None) -> S:
         """A new asset's learned state (``seed``: the asset's own seed; ``kind``: its kind, ``None`` if unknown)."""
         ...
@@ -106,6 +113,8 @@ class ModalityStage(Protocol[S]):
 
 class WindowByWindow(Generic[S]):
     """The batch methods of a stage that reads and learns one window at a time (its ``score`` and ``learn``)."""
+
+    gated = True
 
     def score(self, state: S, window: AlignedWindow, bearings: BearingLookup) -> Reading | None:
         """Read the modality's part of ``window``; ``None`` when the modality is absent from it."""

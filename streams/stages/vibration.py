@@ -50,6 +50,7 @@ class VibrationStage:
     """Vibration features and their deviation detector; one feature extractor serves every asset."""
 
     name = "vibration"
+    gated = True
 
     def __init__(self, config: ModelConfig, bundle: Bundle | None = None) -> None:
         self.config = config
