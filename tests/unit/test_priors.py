@@ -21,6 +21,7 @@ from fusewatch.core.timeutil import NS_PER_HOUR
 from fusewatch.core.topics import Topics
 from fusewatch.training import TrainingInput, train_camera_models
 from models.bundle import ANY_KIND, load_bundle, write_bundle
+from models.camera import CameraDetector
 from models.priors import PRIORS_FILE, QUANTILES_FILE, AssetHistory, FleetPriors, fit_priors
 from streams.model_config import ModelConfig
 from streams.processor import StreamProcessor
@@ -224,6 +225,7 @@ def test_camera_models_per_kind_start_a_new_assets_autoencoder(tmp_path: Path) -
     write_bundle(tmp_path / "b", "c1", {CAMERA_MODELS_FILE: tensors})
     stage = CameraStage(ModelConfig(), load_bundle(tmp_path / "b"))
     pump, fan, fresh = stage.new_state(0, "pump"), stage.new_state(0, "fan"), stage.new_state(0)
+    assert isinstance(pump, CameraDetector) and isinstance(fan, CameraDetector) and isinstance(fresh, CameraDetector)
     assert pump.steps == pump.warm_steps - ADAPT_STEPS
     assert all(np.array_equal(value, tensors[f"pump/{name}"]) for name, value in pump.weights().items())
     assert all(np.array_equal(value, tensors[f"*/{name}"]) for name, value in fan.weights().items())
