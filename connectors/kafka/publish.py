@@ -12,7 +12,8 @@ the range of event times sent.
 
 Stopped by Ctrl-C or SIGTERM, :func:`publish` sends nothing more, waits until every message already sent is
 acknowledged, logs how many that was, and lets the interrupt through: what reached the topics is then exactly the
-first messages of the source, none lost and none repeated.
+first messages of the source, none lost and none repeated (a signal that arrives during a send takes effect
+once it is counted: :mod:`connectors.kafka.stopping`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from connectors.kafka.pacing import Pacer, SendResult
 from connectors.kafka.producer import EventProducer
+from connectors.kafka.stopping import StopBetweenSends
 from connectors.sources.base import Source
 from fusewatch.core.timeutil import NS_PER_MIN, NS_PER_S, format_time
 
@@ -57,22 +59,25 @@ def publish(
     with tqdm(total=total if span_ns is None else minutes, unit="msg" if span_ns is None else "plant-min",
               desc=desc, disable=not progress, smoothing=0.1, mininterval=0.5) as bar:
         try:
-            for message in source.messages():
-                pacer.wait_until(message.ts_ns)
-                topic = target.topic_prefix + message.kind
-                partition = message.partition
-                if partition is not None and partition >= target.partitions:
-                    partition = None
-                producer.send_record(topic, message.key, message.value, message.timestamp_ms, partition)
-                sent[topic] += 1
-                size += len(message.value)
-                first_ns = message.ts_ns if first_ns is None else min(first_ns, message.ts_ns)
-                last_ns = message.ts_ns if last_ns is None else max(last_ns, message.ts_ns)
-                if span_ns is None:
-                    bar.update(1)
-                elif (reached := (message.ts_ns - span_ns[0]) // NS_PER_MIN) > bar.n:
-                    bar.update(reached - bar.n)
-                    bar.set_postfix(msgs=sum(sent.values()), MB=f"{size / 1e6:.0f}", refresh=False)
+            with StopBetweenSends() as stop:
+                for message in source.messages():
+                    pacer.wait_until(message.ts_ns)
+                    topic = target.topic_prefix + message.kind
+                    partition = message.partition
+                    if partition is not None and partition >= target.partitions:
+                        partition = None
+                    stop.sending = True  # a message is sent and counted, or neither
+                    producer.send_record(topic, message.key, message.value, message.timestamp_ms, partition)
+                    sent[topic] += 1
+                    size += len(message.value)
+                    first_ns = message.ts_ns if first_ns is None else min(first_ns, message.ts_ns)
+                    last_ns = message.ts_ns if last_ns is None else max(last_ns, message.ts_ns)
+                    stop.sent()
+                    if span_ns is None:
+                        bar.update(1)
+                    elif (reached := (message.ts_ns - span_ns[0]) // NS_PER_MIN) > bar.n:
+                        bar.update(reached - bar.n)
+                        bar.set_postfix(msgs=sum(sent.values()), MB=f"{size / 1e6:.0f}", refresh=False)
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM: deliver what was sent, then stop
             bar.close()
             producer.flush()
