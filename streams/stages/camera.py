@@ -62,7 +62,7 @@ CameraModel = CameraDetector | PixelBackground
 
 
 class CameraStage:
-    """A frame autoencoder per asset (the settings of ``[models] camera_*``)."""
+    """A camera model per asset, an autoencoder or a per-pixel background (the settings of ``[models] camera_*``)."""
 
     name = "camera"
 
