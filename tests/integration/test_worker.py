@@ -159,6 +159,12 @@ def test_poison_goes_to_dead_letters_and_good_output_is_unchanged(kafka: KafkaSe
     assert_same_scores(expected, scores_in_topic(kafka))
 
 
+def checkpointed(worker: WorkerProcess) -> bool:
+    """Whether the worker wrote a checkpoint to the state topic (``False`` while its health endpoint is not up)."""
+    count: int = ((worker.health() or {}).get("counters") or {}).get("checkpoints", 0)
+    return count >= 1
+
+
 def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
     kafka: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -172,6 +178,8 @@ def test_kill_9_and_restart_loses_no_window_and_repeats_only_exact_duplicates(
                                f"worker-{kills}")
         target = len({window_key(s) for s in scores_in_topic(kafka)}) + 150
         wait_until(functools.partial(scored, kafka, target), 180, f"{target} windows before kill {kills}", worker)
+        # and a checkpoint in the state topic: on a fast machine 150 windows take less than the checkpoint interval
+        wait_until(functools.partial(checkpointed, worker), 60, f"a checkpoint before kill {kills}", worker)
         worker.kill()
     restarted = time.monotonic()
     worker = WorkerProcess(kafka, host(tmp_path, 4), kafka.topic_prefix + "crash", registry, "worker-final")
